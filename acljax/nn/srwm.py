@@ -1,0 +1,163 @@
+"""Flax NNX modules over the functional SRWM core."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_scan, srwm_step, validate_state
+from acljax.srwm.api import validate_input
+from acljax.srwm.state import STATE_GRADIENTS, continue_from
+
+RESIDUALS = ("paper", "pre_ln")
+
+
+def _split_heads(num_features: int, num_heads: int) -> int:
+    if not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+    if not isinstance(num_features, int) or num_features < 1 or num_features % num_heads:
+        raise ValueError(f"num_features must be a positive multiple of num_heads={num_heads}, got {num_features!r}")
+    return num_features // num_heads
+
+
+class SRWM(nnx.Module):
+    """The bare self-referential weight matrix: trainable W_0 and the recurrence.
+
+    ``x: (B, T, D)`` with ``D = H * d`` -> ``y: (B, T, H * d)`` and the final state (B, H, ...).
+    An incoming state continues a sequence; ``state_gradient`` as in :func:`acljax.srwm.continue_from`.
+    """
+
+    def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
+                 q_init_scale: float = 0.01, beta_init: float = 0.0, impl: str = "scan",
+                 input_softmax: bool = False, state_gradient: str = "exact", rngs: nnx.Rngs):
+        if state_gradient not in STATE_GRADIENTS:
+            raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}")
+        self.state_gradient = state_gradient
+        self.num_heads = num_heads
+        self.head_dim = _split_heads(num_features, num_heads)
+        self.impl = impl
+        self.input_softmax = input_softmax
+        w0 = init_state(rngs.params(), num_heads, self.head_dim, n_beta=n_beta, init_scale=init_scale,
+                        q_init_scale=q_init_scale, beta_init=beta_init)
+        self.w_y, self.w_q, self.w_k, self.w_b = (nnx.Param(w) for w in w0)
+
+    @property
+    def initial_state(self) -> SRWMState:
+        """W_0, shared across the batch: w_y (H, d, d), w_q/w_k (H, d, d), w_b (H, d, n_beta)."""
+        return SRWMState(self.w_y[...], self.w_q[...], self.w_k[...], self.w_b[...])
+
+    def __call__(self, x: jax.Array, state: SRWMState | None = None):
+        validate_input(x, rank=3, layout="(B, T, D)")
+        batch, steps, features = x.shape
+        if features != self.num_heads * self.head_dim:
+            raise ValueError(f"x must have {self.num_heads * self.head_dim} features (D = H * d), got shape {x.shape}")
+        if state is None:
+            start = self.initial_state
+        else:
+            validate_state(state, num_heads=self.num_heads, head_dim=self.head_dim)
+            start = continue_from(state, self.initial_state, self.state_gradient)
+        y, final = srwm_scan(start, x.reshape(batch, steps, self.num_heads, self.head_dim), impl=self.impl,
+                             input_softmax=self.input_softmax)
+        return y.reshape(batch, steps, -1), final
+
+
+class SRWMLayer(nnx.Module):
+    """SRWM sub-layer with output projection, dropout and a residual connection.
+
+    ``residual="paper"`` (ACL): ``out = LayerNorm(x) + Dropout(Linear(SRWM(x)))``;
+    ``residual="pre_ln"``: ``out = x + Dropout(Linear(SRWM(LayerNorm(x))))``.
+
+    ``state_gradient="official"`` reproduces the ACL code's carried state ``W - stop_gradient(W_0)``
+    re-added to W_0: same values, an extra identity path from an incoming state to W_0's gradient.
+    ``"exact"`` carries the state as is (the exact gradient).
+
+    Call: ``x: (B, T, D)``, optional incoming state (B, H, ...) -> ``(out (B, T, D), final_state)``.
+    """
+
+    def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, dropout_rate: float = 0.1,
+                 residual: str = "paper", state_gradient: str = "exact", impl: str = "scan",
+                 input_softmax: bool = False, init_scale: float = 1.0, q_init_scale: float = 0.01,
+                 beta_init: float = 0.0, layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        if residual not in RESIDUALS:
+            raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        self.residual = residual
+        self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
+                         beta_init=beta_init, impl=impl, input_softmax=input_softmax, state_gradient=state_gradient,
+                         rngs=rngs)
+        self.out_proj = nnx.Linear(num_features, num_features, use_bias=False, dtype=dtype, param_dtype=param_dtype,
+                                   rngs=rngs)
+        self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
+                                  rngs=rngs)
+        self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+
+    def __call__(self, x: jax.Array, state: SRWMState | None = None):
+        core_in = x if self.residual == "paper" else self.norm(x)
+        y, final = self.srwm(core_in, state)
+        update = self.dropout(self.out_proj(y.astype(x.dtype)))
+        skip = self.norm(x) if self.residual == "paper" else x
+        return skip + update, final
+
+
+class FeedForward(nnx.Module):
+    """Pre-LN feed-forward: ``x + Dropout(Linear2(Dropout(ReLU(Linear1(LayerNorm(x))))))``, D -> hidden -> D."""
+
+    def __init__(self, num_features: int, hidden_features: int | None = None, *, dropout_rate: float = 0.1,
+                 layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        hidden_features = 2 * num_features if hidden_features is None else hidden_features
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, **kw)
+        self.linear1 = nnx.Linear(num_features, hidden_features, **kw)
+        self.linear2 = nnx.Linear(hidden_features, num_features, **kw)
+        self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = self.dropout(jax.nn.relu(self.linear1(self.norm(x))))
+        return x + self.dropout(self.linear2(h))
+
+
+class SRWMBlock(nnx.Module):
+    """An :class:`SRWMLayer` followed by a :class:`FeedForward`; ``(x, state) -> (out, final_state)``."""
+
+    def __init__(self, num_features: int, num_heads: int, *, hidden_features: int | None = None,
+                 dropout_rate: float = 0.1, layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs, **srwm_kwargs):
+        self.srwm_layer = SRWMLayer(num_features, num_heads, dropout_rate=dropout_rate, layer_norm_eps=layer_norm_eps,
+                                    dtype=dtype, param_dtype=param_dtype, rngs=rngs, **srwm_kwargs)
+        self.feed_forward = FeedForward(num_features, hidden_features, dropout_rate=dropout_rate,
+                                        layer_norm_eps=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
+                                        rngs=rngs)
+
+    def __call__(self, x: jax.Array, state: SRWMState | None = None):
+        h, final = self.srwm_layer(x, state)
+        return self.feed_forward(h), final
+
+
+class SRWMCell(nnx.RNNCellBase):
+    """One SRWM step as an RNN cell, so ``nnx.RNN(SRWMCell(...))`` runs the recurrence.
+
+    The carry is the fast-weight state, initialised from the trainable W_0;
+    ``x_t: (B, D) -> y_t: (B, D)`` (no projection, no residual).
+    """
+
+    def __init__(self, num_features: int, num_heads: int, *, input_softmax: bool = False, rngs: nnx.Rngs,
+                 **init_kwargs):
+        self.srwm = SRWM(num_features, num_heads, input_softmax=input_softmax, rngs=rngs, **init_kwargs)
+
+    def initialize_carry(self, input_shape: tuple[int, ...], rngs=None, carry_init=None) -> SRWMState:
+        if len(input_shape) != 2:
+            raise ValueError(f"SRWMCell takes inputs (B, D) per step, got input_shape {input_shape}")
+        return broadcast_state(self.srwm.initial_state, input_shape[0])
+
+    def __call__(self, carry: SRWMState, inputs: jax.Array):
+        batch = inputs.shape[0]
+        x_t = inputs.reshape(batch, self.srwm.num_heads, self.srwm.head_dim)
+        carry, y = srwm_step(carry, x_t, input_softmax=self.srwm.input_softmax)
+        return carry, y.reshape(batch, -1)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1

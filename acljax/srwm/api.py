@@ -1,0 +1,107 @@
+"""``srwm_scan``: run the SRWM over a sequence with a chosen implementation."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from acljax.srwm.reference import reference_impl
+from acljax.srwm.state import SRWMState, broadcast_state
+from acljax.srwm.step import scan_impl
+
+# name -> fn(batched state in the compute dtype, x (B, T, H, d), *, input_softmax) -> (y, final state)
+IMPLEMENTATIONS: dict[str, Callable] = {
+    "reference": reference_impl,
+    "scan": scan_impl,
+}
+
+
+def _describe(a) -> str:
+    return f"shape {tuple(np.shape(a))} dtype {jnp.result_type(a)}"
+
+
+def validate_state(state, *, num_heads: int | None = None, head_dim: int | None = None) -> None:
+    """Raise ValueError unless ``state`` is a consistent SRWMState (optionally with H heads of width d)."""
+    if not isinstance(state, SRWMState):
+        raise ValueError(f"state must be an SRWMState (see acljax.srwm.init_state), got {type(state).__name__}")
+    for name, w in state._asdict().items():
+        if np.ndim(w) < 3:
+            raise ValueError(f"state.{name} must have rank >= 3 (..., H, d, cols), got {_describe(w)}")
+        if not jnp.issubdtype(jnp.result_type(w), jnp.floating):
+            raise ValueError(f"state.{name} must be floating point, got {_describe(w)}")
+    h, d = state.num_heads, state.head_dim
+    lead = state.batch_shape
+    expected = {"w_y": (*lead, h, d, state.d_out), "w_q": (*lead, h, d, d),
+                "w_k": (*lead, h, d, d), "w_b": (*lead, h, d, state.n_beta)}
+    for name, shape in expected.items():
+        if np.shape(getattr(state, name)) != shape:
+            raise ValueError(f"state.{name} must have shape {shape} to match state.w_q {np.shape(state.w_q)}, "
+                             f"got {_describe(getattr(state, name))}")
+    if state.n_beta not in (1, 4):
+        raise ValueError(f"state.w_b must have 1 or 4 columns (n_beta), got {_describe(state.w_b)}")
+    if len(lead) > 1:
+        raise ValueError(f"state must be shared (H, d, cols) or batched (B, H, d, cols), got w_q {_describe(state.w_q)}")
+    if num_heads is not None and h != num_heads:
+        raise ValueError(f"state has {h} heads but the input has {num_heads} (x: (B, T, H, d))")
+    if head_dim is not None and d != head_dim:
+        raise ValueError(f"state has head_dim {d} but the input has head_dim {head_dim} (x: (B, T, H, d))")
+
+
+def validate_input(x, name: str = "x", rank: int = 4, layout: str = "(B, T, H, d)") -> None:
+    if np.ndim(x) != rank:
+        raise ValueError(f"{name} must have rank {rank} {layout}, got {_describe(x)}")
+    if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        raise ValueError(f"{name} must be floating point (float32, bfloat16, float16, float64), got {_describe(x)}")
+
+
+def check_all_finite(x, name: str = "x") -> None:
+    """Raise ValueError if ``x`` holds NaN/inf. Needs a concrete array (call outside ``jit``)."""
+    if isinstance(x, jax.core.Tracer):
+        raise ValueError(f"check_finite=True needs a concrete {name}; it was called under a jax transform "
+                         "(jit/grad/vmap). Call it eagerly or pass check_finite=False.")
+    if not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"{name} contains NaN or inf values ({_describe(x)})")
+
+
+def state_dtype(state: SRWMState, x: jax.Array):
+    """The recurrence runs in at least float32 (bfloat16 inputs get a float32 state; float64 stays float64)."""
+    return jnp.result_type(jnp.float32, x, *state)
+
+
+def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softmax: bool = False,
+              check_finite: bool = False):
+    """Run the self-referential weight matrix over a sequence.
+
+    Args:
+      state: W_0 shared across the batch (w_y: (H, d, d_out)) or a carried state (B, H, d, d_out).
+      x: (B, T, H, d) inputs, any float dtype.
+      impl: one of ``IMPLEMENTATIONS`` ("reference": slow Python loop; "scan": ``lax.scan``).
+      input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
+      check_finite: raise if x or the state hold NaN/inf (eager calls only).
+
+    Returns:
+      y: (B, T, H, d_out) in x's dtype, and the final state (B, H, ...) (float32, or float64 for
+      float64 inputs) that includes
+      every step's update (pass it back in to continue the sequence).
+    """
+    validate_input(x)
+    validate_state(state, num_heads=x.shape[2], head_dim=x.shape[3])
+    batch, steps = x.shape[:2]
+    if state.batch_shape not in ((), (batch,)):
+        raise ValueError(f"state batch dims {state.batch_shape} do not match x's batch size {batch}; "
+                         f"accepted: a shared state (no batch dim) or one with leading dim {batch}")
+    if steps < 1:
+        raise ValueError(f"x must have at least one time step, got {_describe(x)}")
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
+    if check_finite:
+        check_all_finite(x, "x")
+        for name, w in state._asdict().items():
+            check_all_finite(w, f"state.{name}")
+    dtype = state_dtype(state, x)
+    start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, batch)))
+    y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax)
+    return y.astype(x.dtype), final
