@@ -47,9 +47,8 @@ def build_model(config: RecallDemoConfig) -> SRWMNet:
                    rngs=nnx.Rngs(config.seed))
 
 
-def query_loss_and_accuracy(graphdef, params, inputs, targets, is_query):
-    """Mean cross-entropy and accuracy over query positions. inputs (B, T, F), targets (B, T), is_query (T,)."""
-    logits, _ = nnx.merge(graphdef, params)(inputs)
+def query_loss_and_accuracy(logits, targets, is_query):
+    """Mean cross-entropy and accuracy over query positions. logits (B, T, V), targets (B, T), is_query (T,)."""
     weight = jnp.broadcast_to(is_query, targets.shape).astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
@@ -59,14 +58,17 @@ def query_loss_and_accuracy(graphdef, params, inputs, targets, is_query):
 def train(config: RecallDemoConfig, workdir: str, *, show_progress: bool = True) -> dict:
     """Train (resuming from the workdir's last checkpoint), evaluate on fresh sequences, save results.json."""
     run = Workdir(workdir)
-    graphdef, params = nnx.split(build_model(config))
+    graphdef, params, rest = nnx.split(build_model(config), nnx.Param, ...)
     tx = optax.adam(config.learning_rate)
     start, (params, opt_state) = run.restore_latest((params, tx.init(params)))
 
+    def loss_fn(params, inputs, targets, is_query):
+        logits, _ = nnx.merge(graphdef, params, rest)(inputs)
+        return query_loss_and_accuracy(logits, targets, is_query)
+
     @jax.jit
     def train_step(params, opt_state, inputs, targets, is_query):
-        (loss, acc), grads = jax.value_and_grad(query_loss_and_accuracy, argnums=1, has_aux=True)(
-            graphdef, params, inputs, targets, is_query)
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, inputs, targets, is_query)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, acc
 
@@ -75,14 +77,14 @@ def train(config: RecallDemoConfig, workdir: str, *, show_progress: bool = True)
     for step in bar:
         batch = config.sample(np.random.default_rng([config.seed, step]), config.batch_size)
         params, opt_state, loss, acc = train_step(params, opt_state, *batch)
-        if (step + 1) % config.log_every == 0 or step == start:
+        if (step + 1) % config.log_every == 0 or step == 0:
             run.log(step + 1, loss=float(loss), query_accuracy=float(acc))
             bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             run.save(step + 1, (params, opt_state))
 
     eval_batch = config.sample(np.random.default_rng([config.seed, 10**9]), config.eval_sequences)
-    eval_loss, eval_acc = jax.jit(query_loss_and_accuracy, static_argnums=0)(graphdef, params, *eval_batch)
+    eval_loss, eval_acc = jax.jit(loss_fn)(params, *eval_batch)
     results = {"config": dataclasses.asdict(config), "steps": config.steps,
                "eval_query_loss": float(eval_loss), "eval_query_accuracy": float(eval_acc),
                "chance_accuracy": 1.0 / config.num_values}

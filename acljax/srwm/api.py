@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +43,8 @@ def validate_state(state, *, num_heads: int | None = None, head_dim: int | None 
     if state.n_beta not in (1, 4):
         raise ValueError(f"state.w_b must have 1 or 4 columns (n_beta), got {_describe(state.w_b)}")
     if len(lead) > 1:
-        raise ValueError(f"state must be shared (H, d, cols) or batched (B, H, d, cols), got w_q {_describe(state.w_q)}")
+        raise ValueError("state must be shared (H, d, cols) or batched (B, H, d, cols), "
+                         f"got w_q {_describe(state.w_q)}")
     if num_heads is not None and h != num_heads:
         raise ValueError(f"state has {h} heads but the input has {num_heads} (x: (B, T, H, d))")
     if head_dim is not None and d != head_dim:

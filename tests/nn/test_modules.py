@@ -1,0 +1,155 @@
+"""Flax modules over the SRWM core: agreement with the core, hand-built residual forms, Linen twins."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from acljax.nn import SRWMBlock, SRWMCell, SRWMLayer, SRWMNet
+from acljax.nn import linen as nn_linen
+from acljax.srwm import SRWMState, broadcast_state, srwm_scan
+
+D, H = 16, 4
+
+
+def _x(seed=0, batch=2, steps=7, features=D):
+    return jax.random.normal(jax.random.key(seed), (batch, steps, features))
+
+
+def _layer_norm(x, eps=1e-5):  # scale 1, bias 0 at initialisation
+    x = np.asarray(x, np.float64)
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+
+
+def _core(w0, x):
+    y, _ = srwm_scan(w0, jnp.asarray(x, jnp.float32).reshape(*x.shape[:2], H, D // H))
+    return np.asarray(y).reshape(x.shape)
+
+
+@pytest.mark.parametrize("residual", ["paper", "pre_ln"])
+def test_layer_matches_hand_composition(residual):
+    layer = SRWMLayer(D, H, residual=residual, rngs=nnx.Rngs(0))
+    layer.eval()
+    x = _x()
+    out, _ = layer(x)
+    kernel = np.asarray(layer.out_proj.kernel[...])
+    if residual == "paper":
+        expected = _layer_norm(x) + _core(layer.srwm.initial_state, x) @ kernel
+    else:
+        expected = np.asarray(x) + _core(layer.srwm.initial_state, _layer_norm(x)) @ kernel
+    np.testing.assert_allclose(out, expected, atol=2e-5)
+
+
+def test_rnn_of_cell_matches_core():
+    cell = SRWMCell(D, H, rngs=nnx.Rngs(1))
+    x = _x()
+    carry, y = nnx.RNN(cell, return_carry=True)(x)
+    np.testing.assert_allclose(y, _core(cell.srwm.initial_state, x), atol=1e-6)
+    _, final = srwm_scan(cell.srwm.initial_state, x.reshape(2, 7, H, D // H))
+    for a, b in zip(carry, final):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_streaming_equals_one_call_and_jit_equals_eager():
+    block = SRWMBlock(D, H, rngs=nnx.Rngs(2))
+    block.eval()
+    x = _x(steps=10)
+    out, final = block(x)
+    out1, mid = block(x[:, :6])
+    out2, final2 = block(x[:, 6:], mid)
+    np.testing.assert_allclose(jnp.concatenate([out1, out2], 1), out, atol=1e-5)
+    for a, b in zip(final2, final):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    out_jit, _ = nnx.jit(lambda m, x: m(x))(block, x)
+    np.testing.assert_allclose(out_jit, out, atol=1e-5)
+
+
+def test_official_state_gradient_adds_the_identity_path():
+    """Official carry = exact carry + d loss / d (incoming state), summed over the batch, in W_0's gradient."""
+    x = _x(steps=8)
+    grads, values = {}, {}
+    for mode in ("exact", "official"):
+        layer = SRWMLayer(D, H, state_gradient=mode, rngs=nnx.Rngs(3))
+        layer.eval()
+
+        def loss(layer):
+            _, mid = layer(x[:, :4])
+            out, _ = layer(x[:, 4:], mid)
+            return jnp.sum(jnp.sin(out)), out
+
+        (_, values[mode]), g = nnx.value_and_grad(loss, has_aux=True)(layer)
+        grads[mode] = g.srwm.w_y[...]
+    np.testing.assert_allclose(values["official"], values["exact"], atol=1e-6)  # same forward values
+
+    layer = SRWMLayer(D, H, rngs=nnx.Rngs(3))
+    layer.eval()
+    _, mid = layer(x[:, :4])
+    d_mid = jax.grad(lambda s: jnp.sum(jnp.sin(layer(x[:, 4:], s)[0])))(mid)
+    np.testing.assert_allclose(grads["official"], grads["exact"] + d_mid.w_y.sum(0), atol=1e-5)
+    assert float(jnp.abs(d_mid.w_y).max()) > 1e-3  # the two modes really differ
+
+
+def test_linen_layer_equals_nnx_layer_for_the_same_parameters():
+    layer = SRWMLayer(D, H, rngs=nnx.Rngs(4))
+    layer.eval()
+    linen_layer = nn_linen.SRWMLayer(num_heads=H)
+    x = _x()
+    init = linen_layer.init(jax.random.key(0), x)
+    params = {"srwm": {n: getattr(layer.srwm, n)[...] for n in SRWMState._fields},
+              "out_proj": {"kernel": layer.out_proj.kernel[...]},
+              "norm": {"scale": layer.norm.scale[...], "bias": layer.norm.bias[...]}}
+    assert jax.tree.map(jnp.shape, init["params"]) == jax.tree.map(jnp.shape, params)
+    out, final = layer(x)
+    out_l, final_l = linen_layer.apply({"params": params}, x)
+    np.testing.assert_allclose(out_l, out, atol=1e-6)
+    out2, _ = layer(x, final)
+    out2_l, _ = linen_layer.apply({"params": params}, x, final_l)
+    np.testing.assert_allclose(out2_l, out2, atol=1e-6)
+
+
+def test_dropout_is_active_in_training_only():
+    layer = SRWMLayer(D, H, dropout_rate=0.5, rngs=nnx.Rngs(5))
+    x = _x()
+    a, _ = layer(x)
+    b, _ = layer(x)
+    assert float(jnp.abs(a - b).max()) > 1e-3
+    layer.eval()
+    c, _ = layer(x)
+    d, _ = layer(x)
+    np.testing.assert_array_equal(c, d)
+
+
+def test_net_carries_one_state_per_block():
+    net = SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=3, dropout_rate=0.0, rngs=nnx.Rngs(6))
+    x = _x(features=5, steps=6)
+    logits, states = net(x)
+    assert logits.shape == (2, 6, 3) and len(states) == 3
+    logits2, _ = net(x[:, 3:], net(x[:, :3])[1])
+    np.testing.assert_allclose(logits2, logits[:, 3:], atol=1e-5)
+    with pytest.raises(ValueError, match="one state per block"):
+        net(x, states[:2])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SRWMLayer(15, 4, rngs=nnx.Rngs(0)), "num_features must be a positive multiple of num_heads=4"),
+    (lambda: SRWMLayer(16, 4, residual="post", rngs=nnx.Rngs(0)), "residual must be one of"),
+    (lambda: SRWMLayer(16, 4, state_gradient="fast", rngs=nnx.Rngs(0)), "state_gradient must be one of"),
+    (lambda: SRWMLayer(16, 4, dropout_rate=1.5, rngs=nnx.Rngs(0)), "dropout_rate must be in"),
+])
+def test_bad_module_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bad_call_inputs():
+    layer = SRWMLayer(D, H, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"x must have rank 3 \(B, T, D\)"):
+        layer(jnp.ones((2, D)))
+    with pytest.raises(ValueError, match="x must have 16 features"):
+        layer(jnp.ones((2, 3, 12)))
+    with pytest.raises(ValueError, match="x must be floating point"):
+        layer(jnp.ones((2, 3, D), jnp.int32))
+    state = broadcast_state(layer.srwm.initial_state, 2)
+    with pytest.raises(ValueError, match="state has 4 heads but the input has 2"):
+        SRWMLayer(D, 2, rngs=nnx.Rngs(0))(jnp.ones((2, 3, D)), state)
