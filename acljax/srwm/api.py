@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from acljax.srwm.memory import reversible_impl, scan_remat_impl
 from acljax.srwm.reference import reference_impl
 from acljax.srwm.state import SRWMState, broadcast_state
 from acljax.srwm.step import scan_impl
@@ -16,7 +17,10 @@ from acljax.srwm.step import scan_impl
 IMPLEMENTATIONS: dict[str, Callable] = {
     "reference": reference_impl,
     "scan": scan_impl,
+    "scan_remat": scan_remat_impl,
+    "reversible": reversible_impl,
 }
+CHUNKED = ("scan_remat", "reversible")  # the implementations that take chunk_size
 
 
 def _describe(a) -> str:
@@ -72,21 +76,37 @@ def state_dtype(state: SRWMState, x: jax.Array):
     return jnp.result_type(jnp.float32, x, *state)
 
 
+AUTO_LONG_SEQUENCE = 512
+
+
+def resolve_impl(impl: str, steps: int) -> str:
+    """``"auto"``: ``"scan"`` up to ``AUTO_LONG_SEQUENCE`` steps (fastest; its backward memory is
+    affordable there), ``"reversible"`` beyond (O(T d) backward memory instead of O(T d^2)). The same
+    rule on every platform until an accelerator kernel exists (see benchmarks/README.md)."""
+    if impl == "auto":
+        return "scan" if steps <= AUTO_LONG_SEQUENCE else "reversible"
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
+    return impl
+
+
 def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softmax: bool = False,
-              check_finite: bool = False):
+              chunk_size: int | None = None, check_finite: bool = False):
     """Run the self-referential weight matrix over a sequence.
 
     Args:
       state: W_0 shared across the batch (w_y: (H, d, d_out)) or a carried state (B, H, d, d_out).
       x: (B, T, H, d) inputs, any float dtype.
-      impl: one of ``IMPLEMENTATIONS`` ("reference": slow Python loop; "scan": ``lax.scan``).
+      impl: "reference" (slow Python loop), "scan" (``lax.scan``), "scan_remat" (chunked
+        checkpointing), "reversible" (custom VJP reverting updates in reverse time) or "auto".
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
+      chunk_size: steps per checkpointed chunk ("scan_remat", default ceil(sqrt(T))) or between
+        exact anchor states ("reversible", default 64); ignored by the others.
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
       y: (B, T, H, d_out) in x's dtype, and the final state (B, H, ...) (float32, or float64 for
-      float64 inputs) that includes
-      every step's update (pass it back in to continue the sequence).
+      float64 inputs) that includes every step's update (pass it back in to continue the sequence).
     """
     validate_input(x)
     validate_state(state, num_heads=x.shape[2], head_dim=x.shape[3])
@@ -96,13 +116,15 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
                          f"accepted: a shared state (no batch dim) or one with leading dim {batch}")
     if steps < 1:
         raise ValueError(f"x must have at least one time step, got {_describe(x)}")
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
+    impl = resolve_impl(impl, steps)
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     if check_finite:
         check_all_finite(x, "x")
         for name, w in state._asdict().items():
             check_all_finite(w, f"state.{name}")
     dtype = state_dtype(state, x)
     start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, batch)))
-    y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax)
+    options = {"chunk_size": chunk_size} if impl in CHUNKED else {}
+    y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, **options)
     return y.astype(x.dtype), final
