@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +38,12 @@ def test_cli_rejects_bad_steps(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--steps", "0"])
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_experiment_file_gives_the_documented_demo(tmp_path):
+    from acljax.cli import load_config
+
+    path = Path(__file__).parent.parent / "experiments" / "recall_demo.py"
+    assert load_config(str(path)) == RecallDemoConfig()  # the file restates the defaults
+    with pytest.raises(FileNotFoundError, match="--config nowhere.py: no such file"):
+        load_config("nowhere.py")

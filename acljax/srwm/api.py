@@ -80,11 +80,12 @@ AUTO_LONG_SEQUENCE = 512
 
 
 def resolve_impl(impl: str, steps: int) -> str:
-    """``"auto"``: ``"scan"`` up to ``AUTO_LONG_SEQUENCE`` steps (fastest; its backward memory is
-    affordable there), ``"reversible"`` beyond (O(T d) backward memory instead of O(T d^2)). The same
-    rule on every platform until an accelerator kernel exists (see benchmarks/README.md)."""
+    """``"auto"``: ``"scan"`` up to ``AUTO_LONG_SEQUENCE`` steps (its O(T d^2) backward memory is
+    affordable there), ``"scan_remat"`` beyond: O(sqrt(T) d^2) backward memory, which in XLA beats the
+    reversible backward's O(T d) at every practical T (benchmarks/README.md). The same rule on every
+    platform until an accelerator kernel exists."""
     if impl == "auto":
-        return "scan" if steps <= AUTO_LONG_SEQUENCE else "reversible"
+        return "scan" if steps <= AUTO_LONG_SEQUENCE else "scan_remat"
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
     return impl
@@ -100,7 +101,7 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
       impl: "reference" (slow Python loop), "scan" (``lax.scan``), "scan_remat" (chunked
         checkpointing), "reversible" (custom VJP reverting updates in reverse time) or "auto".
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
-      chunk_size: steps per checkpointed chunk ("scan_remat", default ceil(sqrt(T))) or between
+      chunk_size: steps per checkpointed chunk ("scan_remat", default about sqrt(T)) or between
         exact anchor states ("reversible", default 64); ignored by the others.
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 

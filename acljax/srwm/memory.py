@@ -18,6 +18,13 @@ from acljax.srwm.step import column_learning_rates, fuse, fused_step, prepare_in
 DEFAULT_ANCHOR_INTERVAL = 64
 
 
+def default_remat_chunk(steps: int) -> int:
+    """The divisor of T nearest sqrt(T) within [sqrt(T) / 2, 2 sqrt(T)] (no padding copy), else ceil(sqrt(T))."""
+    root = math.sqrt(steps)
+    divisors = [c for c in range(max(1, math.ceil(root / 2)), int(2 * root) + 1) if steps % c == 0]
+    return min(divisors, key=lambda c: abs(c - root)) if divisors else math.ceil(root)
+
+
 def _chunked_inputs(state: SRWMState, x: jax.Array, input_softmax: bool, chunk_size: int):
     """x (B, T, H, d) -> time-major chunks (n, C, B, H, d), zero-padded to n * C steps."""
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)
@@ -44,9 +51,9 @@ def _scan_steps(w, xs, d_out):
 
 def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None):
     """Outer scan over chunks of C steps, inner scan under ``jax.checkpoint``: the backward keeps one
-    state per chunk and recomputes each chunk's steps. Default C = ceil(sqrt(T))."""
+    state per chunk and recomputes each chunk's steps. Default C: :func:`default_remat_chunk`."""
     steps = x.shape[1]
-    chunk_size = chunk_size or math.ceil(math.sqrt(steps))
+    chunk_size = chunk_size or default_remat_chunk(steps)
     d_out = state.d_out
 
     @jax.checkpoint

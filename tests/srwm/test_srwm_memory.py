@@ -67,9 +67,9 @@ def test_reversible_stays_accurate_over_thousands_of_steps():
     assert _max_rel_err((y_rev, final_rev), (y, final)) < 1e-6  # same forward computation
 
 
-def test_auto_picks_scan_for_short_and_reversible_for_long_sequences():
+def test_auto_picks_scan_for_short_and_remat_for_long_sequences():
     assert resolve_impl("auto", AUTO_LONG_SEQUENCE) == "scan"
-    assert resolve_impl("auto", AUTO_LONG_SEQUENCE + 1) == "reversible"
+    assert resolve_impl("auto", AUTO_LONG_SEQUENCE + 1) == "scan_remat"
     state = init_state(jax.random.key(0), 2, 4)
     x = jax.random.normal(jax.random.key(1), (1, 600, 2, 4))
     np.testing.assert_allclose(srwm_scan(state, x, impl="auto")[0], srwm_scan(state, x)[0], atol=1e-5)
@@ -79,3 +79,10 @@ def test_bad_chunk_size():
     state = init_state(jax.random.key(0), 2, 4)
     with pytest.raises(ValueError, match="chunk_size must be a positive int or None, got 0"):
         srwm_scan(state, jnp.ones((1, 5, 2, 4)), impl="reversible", chunk_size=0)
+
+
+@pytest.mark.parametrize("steps, expected", [(20000, 125), (1000, 25), (100, 10), (97, 10), (1, 1), (2, 1)])
+def test_default_remat_chunk_divides_near_sqrt(steps, expected):
+    from acljax.srwm.memory import default_remat_chunk
+
+    assert default_remat_chunk(steps) == expected  # 97 is prime: ceil(sqrt(97)) = 10

@@ -1,0 +1,94 @@
+"""The prepared-data cache: ``$ACLJAX_DATA_DIR/<name>/<split>.npz`` (uint8 images, int32 labels) + ``info.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+DATA_DIR_ENV = "ACLJAX_DATA_DIR"
+
+
+class ImageSet(NamedTuple):
+    """x: (N, H, W, C) uint8 images; y: (N,) int32 labels in [0, num_classes)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.y.max()) + 1 if len(self.y) else 0
+
+
+class DataNotPrepared(FileNotFoundError):
+    """A data set is not in the cache; the message says how to get it."""
+
+
+def data_dir() -> Path:
+    """``$ACLJAX_DATA_DIR``, else ``$XDG_CACHE_HOME/acljax/data`` (default ``~/.cache/acljax/data``)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "acljax" / "data"
+
+
+def check_image_set(x: np.ndarray, y: np.ndarray, where: str) -> ImageSet:
+    """Validate and normalise to x (N, H, W, C) uint8, y (N,) int32; errors name ``where``."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != np.uint8:
+        raise ValueError(f"{where}: images must be uint8, got {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"{where}: images must have shape (N, H, W) or (N, H, W, 1|3), got {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{where}: labels must have shape ({len(x)},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+        raise ValueError(f"{where}: labels must be non-negative integers, got dtype {y.dtype}")
+    return ImageSet(x, y.astype(np.int32))
+
+
+def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Path | None = None) -> Path:
+    """Write all splits and info.json into a temporary folder, then move it into place in one rename,
+    so an interrupted prepare never leaves a half-written data set."""
+    root = root or data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        for split, data in splits.items():
+            np.savez(tmp / f"{split}.npz", x=data.x, y=data.y)
+        stats = splits.get("train", next(iter(splits.values())))
+        pixels = stats.x.astype(np.float64) / 255.0
+        info = {"name": name, **info,
+                "splits": {s: {"num_examples": len(d.y), "num_classes": d.num_classes,
+                               "image_shape": list(d.x.shape[1:])} for s, d in splits.items()},
+                "mean": pixels.mean(axis=(0, 1, 2)).tolist(), "std": pixels.std(axis=(0, 1, 2)).tolist()}
+        (tmp / "info.json").write_text(json.dumps(info, indent=1) + "\n")
+        if target.exists():
+            old = target.with_name(f".{name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_info(name: str, root: Path | None = None) -> dict | None:
+    path = (root or data_dir()) / name / "info.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def read_split(name: str, split: str, root: Path | None = None) -> ImageSet:
+    path = (root or data_dir()) / name / f"{split}.npz"
+    with np.load(path) as f:
+        return ImageSet(f["x"], f["y"])

@@ -1,0 +1,167 @@
+"""SRWM throughput and memory: every implementation side by side, forward and forward+backward.
+
+    python benchmarks/srwm_throughput.py            # the recorded CPU sweep
+    python benchmarks/srwm_throughput.py --quick    # a small smoke sweep
+    python benchmarks/srwm_throughput.py --long-sequence 20000   # process peak memory of one training step
+
+Each row: compile seconds, steady-state seconds (median of --repeats timed runs after a warm-up,
+``block_until_ready``; the implementations of one size are timed round-robin), tokens/s (B*T per
+second), achieved FLOP/s from an analytic count, XLA's
+temporary memory (``compiled.memory_analysis()``), device peak memory where the device reports it,
+and the device and versions. Rows go to ``benchmarks/results/*.json``; a Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+
+from acljax.srwm import init_state, srwm_scan
+
+IMPLS = ("scan", "scan_remat", "reversible")
+FULL_SIZES = [(16, 16, 16, 150), (16, 16, 16, 1000), (32, 16, 16, 500)]  # (B, H, d, T)
+QUICK_SIZES = [(4, 4, 16, 200)]
+RESULTS = Path(__file__).parent / "results"
+
+
+def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> float:
+    """Per head-step the forward does x W and (q - k) W (2 d E each) and the rank-1 update (2 d E),
+    E = 3 d + n_beta (d_out = d); a backward costs twice the forward (model FLOPs, recompute not counted)."""
+    forward = 6.0 * d * (3 * d + n_beta) * batch * heads * steps
+    return 3 * forward if backward else forward
+
+
+def make_fn(impl: str, backward: bool):
+    def forward(state, x):
+        y, final = srwm_scan(state, x, impl=impl)
+        return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
+
+    return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
+
+
+def environment() -> dict:
+    device = jax.devices()[0]
+    return {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+
+
+def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> list[dict]:
+    """Compile every implementation for one size and mode, then time them round-robin (run i of each
+    implementation back to back), so that drift in the machine's speed hits all of them alike."""
+    state = init_state(jax.random.key(0), heads, d)
+    x = jax.random.normal(jax.random.key(1), (batch, steps, heads, d))
+    rows, compiled = [], {}
+    for impl in impls:
+        start = time.perf_counter()
+        compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
+        memory = compiled[impl].memory_analysis()
+        rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
+                     "T": steps, "compile_s": round(time.perf_counter() - start, 3),
+                     "temp_bytes": getattr(memory, "temp_size_in_bytes", None)})
+    if not run:
+        return rows
+    times = {impl: [] for impl in impls}
+    for impl in impls:
+        jax.block_until_ready(compiled[impl](state, x))  # warm-up
+    for _ in range(repeats):
+        for impl in impls:
+            start = time.perf_counter()
+            jax.block_until_ready(compiled[impl](state, x))
+            times[impl].append(time.perf_counter() - start)
+    flops = analytic_flops(batch, heads, d, steps, backward)
+    for row in rows:
+        median = statistics.median(times[row["impl"]])
+        row.update(steady_s=median, min_s=min(times[row["impl"]]), tokens_per_s=batch * steps / median,
+                   achieved_flops=flops / median, analytic_flops=flops)
+        stats = jax.devices()[0].memory_stats()
+        if stats and "peak_bytes_in_use" in stats:
+            row["device_peak_bytes"] = stats["peak_bytes_in_use"]  # cumulative over the group on GPU
+    return rows
+
+
+def markdown(rows) -> str:
+    lines = ["| impl | mode | B | H | d | T | compile s | steady s (median) | tokens/s | GFLOP/s | temp MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        steady = f"{r['steady_s']:.4f}" if "steady_s" in r else "not run"
+        tps = f"{r['tokens_per_s']:,.0f}" if "tokens_per_s" in r else "-"
+        gf = f"{r['achieved_flops'] / 1e9:.2f}" if "achieved_flops" in r else "-"
+        temp = f"{r['temp_bytes'] / 2**20:,.1f}" if r.get("temp_bytes") is not None else "-"
+        lines.append(f"| {r['impl']} | {r['mode']} | {r['B']} | {r['H']} | {r['d']} | {r['T']} | "
+                     f"{r['compile_s']:.2f} | {steady} | {tps} | {gf} | {temp} |")
+    return "\n".join(lines)
+
+
+def peak_rss_of_training_step(impl, batch, heads, d, steps) -> dict:
+    """Run one forward+backward in a fresh process; report its peak resident memory."""
+    code = (f"import resource, jax, jax.numpy as jnp\n"
+            f"from benchmarks.srwm_throughput import make_fn\nfrom acljax.srwm import init_state\n"
+            f"s = init_state(jax.random.key(0), {heads}, {d})\n"
+            f"x = jax.random.normal(jax.random.key(1), ({batch}, {steps}, {heads}, {d}))\n"
+            f"jax.block_until_ready(make_fn('{impl}', True)(s, x))\n"
+            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
+    if out.returncode != 0:
+        return {"impl": impl, "B": batch, "H": heads, "d": d, "T": steps, "error": out.stderr[-500:]}
+    return {"impl": impl, "B": batch, "H": heads, "d": d, "T": steps, "mode": "fwd+bwd",
+            "process_peak_rss_bytes": int(out.stdout.split()[-1]) * 1024,
+            "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run on CPU")
+    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per row (median reported)")
+    parser.add_argument("--long-sequence", type=int, metavar="T",
+                        help="instead of the sweep: peak process memory of one B=16 H=16 d=16 training step "
+                             "of length T per implementation (scan is only compiled: it would not fit)")
+    parser.add_argument("--out", type=Path, help="JSON file for the rows (default under benchmarks/results/)")
+    args = parser.parse_args(argv)
+    if args.repeats < 10 and not args.quick:
+        parser.error("--repeats must be >= 10 for recorded results")
+    env = environment()
+    if args.long_sequence:
+        rows = bench_group(list(dict.fromkeys(["scan", *args.impls])), 16, 16, 16, args.long_sequence, True, 0,
+                           run=False)
+        rows += [peak_rss_of_training_step(i, 16, 16, 16, args.long_sequence) for i in args.impls if i != "scan"]
+        name = f"srwm_long_T{args.long_sequence}_{env['platform']}.json"
+    else:
+        rows = [row for size in (QUICK_SIZES if args.quick else FULL_SIZES) for backward in (False, True)
+                for row in bench_group(args.impls, *size, backward, args.repeats)]
+        name = f"srwm_throughput_{env['platform']}{'_quick' if args.quick else ''}.json"
+    for row in rows:
+        row.update(env)
+    out = args.out or RESULTS / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+                               "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n")
+    print(json.dumps(env))
+    print(markdown([r for r in rows if "compile_s" in r]))
+    for r in rows:
+        if "process_peak_rss_bytes" in r:
+            gib = r["process_peak_rss_bytes"] / 2**30
+            print(f"{r['impl']}: T={r['T']} training step, process peak RSS {gib:.2f} GiB")
+        if "error" in r:
+            print(f"{r['impl']}: failed: {r['error']}")
+    print(f"rows -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

