@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 from tqdm import tqdm
 
 from acljax.data.store import ImageSet
@@ -50,6 +51,7 @@ class Alphabet:
     regular: Path
     bold: Path | None
     codepoints: tuple[int, ...]
+    bold_codepoints: frozenset[int] = frozenset()  # what the bold font maps (it may lack some letters)
 
 
 def _is_letter(cp: int) -> bool:
@@ -75,14 +77,16 @@ def find_alphabets(font_dir: Path = NOTO_DIR, unifont: Path = UNIFONT) -> list[A
         script = regular.name[len("NotoSans"):-len("-Regular.ttf")]
         if SKIP_FONTS.search(script):
             continue
-        bold = regular.with_name(regular.name.replace("-Regular", "-Bold"))
+        bold_path = regular.with_name(regular.name.replace("-Regular", "-Bold"))
+        bold = bold_path if bold_path.exists() else None
+        bold_cps = frozenset(TTFont(bold, lazy=True).getBestCmap()) if bold else frozenset()
         cmap = TTFont(regular, lazy=True).getBestCmap()
         if script == "":
-            alphabets += [Alphabet(name, regular, bold if bold.exists() else None, _letters_in(cmap, lo, hi))
+            alphabets += [Alphabet(name, regular, bold, _letters_in(cmap, lo, hi), bold_cps)
                           for name, (lo, hi) in RANGES.items()]
             continue
         cps = tuple(cp for cp in sorted(cmap) if cp >= 0x0370 and _is_letter(cp))
-        alphabets.append(Alphabet(script, regular, bold if bold.exists() else None, cps))
+        alphabets.append(Alphabet(script, regular, bold, cps, bold_cps))
     return alphabets
 
 
@@ -92,7 +96,8 @@ def _font(path: Path, px: int) -> ImageFont.FreeTypeFont:
 
 
 def fit_to_box(ink: np.ndarray, size: int, margin: int = 2) -> np.ndarray:
-    """Crop a uint8 image to its ink and scale it (keeping aspect) into a size x size box with a margin."""
+    """Crop a uint8 image to its ink, scale it (keeping aspect) into a size x size box with a margin, and
+    stretch its contrast to a maximum of 255 (hairlines of large glyphs would otherwise fade to grey)."""
     rows, cols = np.nonzero(ink > 16)
     if len(rows) == 0:
         return np.zeros((size, size), np.uint8)
@@ -103,7 +108,8 @@ def fit_to_box(ink: np.ndarray, size: int, margin: int = 2) -> np.ndarray:
     out = np.zeros((size, size), np.uint8)
     top, left = (size - h) // 2, (size - w) // 2
     out[top:top + h, left:left + w] = small
-    return out
+    peak = int(out.max())
+    return out if peak in (0, 255) else np.clip(np.rint(out * (255.0 / peak)), 0, 255).astype(np.uint8)
 
 
 def render(font_path: Path, cp: int, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -128,6 +134,8 @@ def render(font_path: Path, cp: int, size: int, rng: np.random.Generator | None 
 
 
 def _iou_matrix(bitmaps: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, s, s) bool bitmaps, each dilated by one pixel so stroke width matters less."""
+    bitmaps = ndimage.binary_dilation(bitmaps, structure=np.ones((1, 3, 3), bool))
     flat = bitmaps.reshape(len(bitmaps), -1).astype(np.float32)
     inter = flat @ flat.T
     area = flat.sum(1)
@@ -137,15 +145,19 @@ def _iou_matrix(bitmaps: np.ndarray) -> np.ndarray:
 def select_characters(alphabets: list[Alphabet], config: GlyphConfig, progress: bool = True):
     """Canonical renderings -> (alphabet index, codepoint) of the kept characters, in a fixed order."""
     rng = np.random.default_rng(config.seed)
-    candidates, bitmaps = [], []
+    candidates, bitmaps, claimed = [], [], set()
     for a, alphabet in enumerate(tqdm(alphabets, desc="glyphs: screening", disable=not progress)):
         tofu = render(alphabet.regular, 0xE000, config.size) > 127  # unmapped: the .notdef shape
         kept = []
         font = _font(alphabet.regular, RENDER_PX)
         for cp in alphabet.codepoints:
+            if cp in claimed:
+                continue  # a script font may also map another script's letters: the first alphabet keeps it
+            claimed.add(cp)
             left, top, right, bottom = font.getbbox(chr(cp))
-            if max(right - left, bottom - top) < RENDER_PX // 4:
-                continue  # empty, a dot or a tick: fit-to-box would blow it up into a blob
+            width, height = right - left, bottom - top
+            if max(width, height) < RENDER_PX // 4 or max(width, height) > 4 * max(min(width, height), 1):
+                continue  # empty, a dot, a bar or a dash: degenerate once fit into the box
             bitmap = render(alphabet.regular, cp, config.size) > 127
             if tofu.any() and (bitmap & tofu).sum() / (bitmap | tofu).sum() > 0.9:
                 continue
@@ -186,7 +198,8 @@ def build_glyph_set(config: GlyphConfig = GlyphConfig(), font_dir: Path = NOTO_D
         for c, (a, cp) in enumerate(tqdm(chars, desc=f"glyphs: rendering {split}", disable=not progress)):
             for d in range(config.drawers):
                 rng = np.random.default_rng([config.seed, a, cp, d])
-                font = alphabets[a].bold if alphabets[a].bold and rng.random() < 0.5 else alphabets[a].regular
+                bold = cp in alphabets[a].bold_codepoints and rng.random() < 0.5
+                font = alphabets[a].bold if bold else alphabets[a].regular
                 x[c * config.drawers + d, ..., 0] = render(font, cp, config.size, rng)
         y = np.repeat(np.arange(len(chars), dtype=np.int32), config.drawers)
         splits[split] = ImageSet(x, y)
