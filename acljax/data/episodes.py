@@ -150,17 +150,10 @@ def sample_episodes(rng: np.random.Generator, pools: list[ClassPool], tasks: lis
         parts.append((idx[rows, query_class, query_slot], query_class, QUERY))
         for image_idx, label, kind in parts:
             order = np.argsort(rng.random(image_idx.shape), axis=1)  # interleave classes
-            xs.append(image_idx[rows, order])
+            xs.append(normalize(pool.images[image_idx[rows, order]], pool.mean, pool.std))
             targets.append(label[rows, order] + t.label_offset)
             feedbacks.append(targets[-1] if kind != QUERY else np.full(label.shape, unknown))
             task_ids.append(np.full(label.shape[1], i))
             kinds.append(np.full(label.shape[1], kind))
-    images = [(pools[tasks[i].pool], block) for i, block in zip(_task_of_blocks(tasks), xs, strict=True)]
-    x = np.concatenate([normalize(pool.images[block], pool.mean, pool.std) for pool, block in images], axis=1)
-    return Episodes(x, np.concatenate(targets, 1).astype(np.int32), np.concatenate(feedbacks, 1).astype(np.int32),
-                    np.concatenate(task_ids), np.concatenate(kinds))
-
-
-def _task_of_blocks(tasks: list[TaskSpec]) -> list[int]:
-    """The task index of each (shot/demo/query) block, in order."""
-    return [i for i, t in enumerate(tasks) for _ in range(2 + int(t.first_shot))]
+    return Episodes(np.concatenate(xs, 1), np.concatenate(targets, 1).astype(np.int32),
+                    np.concatenate(feedbacks, 1).astype(np.int32), np.concatenate(task_ids), np.concatenate(kinds))

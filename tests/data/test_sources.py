@@ -11,7 +11,7 @@ import pytest
 
 from acljax.data import DataNotPrepared, Preprocessing, listing, load, prepare
 from acljax.data.registry import channel_statistics
-from acljax.data.sources import import_mnist_pickle, import_tfds, read_idx
+from acljax.data.sources import FASHION_MNIST_DEBIAN, import_mnist_pickle, import_tfds, read_idx
 
 
 @pytest.fixture(autouse=True)
@@ -166,3 +166,13 @@ def test_interrupted_prepare_leaves_no_half_written_data_set(tmp_path, data_home
     with pytest.raises(KeyboardInterrupt):
         prepare("fashion_mnist", tmp_path / "fm", progress=False)
     assert list(data_home.iterdir()) == []  # nothing half-written, no temporary folder left
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DEBIAN.exists(),
+                    reason="needs dataset-fashion-mnist (scripts/setup.sh installs it)")
+def test_real_fashion_mnist_from_the_debian_package():
+    prepare("fashion_mnist", progress=False)  # no --from: the Debian package's idx files
+    train, test = load("fashion_mnist", "train", progress=False), load("fashion_mnist", "test", progress=False)
+    assert train.x.shape == (60000, 28, 28, 1) and test.x.shape == (10000, 28, 28, 1)  # the published sizes
+    np.testing.assert_array_equal(np.bincount(train.y), [6000] * 10)  # balanced: 6,000 per class
+    np.testing.assert_array_equal(np.bincount(test.y), [1000] * 10)
