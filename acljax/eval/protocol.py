@@ -1,0 +1,76 @@
+"""One evaluation protocol for every learner, gradient-based or in-context.
+
+A learner sees tasks one at a time; after each, it is tested on every task (future ones included),
+and once before any, which gives the accuracy matrix R and the untrained baseline b.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from acljax.eval.metrics import summarize
+
+
+class Learner(Protocol):
+    def reset(self, seed: int) -> None:
+        """Start from scratch (fresh parameters, or an empty context), seeded."""
+
+    def learn(self, index: int, task: Any) -> None:
+        """Learn task ``index`` (train on it, or read its demos in context)."""
+
+    def accuracy(self, index: int, task: Any) -> float:
+        """Accuracy on task ``index`` now, in [0, 1]."""
+
+
+@dataclasses.dataclass
+class Report:
+    """Accuracy matrices and baselines of every seed, with per-seed and aggregated metrics."""
+
+    task_names: list[str]
+    seeds: list[int]
+    matrices: np.ndarray  # (S, T, T)
+    baselines: np.ndarray  # (S, T)
+
+    @property
+    def per_seed(self) -> list[dict[str, float]]:
+        return [summarize(R, b) for R, b in zip(self.matrices, self.baselines, strict=True)]
+
+    @property
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Each metric's mean and (population) std over seeds."""
+        rows = self.per_seed
+        return {k: {"mean": float(np.mean([r[k] for r in rows])), "std": float(np.std([r[k] for r in rows]))}
+                for k in rows[0]}
+
+    def to_json(self) -> dict:
+        return {"task_names": self.task_names, "seeds": self.seeds, "matrices": self.matrices.tolist(),
+                "baselines": self.baselines.tolist(), "per_seed": self.per_seed, "summary": self.summary,
+                "mean_matrix": self.matrices.mean(0).tolist()}
+
+
+def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(R (T, T), b (T,)) for one seed."""
+    learner.reset(seed)
+    baseline = np.array([learner.accuracy(j, task) for j, task in enumerate(tasks)])
+    R = np.zeros((len(tasks), len(tasks)))
+    for i, task in enumerate(tasks):
+        learner.learn(i, task)
+        R[i] = [learner.accuracy(j, other) for j, other in enumerate(tasks)]
+    return R, baseline
+
+
+def evaluate(learner: Learner, tasks: Sequence[Any], seeds: Sequence[int], task_names: Sequence[str] | None = None,
+             progress: bool = True) -> Report:
+    """Run the protocol once per seed."""
+    if not tasks:
+        raise ValueError("tasks must hold at least one task")
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    results = [accuracy_matrix(learner, tasks, s) for s in tqdm(seeds, desc="seeds", disable=not progress)]
+    return Report(list(task_names or [f"task {i}" for i in range(len(tasks))]), list(seeds),
+                  np.stack([r[0] for r in results]), np.stack([r[1] for r in results]))

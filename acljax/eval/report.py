@@ -1,0 +1,60 @@
+"""Save a protocol report: JSON, a Markdown table and an accuracy-matrix heatmap PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from acljax.eval.protocol import Report  # noqa: E402
+
+
+def markdown(report: Report, title: str = "") -> str:
+    s = report.summary
+    head = f"### {title}\n\n" if title else ""
+    metrics = "| ACC | BWT | FWT | forgetting | seeds |\n|---|---|---|---|---|\n" + "| " + " | ".join(
+        f"{100 * s[k]['mean']:.2f} ± {100 * s[k]['std']:.2f}" for k in ("ACC", "BWT", "FWT", "forgetting")
+    ) + f" | {len(report.seeds)} |\n"
+    names = report.task_names
+    mean = report.matrices.mean(0)
+    matrix = "\n| after \\ on | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+    matrix += "| untrained | " + " | ".join(f"{100 * v:.1f}" for v in report.baselines.mean(0)) + " |\n"
+    for i, row in enumerate(mean):
+        matrix += f"| {names[i]} | " + " | ".join(f"{100 * v:.1f}" for v in row) + " |\n"
+    return head + metrics + matrix
+
+
+def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
+    mean = 100 * report.matrices.mean(0)
+    n = len(report.task_names)
+    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 1.0 * n + 1.5))
+    image = ax.imshow(mean, vmin=0, vmax=100, cmap="viridis")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{mean[i, j]:.0f}", ha="center", va="center", color="white" if mean[i, j] < 60 else "black")
+    ax.set_xticks(range(n), report.task_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), report.task_names)
+    ax.set_xlabel("accuracy on task")
+    ax.set_ylabel("after learning task")
+    ax.set_title(title or "accuracy matrix (%)")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save(report: Report, directory: str | Path, name: str, title: str = "") -> dict[str, Path]:
+    """Write NAME.json, NAME.md and NAME.png into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    (directory / f"{name}.md").write_text(markdown(report, title))
+    return {"json": directory / f"{name}.json", "markdown": directory / f"{name}.md",
+            "heatmap": heatmap(report, directory / f"{name}.png", title)}
