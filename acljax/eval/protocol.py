@@ -17,14 +17,17 @@ from acljax.eval.metrics import summarize
 
 
 class Learner(Protocol):
-    def reset(self, seed: int) -> None:
+    """A learner for the protocol. One that sets ``runs_all_seeds = True`` gets every seed at once in
+    ``reset`` (e.g. to ``vmap`` over them) and returns one accuracy per seed."""
+
+    def reset(self, seed: int | list[int]) -> None:
         """Start from scratch (fresh parameters, or an empty context), seeded."""
 
     def learn(self, index: int, task: Any) -> None:
         """Learn task ``index`` (train on it, or read its demos in context)."""
 
-    def accuracy(self, index: int, task: Any) -> float:
-        """Accuracy on task ``index`` now, in [0, 1]."""
+    def accuracy(self, index: int, task: Any) -> float | np.ndarray:
+        """Accuracy on task ``index`` now, in [0, 1] (per seed for a learner that runs all seeds)."""
 
 
 @dataclasses.dataclass
@@ -53,15 +56,15 @@ class Report:
                 "mean_matrix": self.matrices.mean(0).tolist()}
 
 
-def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(R (T, T), b (T,)) for one seed."""
+def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed) -> tuple[np.ndarray, np.ndarray]:
+    """(R (T, T), b (T,)) for one seed; (R (T, T, S), b (T, S)) when ``seed`` lists S seeds at once."""
     learner.reset(seed)
     baseline = np.array([learner.accuracy(j, task) for j, task in enumerate(tasks)])
-    R = np.zeros((len(tasks), len(tasks)))
+    rows = []
     for i, task in enumerate(tasks):
         learner.learn(i, task)
-        R[i] = [learner.accuracy(j, other) for j, other in enumerate(tasks)]
-    return R, baseline
+        rows.append([learner.accuracy(j, other) for j, other in enumerate(tasks)])
+    return np.array(rows), baseline
 
 
 def evaluate(learner: Learner, tasks: Sequence[Any], seeds: Sequence[int], task_names: Sequence[str] | None = None,
@@ -71,6 +74,9 @@ def evaluate(learner: Learner, tasks: Sequence[Any], seeds: Sequence[int], task_
         raise ValueError("tasks must hold at least one task")
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
+    names = list(task_names or [f"task {i}" for i in range(len(tasks))])
+    if getattr(learner, "runs_all_seeds", False):
+        R, b = accuracy_matrix(learner, tasks, list(seeds))
+        return Report(names, list(seeds), np.moveaxis(R, -1, 0), np.moveaxis(b, -1, 0))
     results = [accuracy_matrix(learner, tasks, s) for s in tqdm(seeds, desc="seeds", disable=not progress)]
-    return Report(list(task_names or [f"task {i}" for i in range(len(tasks))]), list(seeds),
-                  np.stack([r[0] for r in results]), np.stack([r[1] for r in results]))
+    return Report(names, list(seeds), np.stack([r[0] for r in results]), np.stack([r[1] for r in results]))

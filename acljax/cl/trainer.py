@@ -1,0 +1,200 @@
+"""Sequential training of gradient-based continual learners, every seed in one program (``vmap``).
+
+A :class:`SequentialLearner` follows :mod:`acljax.eval.protocol`: ``reset(seeds)`` draws one MLP per
+seed, ``learn(i, task)`` trains on task i (the regulariser inside the optax chain, consolidated at
+the end of the task), ``accuracy(i, task)`` tests every seed. Task-incremental streams mask the
+logits to the task's outputs in training and testing (equivalent to one head per task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from acljax.cl.importance import FISHER_ESTIMATORS, fisher_diagonal, mas_importance
+from acljax.cl.regularizers import (
+    ewc_consolidate,
+    l2_consolidate,
+    mas_consolidate,
+    online_ewc_consolidate,
+    quadratic_penalty,
+)
+from acljax.cl.si import si_consolidate, synaptic_intelligence
+from acljax.data.streams import Task
+
+METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "adagrad": optax.adagrad}
+PENALTY_METHODS = ("l2", "ewc", "online_ewc", "mas")
+
+
+@dataclasses.dataclass(frozen=True)
+class SequentialConfig:
+    """method: one of METHODS; strength in acljax's convention (penalty = strength/2 sum I (theta - a)^2);
+    importance_samples: examples of the task used for Fisher / MAS importances."""
+
+    method: str = "naive"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    strength: float = 0.0
+    gamma: float = 1.0
+    xi: float = 0.1
+    fisher_estimator: str = "empirical"
+    importance_samples: int = 1000
+    reset_optimizer: bool = False
+    hidden: tuple[int, ...] = (400, 400)
+    epochs: int = 4
+    batch_size: int = 128
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.fisher_estimator not in FISHER_ESTIMATORS:
+            raise ValueError(f"fisher_estimator must be one of {FISHER_ESTIMATORS}, got {self.fisher_estimator!r}")
+        for name in ("learning_rate", "epochs", "batch_size", "importance_samples"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.strength < 0:
+            raise ValueError(f"strength must be >= 0, got {self.strength!r}")
+        if self.method == "si" and not self.xi > 0:
+            raise ValueError(f"xi must be > 0 for SI, got {self.xi!r}")
+
+
+def init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[dict]:
+    """PyTorch's default Linear init (uniform +-1/sqrt(fan_in) for weights and biases), as in Hsu et al."""
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        key, kw, kb = jax.random.split(key, 3)
+        bound = 1 / math.sqrt(fan_in)
+        params.append({"w": jax.random.uniform(kw, (fan_in, fan_out), minval=-bound, maxval=bound),
+                       "b": jax.random.uniform(kb, (fan_out,), minval=-bound, maxval=bound)})
+    return params
+
+
+def mlp(params: list[dict], x: jax.Array) -> jax.Array:
+    """x (B, ...) -> logits (B, K); ReLU hidden layers."""
+    h = x.reshape(len(x), -1)
+    for layer in params[:-1]:
+        h = jax.nn.relu(h @ layer["w"] + layer["b"])
+    return h @ params[-1]["w"] + params[-1]["b"]
+
+
+def _masked(logits, mask):
+    return jnp.where(mask, logits, -1e9)
+
+
+class SequentialLearner:
+    runs_all_seeds = True
+
+    def __init__(self, config: SequentialConfig, num_outputs: int, input_shape: tuple[int, ...], mean, std,
+                 progress: bool = True):
+        self.config, self.progress = config, progress
+        self.sizes = (int(np.prod(input_shape)), *config.hidden, num_outputs)
+        self.mean, self.std = np.float32(mean), np.float32(std)
+        inner = OPTIMIZERS[config.optimizer](config.learning_rate)
+        self.inner = inner
+        if config.method == "si":
+            self.tx = synaptic_intelligence(inner, config.strength)
+        elif config.method in PENALTY_METHODS:
+            self.tx = optax.chain(quadratic_penalty(config.strength), inner)
+        else:
+            self.tx = inner
+
+        def step(params, opt_state, x, y, mask):
+            def loss_fn(p):
+                return optax.softmax_cross_entropy_with_integer_labels(_masked(mlp(p, x), mask), y).mean()
+
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, None)))
+        def accuracy(params, x, y, mask):
+            return jnp.mean(jnp.argmax(_masked(mlp(params, x), mask), -1) == y)
+
+        self._accuracy = jax.jit(jax.vmap(accuracy, in_axes=(0, None, None, None)))
+        self.seen: list[Task] = []
+
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        return (x.astype(np.float32) * np.float32(1 / 255) - self.mean) / self.std
+
+    def reset(self, seeds: list[int]) -> None:
+        self.seeds = list(seeds)
+        self.params = jax.vmap(lambda k: init_mlp(k, self.sizes))(jnp.stack([jax.random.key(s) for s in seeds]))
+        self.opt_state = jax.vmap(self.tx.init)(self.params)
+        self.seen = []
+
+    def learn(self, index: int, task: Task) -> None:
+        cfg = self.config
+        self.seen.append(task)
+        data = [t.train for t in self.seen] if cfg.method == "joint" else [task.train]
+        x = self._inputs(np.concatenate([d.x for d in data]))
+        y = np.concatenate([d.y for d in data])
+        mask = jnp.asarray(np.any([t.output_mask for t in self.seen], axis=0) if cfg.method == "joint"
+                           else task.output_mask)
+        per_epoch = len(y) // cfg.batch_size
+        bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{cfg.method} task {index}", disable=not self.progress,
+                   leave=False)
+        for epoch in range(cfg.epochs):
+            order = np.stack([np.random.default_rng([s, index, epoch]).permutation(len(y)) for s in self.seeds])
+            for b in range(per_epoch):
+                idx = order[:, b * cfg.batch_size:(b + 1) * cfg.batch_size]  # (S, batch): a shuffle per seed
+                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x[idx], y[idx], mask)
+                bar.update()
+            bar.set_postfix(loss=f"{float(loss.mean()):.3f}")
+        bar.close()
+        self._consolidate(index, task, x, y, mask)
+
+    def _importance_data(self, index, x, y, s):
+        n = min(self.config.importance_samples, len(y))
+        pick = np.random.default_rng([self.seeds[s], index, 10**6]).choice(len(y), n, replace=False)
+        return x[pick], y[pick]
+
+    def _consolidate(self, index: int, task: Task, x, y, mask) -> None:
+        cfg = self.config
+        if cfg.method in ("naive", "joint"):
+            return
+        if cfg.method == "si":
+            self.opt_state = jax.vmap(lambda st, p: si_consolidate(
+                st, p, xi=cfg.xi, reset_inner=self.inner if cfg.reset_optimizer else None))(self.opt_state, self.params)
+            return
+        penalty, rest = self.opt_state[0], self.opt_state[1:]
+        if cfg.method == "l2":
+            penalty = jax.vmap(l2_consolidate)(penalty, self.params)
+        else:
+            importances = []
+            for s in range(len(self.seeds)):
+                params_s = jax.tree.map(lambda a, s=s: a[s], self.params)
+                xs, ys = self._importance_data(index, x, y, s)
+
+                def apply(p, xb):
+                    return _masked(mlp(p, xb), mask)
+
+                if cfg.method == "mas":
+                    importances.append(mas_importance(apply, params_s, xs, chunk_size=64))
+                else:
+                    importances.append(fisher_diagonal(apply, params_s, xs, ys, estimator=cfg.fisher_estimator,
+                                                       key=jax.random.key(self.seeds[s] * 1000 + index),
+                                                       chunk_size=64))
+            importance = jax.tree.map(lambda *a: jnp.stack(a), *importances)
+            if cfg.method == "ewc":
+                penalty = jax.vmap(ewc_consolidate)(penalty, self.params, importance)
+            elif cfg.method == "online_ewc":
+                penalty = jax.vmap(lambda st, p, f: online_ewc_consolidate(st, p, f, cfg.gamma))(
+                    penalty, self.params, importance)
+            else:
+                penalty = jax.vmap(mas_consolidate)(penalty, self.params, importance)
+        if cfg.reset_optimizer:
+            rest = (jax.vmap(self.inner.init)(self.params),)
+        self.opt_state = (penalty, *rest)
+
+    def accuracy(self, index: int, task: Task) -> np.ndarray:
+        return np.asarray(self._accuracy(self.params, self._inputs(task.test.x), task.test.y,
+                                         jnp.asarray(task.output_mask)))
