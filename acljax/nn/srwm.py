@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_scan, srwm_step, validate_state
-from acljax.srwm.api import validate_input
+from acljax.srwm.api import IMPLEMENTATIONS, validate_input
 from acljax.srwm.state import STATE_GRADIENTS, continue_from
 
 RESIDUALS = ("paper", "pre_ln")
@@ -30,10 +30,14 @@ class SRWM(nnx.Module):
 
     def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
                  q_init_scale: float = 0.01, beta_init: float = 0.0, impl: str = "scan",
-                 input_softmax: bool = False, state_gradient: str = "exact", rngs: nnx.Rngs):
+                 chunk_size: int | None = None, input_softmax: bool = False, state_gradient: str = "exact",
+                 rngs: nnx.Rngs):
         if state_gradient not in STATE_GRADIENTS:
             raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}")
+        if impl != "auto" and impl not in IMPLEMENTATIONS:
+            raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
         self.state_gradient = state_gradient
+        self.chunk_size = chunk_size
         self.num_heads = num_heads
         self.head_dim = _split_heads(num_features, num_heads)
         self.impl = impl
@@ -58,7 +62,7 @@ class SRWM(nnx.Module):
             validate_state(state, num_heads=self.num_heads, head_dim=self.head_dim)
             start = continue_from(state, self.initial_state, self.state_gradient)
         y, final = srwm_scan(start, x.reshape(batch, steps, self.num_heads, self.head_dim), impl=self.impl,
-                             input_softmax=self.input_softmax)
+                             chunk_size=self.chunk_size, input_softmax=self.input_softmax)
         return y.reshape(batch, steps, -1), final
 
 
@@ -77,17 +81,17 @@ class SRWMLayer(nnx.Module):
 
     def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, dropout_rate: float = 0.1,
                  residual: str = "paper", state_gradient: str = "exact", impl: str = "scan",
-                 input_softmax: bool = False, init_scale: float = 1.0, q_init_scale: float = 0.01,
-                 beta_init: float = 0.0, layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+                 chunk_size: int | None = None, input_softmax: bool = False, init_scale: float = 1.0,
+                 q_init_scale: float = 0.01, beta_init: float = 0.0, layer_norm_eps: float = 1e-5, dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         if residual not in RESIDUALS:
             raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
         self.residual = residual
         self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
-                         beta_init=beta_init, impl=impl, input_softmax=input_softmax, state_gradient=state_gradient,
-                         rngs=rngs)
+                         beta_init=beta_init, impl=impl, chunk_size=chunk_size, input_softmax=input_softmax,
+                         state_gradient=state_gradient, rngs=rngs)
         self.out_proj = nnx.Linear(num_features, num_features, use_bias=False, dtype=dtype, param_dtype=param_dtype,
                                    rngs=rngs)
         self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,

@@ -108,6 +108,16 @@ def test_linen_layer_equals_nnx_layer_for_the_same_parameters():
     np.testing.assert_allclose(out2_l, out2, atol=1e-6)
 
 
+def test_memory_saving_layer_matches_the_default():
+    x = _x(steps=30)
+    outs = []
+    for kw in ({}, {"impl": "scan_remat", "chunk_size": 7}):
+        layer = SRWMLayer(D, H, rngs=nnx.Rngs(7), **kw)
+        layer.eval()
+        outs.append(layer(x)[0])
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
+
+
 def test_dropout_is_active_in_training_only():
     layer = SRWMLayer(D, H, dropout_rate=0.5, rngs=nnx.Rngs(5))
     x = _x()
@@ -136,6 +146,7 @@ def test_net_carries_one_state_per_block():
     (lambda: SRWMLayer(16, 4, residual="post", rngs=nnx.Rngs(0)), "residual must be one of"),
     (lambda: SRWMLayer(16, 4, state_gradient="fast", rngs=nnx.Rngs(0)), "state_gradient must be one of"),
     (lambda: SRWMLayer(16, 4, dropout_rate=1.5, rngs=nnx.Rngs(0)), "dropout_rate must be in"),
+    (lambda: SRWMLayer(16, 4, impl="cuda", rngs=nnx.Rngs(0)), "impl must be 'auto' or one of"),
 ])
 def test_bad_module_arguments(make, message):
     with pytest.raises(ValueError, match=message):
