@@ -29,7 +29,10 @@ from acljax.cl.si import si_consolidate, synaptic_intelligence
 from acljax.data.streams import Task
 
 METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")
-OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "adagrad": optax.adagrad}
+OPTIMIZERS = {  # PyTorch's defaults, which the published baselines used (optax's Adagrad starts its sum at 0.1)
+    "sgd": optax.sgd, "adam": optax.adam,
+    "adagrad": lambda lr: optax.adagrad(lr, initial_accumulator_value=0.0, eps=1e-10),
+}
 PENALTY_METHODS = ("l2", "ewc", "online_ewc", "mas")
 
 

@@ -73,3 +73,18 @@ def test_task_incremental_masks_make_old_tasks_survive():
 def test_bad_config(kw, message):
     with pytest.raises(ValueError, match=message):
         SequentialConfig(**kw)
+
+
+def test_adagrad_follows_pytorch_defaults():
+    """PyTorch's Adagrad starts its sum of squares at 0, so the first step is -lr * g / |g| = -lr * sign(g).
+    (optax adds eps inside the square root, PyTorch outside: the gradients here make that negligible.)"""
+    import jax.numpy as jnp
+
+    from acljax.cl.trainer import OPTIMIZERS
+
+    tx = OPTIMIZERS["adagrad"](0.01)
+    g = jnp.array([0.5, -2.0, 0.03])
+    updates, state = tx.update(g, tx.init(jnp.zeros(3)))
+    np.testing.assert_allclose(updates, [-0.01, 0.01, -0.01], rtol=1e-5)
+    updates, _ = tx.update(g, state)  # second step: -lr * g / sqrt(2 g^2)
+    np.testing.assert_allclose(updates, -0.01 * np.sign(g) / np.sqrt(2), rtol=1e-5)
