@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -40,10 +41,34 @@ def fisher_diagonal(apply_fn: ApplyFn, params, x: jax.Array, y: jax.Array | None
     if estimator == "sample" and key is None:
         raise ValueError("estimator='sample' needs a PRNG key")
 
+    batched = _fisher_per_example(apply_fn, estimator)
+    labels = jnp.zeros(len(x), jnp.int32) if y is None else jnp.asarray(y, jnp.int32)
+    keys = jax.random.split(key if key is not None else jax.random.key(0), len(x))
+    total = jax.tree.map(jnp.zeros_like, params)
+    for s, e in _chunks(len(x), chunk_size):
+        part = batched(params, x[s:e], labels[s:e], keys[s:e])
+        total = jax.tree.map(lambda t, p: t + p.sum(0), total, part)
+    return jax.tree.map(lambda t: t / len(x), total)
+
+
+def mas_importance(apply_fn: ApplyFn, params, x: jax.Array, *, chunk_size: int = 256):
+    """MAS: mean over examples of |d ||f(x)||^2 / d theta| (unsupervised; f = the output logits)."""
+    _check_data(x)
+    batched = _mas_per_example(apply_fn)
+    total = jax.tree.map(jnp.zeros_like, params)
+    for s, e in _chunks(len(x), chunk_size):
+        total = jax.tree.map(lambda t, p: t + p.sum(0), total, batched(params, x[s:e]))
+    return jax.tree.map(lambda t: t / len(x), total)
+
+
+@functools.lru_cache(maxsize=64)
+def _fisher_per_example(apply_fn: ApplyFn, estimator: str):
+    """Jitted per-example squared gradients, compiled once per (apply_fn, estimator): params are an argument."""
+
     def log_probs(p, xi):
         return jax.nn.log_softmax(apply_fn(p, xi[None])[0])
 
-    def per_example(xi, label, k):
+    def per_example(params, xi, label, k):
         if estimator == "exact":
             jac = jax.jacrev(log_probs)(params, xi)  # leaves (K, *shape)
             probs = jnp.exp(jax.lax.stop_gradient(log_probs(params, xi)))
@@ -55,26 +80,13 @@ def fisher_diagonal(apply_fn: ApplyFn, params, x: jax.Array, y: jax.Array | None
         grad = jax.grad(lambda p: log_probs(p, xi)[label])(params)
         return jax.tree.map(jnp.square, grad)
 
-    batched = jax.jit(jax.vmap(per_example))
-    labels = jnp.zeros(len(x), jnp.int32) if y is None else jnp.asarray(y, jnp.int32)
-    keys = jax.random.split(key if key is not None else jax.random.key(0), len(x))
-    total = jax.tree.map(jnp.zeros_like, params)
-    for s, e in _chunks(len(x), chunk_size):
-        part = batched(x[s:e], labels[s:e], keys[s:e])
-        total = jax.tree.map(lambda t, p: t + p.sum(0), total, part)
-    return jax.tree.map(lambda t: t / len(x), total)
+    return jax.jit(jax.vmap(per_example, in_axes=(None, 0, 0, 0)))
 
 
-def mas_importance(apply_fn: ApplyFn, params, x: jax.Array, *, chunk_size: int = 256):
-    """MAS: mean over examples of |d ||f(x)||^2 / d theta| (unsupervised; f = the output logits)."""
-    _check_data(x)
-
-    def per_example(xi):
+@functools.lru_cache(maxsize=64)
+def _mas_per_example(apply_fn: ApplyFn):
+    def per_example(params, xi):
         grad = jax.grad(lambda p: jnp.sum(apply_fn(p, xi[None])[0] ** 2))(params)
         return jax.tree.map(jnp.abs, grad)
 
-    batched = jax.jit(jax.vmap(per_example))
-    total = jax.tree.map(jnp.zeros_like, params)
-    for s, e in _chunks(len(x), chunk_size):
-        total = jax.tree.map(lambda t, p: t + p.sum(0), total, batched(x[s:e]))
-    return jax.tree.map(lambda t: t / len(x), total)
+    return jax.jit(jax.vmap(per_example, in_axes=(None, 0)))

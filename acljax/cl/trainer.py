@@ -173,13 +173,13 @@ class SequentialLearner:
             penalty = jax.vmap(l2_consolidate)(penalty, self.params)
         else:
             importances = []
+
+            def apply(p, xb):  # one function per task, so all seeds share one compilation
+                return _masked(mlp(p, xb), mask)
+
             for s in range(len(self.seeds)):
                 params_s = jax.tree.map(lambda a, s=s: a[s], self.params)
                 xs, ys = self._importance_data(index, x, y, s)
-
-                def apply(p, xb):
-                    return _masked(mlp(p, xb), mask)
-
                 if cfg.method == "mas":
                     importances.append(mas_importance(apply, params_s, xs, chunk_size=64))
                 else:

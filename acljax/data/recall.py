@@ -22,8 +22,10 @@ def recall_batch(rng: np.random.Generator, batch_size: int, *, num_keys: int = 1
     """
     if num_pairs > num_keys:
         raise ValueError(f"num_pairs ({num_pairs}) must be <= num_keys ({num_keys}): keys in a sequence are distinct")
-    if min(batch_size, num_keys, num_values, num_pairs, num_queries) < 1:
-        raise ValueError("batch_size, num_keys, num_values, num_pairs and num_queries must all be >= 1")
+    for name, value in (("batch_size", batch_size), ("num_keys", num_keys), ("num_values", num_values),
+                        ("num_pairs", num_pairs), ("num_queries", num_queries)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
     keys = np.argsort(rng.random((batch_size, num_keys)), axis=1)[:, :num_pairs]
     values = rng.integers(0, num_values, (batch_size, num_pairs))
     asked = rng.integers(0, num_pairs, (batch_size, num_queries))

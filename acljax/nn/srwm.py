@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_scan, srwm_step, validate_state
-from acljax.srwm.api import IMPLEMENTATIONS, validate_input
+from acljax.srwm.api import check_impl, validate_input
 from acljax.srwm.state import STATE_GRADIENTS, continue_from
 
 RESIDUALS = ("paper", "pre_ln")
@@ -34,8 +34,7 @@ class SRWM(nnx.Module):
                  rngs: nnx.Rngs):
         if state_gradient not in STATE_GRADIENTS:
             raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}")
-        if impl != "auto" and impl not in IMPLEMENTATIONS:
-            raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
+        check_impl(impl)
         self.state_gradient = state_gradient
         self.chunk_size = chunk_size
         self.num_heads = num_heads

@@ -84,11 +84,15 @@ def resolve_impl(impl: str, steps: int) -> str:
     affordable there), ``"scan_remat"`` beyond: O(sqrt(T) d^2) backward memory, which in XLA beats the
     reversible backward's O(T d) at every practical T (benchmarks/README.md). The same rule on every
     platform until an accelerator kernel exists."""
+    check_impl(impl)
     if impl == "auto":
         return "scan" if steps <= AUTO_LONG_SEQUENCE else "scan_remat"
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
     return impl
+
+
+def check_impl(impl: str) -> None:
+    if impl != "auto" and impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
 
 
 def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softmax: bool = False,
