@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_scan, srwm_step, validate_state
+from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_read, srwm_scan, srwm_step, validate_state
 from acljax.srwm.api import check_impl, validate_input
 from acljax.srwm.state import STATE_GRADIENTS, continue_from
 
@@ -26,6 +26,9 @@ class SRWM(nnx.Module):
 
     ``x: (B, T, D)`` with ``D = H * d`` -> ``y: (B, T, H * d)`` and the final state (B, H, ...).
     An incoming state continues a sequence; ``state_gradient`` as in :func:`acljax.srwm.continue_from`.
+    ``update=False`` reads every position against the incoming state without changing it (each position
+    gets the output it would get as the first step after that state: queries that do not learn) and
+    returns the incoming state.
     """
 
     def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
@@ -50,7 +53,7 @@ class SRWM(nnx.Module):
         """W_0, shared across the batch: w_y (H, d, d), w_q/w_k (H, d, d), w_b (H, d, n_beta)."""
         return SRWMState(self.w_y[...], self.w_q[...], self.w_k[...], self.w_b[...])
 
-    def __call__(self, x: jax.Array, state: SRWMState | None = None):
+    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         validate_input(x, rank=3, layout="(B, T, D)")
         batch, steps, features = x.shape
         if features != self.num_heads * self.head_dim:
@@ -60,7 +63,10 @@ class SRWM(nnx.Module):
         else:
             validate_state(state, num_heads=self.num_heads, head_dim=self.head_dim)
             start = continue_from(state, self.initial_state, self.state_gradient)
-        y, final = srwm_scan(start, x.reshape(batch, steps, self.num_heads, self.head_dim), impl=self.impl,
+        heads = x.reshape(batch, steps, self.num_heads, self.head_dim)
+        if not update:
+            return srwm_read(start, heads, input_softmax=self.input_softmax).reshape(batch, steps, -1), state
+        y, final = srwm_scan(start, heads, impl=self.impl,
                              chunk_size=self.chunk_size, input_softmax=self.input_softmax)
         return y.reshape(batch, steps, -1), final
 
@@ -75,7 +81,8 @@ class SRWMLayer(nnx.Module):
     re-added to W_0: same values, an extra identity path from an incoming state to W_0's gradient.
     ``"exact"`` carries the state as is (the exact gradient).
 
-    Call: ``x: (B, T, D)``, optional incoming state (B, H, ...) -> ``(out (B, T, D), final_state)``.
+    Call: ``x: (B, T, D)``, optional incoming state (B, H, ...) -> ``(out (B, T, D), final_state)``;
+    ``update=False`` as in :class:`SRWM`.
     """
 
     def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, dropout_rate: float = 0.1,
@@ -97,9 +104,9 @@ class SRWMLayer(nnx.Module):
                                   rngs=rngs)
         self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
 
-    def __call__(self, x: jax.Array, state: SRWMState | None = None):
+    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         core_in = x if self.residual == "paper" else self.norm(x)
-        y, final = self.srwm(core_in, state)
+        y, final = self.srwm(core_in, state, update=update)
         update = self.dropout(self.out_proj(y.astype(x.dtype)))
         skip = self.norm(x) if self.residual == "paper" else x
         return skip + update, final
@@ -123,7 +130,7 @@ class FeedForward(nnx.Module):
 
 
 class SRWMBlock(nnx.Module):
-    """An :class:`SRWMLayer` followed by a :class:`FeedForward`; ``(x, state) -> (out, final_state)``."""
+    """An :class:`SRWMLayer` followed by a :class:`FeedForward`; ``(x, state, update=True) -> (out, final_state)``."""
 
     def __init__(self, num_features: int, num_heads: int, *, hidden_features: int | None = None,
                  dropout_rate: float = 0.1, layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32,
@@ -134,8 +141,8 @@ class SRWMBlock(nnx.Module):
                                         layer_norm_eps=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
                                         rngs=rngs)
 
-    def __call__(self, x: jax.Array, state: SRWMState | None = None):
-        h, final = self.srwm_layer(x, state)
+    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
+        h, final = self.srwm_layer(x, state, update=update)
         return self.feed_forward(h), final
 
 

@@ -1,8 +1,8 @@
 """Pure functional core of the self-referential weight matrix (no Flax)."""
 
-from acljax.srwm.api import IMPLEMENTATIONS, srwm_scan, validate_state
+from acljax.srwm.api import IMPLEMENTATIONS, srwm_read, srwm_scan, validate_state
 from acljax.srwm.state import SRWMState, broadcast_state, continue_from, init_state
 from acljax.srwm.step import srwm_step
 
-__all__ = ["IMPLEMENTATIONS", "SRWMState", "broadcast_state", "continue_from", "init_state", "srwm_scan", "srwm_step",
+__all__ = ["IMPLEMENTATIONS", "SRWMState", "broadcast_state", "continue_from", "init_state", "srwm_read", "srwm_scan", "srwm_step",
            "validate_state"]

@@ -133,3 +133,26 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
     options = {"chunk_size": chunk_size} if impl in CHUNKED else {}
     y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, **options)
     return y.astype(x.dtype), final
+
+
+def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False) -> jax.Array:
+    """Read queries against a state without changing it: each of the Q inputs gets the output it would
+    get as the first step of a sequence started from ``state`` (y = x @ W_y; updates are never applied).
+
+    Args:
+      state: shared (H, d, d_out) or batched (B, H, d, d_out) fast weights.
+      x: (B, Q, H, d) queries, any float dtype.
+
+    Returns:
+      y: (B, Q, H, d_out) in x's dtype.
+    """
+    validate_input(x, layout="(B, Q, H, d)")
+    validate_state(state, num_heads=x.shape[2], head_dim=x.shape[3])
+    if state.batch_shape not in ((), (x.shape[0],)):
+        raise ValueError(f"state batch dims {state.batch_shape} do not match x's batch size {x.shape[0]}; "
+                         f"accepted: a shared state (no batch dim) or one with leading dim {x.shape[0]}")
+    w_y = broadcast_state(state, x.shape[0]).w_y
+    xs = x.astype(state_dtype(state, x))
+    if input_softmax:
+        xs = jax.nn.softmax(xs, axis=-1)
+    return jnp.einsum("bqhi,bhio->bqho", xs, w_y.astype(xs.dtype), precision=jax.lax.Precision.HIGHEST).astype(x.dtype)

@@ -141,6 +141,17 @@ def test_net_carries_one_state_per_block():
         net(x, states[:2])
 
 
+def test_net_reads_queries_without_learning_from_them():
+    """update=False on Q positions = each position run alone as a one-step continuation, states unchanged."""
+    net = SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=2, dropout_rate=0.0, rngs=nnx.Rngs(6))
+    _, states = net(_x(features=5, steps=6))
+    queries = _x(seed=1, features=5, steps=4)
+    read, kept = net(queries, states, update=False)
+    one_by_one = [net(queries[:, q:q + 1], states)[0] for q in range(4)]
+    np.testing.assert_allclose(read, jnp.concatenate(one_by_one, axis=1), atol=1e-5)
+    assert all(k is s for k, s in zip(kept, states, strict=True))
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: SRWMLayer(15, 4, rngs=nnx.Rngs(0)), "num_features must be a positive multiple of num_heads=4"),
     (lambda: SRWMLayer(16, 4, residual="post", rngs=nnx.Rngs(0)), "residual must be one of"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_scan, srwm_step
+from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_read, srwm_scan, srwm_step
 
 
 def _inputs(seed, batch, steps, heads, d, dtype=jnp.float32):
@@ -204,3 +204,26 @@ def test_bad_impl_and_non_finite_input_are_rejected():
 def test_init_state_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         init_state(jax.random.key(0), **kwargs)
+
+
+@pytest.mark.parametrize("input_softmax", [False, True])
+def test_read_equals_the_first_step_of_a_sequence_from_that_state(input_softmax):
+    """srwm_read of Q queries = the numpy loop run on each query alone as a one-step sequence, and the
+    state it reads is left unchanged (queries do not learn)."""
+    w0 = init_state(jax.random.key(1), 3, 4)
+    _, carried = srwm_scan(w0, _inputs(2, 2, 5, 3, 4))  # a state that has already learned something
+    queries = _inputs(3, 2, 6, 3, 4)
+    y = srwm_read(carried, queries, input_softmax=input_softmax)
+    expected = np.concatenate([numpy_matrix_form(carried, np.asarray(queries[:, q:q + 1]), input_softmax)[0]
+                               for q in range(6)], axis=1)
+    _close(y, expected, 1e-5)
+    y_shared = srwm_read(w0, queries)  # a shared W_0 serves the whole batch
+    _close(y_shared, np.concatenate([numpy_matrix_form(w0, np.asarray(queries[:, q:q + 1]))[0] for q in range(6)], 1),
+           1e-5)
+
+
+def test_read_rejects_a_state_of_another_batch():
+    w0 = init_state(jax.random.key(1), 3, 4)
+    _, carried = srwm_scan(w0, _inputs(2, 2, 5, 3, 4))
+    with pytest.raises(ValueError, match="batch"):
+        srwm_read(carried, _inputs(3, 3, 1, 3, 4))
