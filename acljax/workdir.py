@@ -10,20 +10,39 @@ from typing import Any
 import orbax.checkpoint as ocp
 
 
+def _manager(path: Path, max_to_keep: int) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True))
+
+
 class Workdir:
-    """``workdir/metrics.jsonl`` (one JSON object per line) and ``workdir/checkpoints/<step>``.
+    """``workdir/metrics.jsonl`` (one JSON object per line), ``workdir/checkpoints/<step>`` and, for runs
+    that keep their best parameters, ``workdir/best/<step>`` with ``workdir/best.json``.
 
     On resume, metric lines logged after the restored checkpoint are dropped, so a resumed run's
-    log reads exactly like an uninterrupted one.
+    log reads exactly like an uninterrupted one. ``create=False`` opens an existing folder read-only.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_to_keep: int = 2):
+    def __init__(self, path: str | os.PathLike, *, max_to_keep: int = 2, create: bool = True):
         self.path = Path(path).absolute()
+        if not create and not self.path.is_dir():
+            raise FileNotFoundError(f"{path}: no such workdir")
         self.path.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.path / "metrics.jsonl"
-        self.checkpoints = ocp.CheckpointManager(
-            self.path / "checkpoints",
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False))
+        self.max_to_keep = max_to_keep
+        self._checkpoints = self._best = None
+
+    @property
+    def checkpoints(self) -> ocp.CheckpointManager:
+        if self._checkpoints is None:
+            self._checkpoints = _manager(self.path / "checkpoints", self.max_to_keep)
+        return self._checkpoints
+
+    @property
+    def best(self) -> ocp.CheckpointManager:
+        if self._best is None:
+            self._best = _manager(self.path / "best", 1)
+        return self._best
 
     def log(self, step: int, **metrics: Any) -> None:
         with self.metrics_path.open("a") as f:
@@ -48,6 +67,18 @@ class Workdir:
         kept = [m for m in self.read_metrics() if m["step"] <= step]
         self.metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
         return step, tree
+
+    def save_best(self, step: int, tree: Any, metrics: dict) -> None:
+        """Replace the kept best checkpoint with ``tree`` and record ``metrics`` in best.json."""
+        self.best.save(step, args=ocp.args.StandardSave(tree), force=True)
+        self.best.wait_until_finished()
+        self.write_json("best.json", {"step": step, **metrics})
+
+    def restore_best(self, like: Any) -> tuple[int | None, Any]:
+        """(step, tree) of the best checkpoint, or (None, ``like``) when there is none."""
+        if not (self.path / "best").is_dir() or (step := self.best.latest_step()) is None:
+            return None, like
+        return step, self.best.restore(step, args=ocp.args.StandardRestore(like))
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Atomically write ``workdir/name``."""

@@ -1,0 +1,144 @@
+"""The ACL meta-objective (REFERENCE.md §3) over a sequence of tasks read in context.
+
+A sequence is laid out by :func:`acljax.data.episodes.sample_episodes`: per task
+``[first-shot demos] [demos] [queries]``. Demos update the fast weights; queries never do. With W_i
+the state after task i's demos, the terms are
+
+- ``within_j``: task j's queries scored with W_j (T terms);
+- ``backward_j_after_i``: task j's queries scored with W_i, i > j (T(T-1)/2 terms, the ACL terms);
+- ``first_shot_j`` (tasks with ``first_shot``): task j's queries after its N first-shot demos only.
+
+All queries scored against one state are read in one batched pass (``update=False``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from acljax.data.episodes import TaskSpec
+
+
+class Term(NamedTuple):
+    kind: str  # "first_shot", "within" or "backward"
+    query_task: int  # whose queries are scored
+    after_task: int  # scored with the state after this task's demos (its first shots for "first_shot")
+
+    @property
+    def name(self) -> str:
+        if self.kind == "backward":
+            return f"backward_{self.query_task}_after_{self.after_task}"
+        return f"{self.kind}_{self.query_task}"
+
+
+class Segment(NamedTuple):
+    """Positions of one task in the sequence (Python slices; static under jit)."""
+
+    shots: slice | None
+    demos: slice
+    queries: slice
+
+
+def segments(tasks: list[TaskSpec]) -> list[Segment]:
+    out, start = [], 0
+    for t in tasks:
+        shots = slice(start, start + t.n_way) if t.first_shot else None
+        demo_start = start + (t.n_way if t.first_shot else 0)
+        demos = slice(demo_start, demo_start + t.n_way * t.k_shot)
+        queries = slice(demos.stop, demos.stop + t.num_queries)
+        out.append(Segment(shots, demos, queries))
+        start = queries.stop
+    return out
+
+
+def acl_terms(tasks: list[TaskSpec]) -> list[Term]:
+    """Every term in the order the objective computes them: per task i, its first-shot term, its
+    within-task term, then the backward terms of the earlier tasks after i."""
+    terms = []
+    for i, t in enumerate(tasks):
+        if t.first_shot:
+            terms.append(Term("first_shot", i, i))
+        terms.append(Term("within", i, i))
+        terms.extend(Term("backward", j, i) for j in range(i))
+    return terms
+
+
+@dataclasses.dataclass(frozen=True)
+class ACLObjective:
+    """Weighted sum of the terms' mean query cross-entropies.
+
+    Weights: ``loss_scale * task_scales[j]`` for task j's within and first-shot terms,
+    ``loss_scale`` for backward terms when ``use_acl`` (0 otherwise: the "no ACL" baseline; the
+    backward terms are still computed and reported, which shows in-context forgetting).
+    ``loss_scale=None`` means one over the number of weighted terms (a uniform mean when every task
+    scale is 1). The paper's 2-task loss is ``loss_scale=0.2, task_scales=(0.1, 1)`` (Omniglot first).
+    """
+
+    tasks: tuple[TaskSpec, ...]
+    use_acl: bool = True
+    loss_scale: float | None = None
+
+    def __post_init__(self):
+        if not self.tasks:
+            raise ValueError("tasks must hold at least one TaskSpec")
+        if self.loss_scale is not None and not self.loss_scale > 0:
+            raise ValueError(f"loss_scale must be > 0 or None, got {self.loss_scale!r}")
+
+    @property
+    def terms(self) -> list[Term]:
+        return acl_terms(list(self.tasks))
+
+    @property
+    def num_trained_terms(self) -> int:
+        return sum(t.kind != "backward" or self.use_acl for t in self.terms)
+
+    def weights(self, task_scales) -> jax.Array:
+        """task_scales (T,) in sequence order -> (num_terms,) weights."""
+        task_scales = jnp.asarray(task_scales, jnp.float32)
+        if task_scales.shape != (len(self.tasks),):
+            raise ValueError(f"task_scales must have shape ({len(self.tasks)},) (one per task), got {task_scales.shape}")
+        scale = 1.0 / self.num_trained_terms if self.loss_scale is None else self.loss_scale
+        per_term = [task_scales[t.query_task] if t.kind != "backward" else float(self.use_acl) for t in self.terms]
+        return scale * jnp.stack(per_term)
+
+    def term_losses(self, model, images, feedback, target):
+        """Per-term mean query cross-entropy and accuracy, each (num_terms,).
+
+        model: an :class:`acljax.nn.InContextLearner`; images (B, L, H, W, C), feedback and target (B, L).
+        """
+        expected = sum(t.length for t in self.tasks)
+        if images.shape[1] != expected:
+            raise ValueError(f"the sequence must have {expected} positions for these tasks, got images {images.shape}")
+        tokens = model.embed(images, feedback)
+        segs = segments(list(self.tasks))
+        losses, accuracies = [], []
+
+        def score(states, query_tasks):
+            """One pass reads the queries of every task in ``query_tasks`` against ``states``."""
+            idx = np.concatenate([np.arange(segs[j].queries.start, segs[j].queries.stop) for j in query_tasks])
+            logits, _ = model.sequence(tokens[:, idx], states, update=False)
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, target[:, idx])
+            correct = (jnp.argmax(logits, -1) == target[:, idx]).astype(jnp.float32)
+            bounds = np.cumsum([0] + [self.tasks[j].num_queries for j in query_tasks])
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                losses.append(ce[:, a:b].mean())
+                accuracies.append(correct[:, a:b].mean())
+
+        states = None
+        for i, seg in enumerate(segs):
+            if seg.shots is not None:
+                _, states = model.sequence(tokens[:, seg.shots], states)
+                score(states, [i])
+            _, states = model.sequence(tokens[:, seg.demos], states)
+            score(states, [i, *range(i)])  # the order of acl_terms: within, then backward
+        return jnp.stack(losses), jnp.stack(accuracies)
+
+    def __call__(self, model, images, feedback, target, task_scales):
+        """-> (loss, (term losses, term accuracies))."""
+        losses, accuracies = self.term_losses(model, images, feedback, target)
+        return jnp.dot(self.weights(task_scales), losses), (losses, accuracies)

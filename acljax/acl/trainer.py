@@ -1,0 +1,198 @@
+"""The ACL meta-trainer: a readable loop around one jit-compiled meta-training step.
+
+``meta_train(config, workdir)`` samples a meta-batch of task sequences per step (numpy, seeded by
+``(seed, step)``), takes an Adam step on the ACL objective, logs every term's loss and accuracy to
+``metrics.jsonl``, meta-validates on held-out classes, keeps the best parameters in ``best/`` and
+checkpoints so that a killed run resumes with the numbers it would have had.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from acljax.acl.config import ACLConfig, config_from_dict
+from acljax.acl.objective import ACLObjective
+from acljax.acl.pools import build_pools
+from acljax.data.episodes import TaskSpec, num_outputs, sample_episodes
+from acljax.nn.learner import InContextLearner
+from acljax.workdir import Workdir
+
+VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
+
+
+def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
+    m = config.model
+    return InContextLearner(image_shape, num_outputs(list(config.tasks)), encoder=m.encoder,
+                            conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
+                            num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
+                            dropout_rate=m.dropout_rate, state_gradient=m.state_gradient, impl=m.impl,
+                            rngs=nnx.Rngs(config.seed if seed is None else seed))
+
+
+def image_shape(config: ACLConfig, pools) -> tuple[int, ...]:
+    return tuple(pools[config.tasks[0].pool].images.shape[1:])
+
+
+def learning_rate_schedule(config: ACLConfig) -> optax.Schedule:
+    """The transformer warm-up schedule of the ACL code (peak ~8.8e-4 for D=256, 5000 steps), or a constant."""
+    if config.schedule == "constant":
+        return optax.constant_schedule(config.learning_rate)
+    d_model, warmup = config.model.num_features, config.warmup_steps
+
+    def schedule(count):
+        step = jnp.maximum(count + 1, 1).astype(jnp.float32)
+        return d_model ** -0.5 * jnp.minimum(step ** -0.5, step * warmup ** -1.5)
+
+    return schedule
+
+
+def optimizer(config: ACLConfig) -> optax.GradientTransformation:
+    return optax.adam(learning_rate_schedule(config), b1=config.adam_b1, b2=config.adam_b2, eps=config.adam_eps)
+
+
+def task_orders(config: ACLConfig) -> list[list[int]]:
+    """The task orders used in turn: the config's order, or all its rotations with ``cycle_orders``."""
+    n = len(config.tasks)
+    return [[(k + i) % n for i in range(n)] for k in range(n if config.cycle_orders else 1)]
+
+
+def layout_only(task: TaskSpec) -> TaskSpec:
+    """What the objective needs of a task (its positions), so orders of equal shapes share one compile."""
+    return TaskSpec(task.n_way, task.k_shot, task.num_queries, task.first_shot)
+
+
+class MetaLearner:
+    """The model split into (graphdef, params, rest) with jit-compiled train and evaluation functions."""
+
+    def __init__(self, config: ACLConfig, image_shape):
+        self.config = config
+        self.graphdef, self.params, self.rest = nnx.split(build_model(config, image_shape), nnx.Param, ...)
+        self.tx = optimizer(config)
+        self.objectives = [ACLObjective(tuple(layout_only(config.tasks[i]) for i in order), use_acl=config.use_acl,
+                                        loss_scale=config.loss_scale) for order in task_orders(config)]
+
+    def model(self, params, rest, *, train: bool, key=None):
+        model = nnx.merge(self.graphdef, params, rest, copy=True)
+        if train:
+            nnx.reseed(model, dropout=key)
+        else:
+            model.eval()
+        return model
+
+    @partial(jax.jit, static_argnums=(0, 1))
+    def train_step(self, objective, params, rest, opt_state, batch, scales, key):
+        def loss_fn(params, rest):
+            return objective(self.model(params, rest, train=True, key=key), *batch, scales)
+
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, terms
+
+    @partial(jax.jit, static_argnums=(0, 1))
+    def evaluate(self, objective, params, rest, batch, scales):
+        return objective(self.model(params, rest, train=False), *batch, scales)
+
+
+def sample(config: ACLConfig, pools, rng: np.random.Generator, order: list[int], batch_size: int):
+    episodes = sample_episodes(rng, pools, [config.tasks[i] for i in order], batch_size)
+    return (episodes.x, episodes.feedback, episodes.target), np.asarray([config.scales[i] for i in order], np.float32)
+
+
+def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches: int) -> dict[str, float]:
+    """Mean loss and per-term loss/accuracy over fixed episodes (the same ones at every call)."""
+    config, orders = learner.config, task_orders(learner.config)
+    totals: dict[str, list[float]] = {}
+    for b in range(num_batches):
+        k = b % len(orders)
+        batch, scales = sample(config, pools, np.random.default_rng([config.seed, stream, b]), orders[k],
+                               config.batch_size)
+        loss, (losses, accs) = learner.evaluate(learner.objectives[k], params, learner.rest, batch, scales)
+        row = {"loss": float(loss)}
+        for term, l, a in zip(learner.objectives[k].terms, np.asarray(losses), np.asarray(accs)):
+            row[f"loss/{term.name}"], row[f"acc/{term.name}"] = float(l), float(a)
+        for name, value in row.items():
+            totals.setdefault(name, []).append(value)
+    return {name: float(np.mean(v)) for name, v in totals.items()}
+
+
+def load_params(path: str | Path, like):
+    """Parameters saved in ``best/`` of a workdir or a pretrained folder (``path/best``)."""
+    workdir = Workdir(path, create=False)
+    step, params = workdir.restore_best(like)
+    if step is None:
+        raise FileNotFoundError(f"{path}: no best/ checkpoint (train one with: acljax train --workdir {path})")
+    return params
+
+
+def load_config(path: str | Path) -> ACLConfig:
+    file = Path(path) / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no config.json (not a workdir written by acljax train)")
+    return config_from_dict(json.loads(file.read_text()))
+
+
+def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True) -> dict:
+    """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
+    also written to ``workdir/results.json`` (best step, validation and meta-test term metrics)."""
+    run = Workdir(workdir)
+    run.write_json("config.json", dataclasses.asdict(config))
+    train_pools = build_pools(config, "train", progress=progress)
+    valid_pools = build_pools(config, "validation", progress=progress)
+    learner = MetaLearner(config, image_shape(config, train_pools))
+    params = learner.params if config.init_from is None else load_params(config.init_from, learner.params)
+    fresh = {"params": params, "opt_state": learner.tx.init(params), "best_loss": jnp.asarray(np.inf, jnp.float32),
+             "best_step": jnp.asarray(0, jnp.int32)}
+    start, state = run.restore_latest(fresh)
+    orders = task_orders(config)
+    window: list[dict[str, float]] = []
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="meta-training",
+               disable=not progress)
+    tick = time.perf_counter()
+    for step in bar:
+        k = step % len(orders)
+        batch, scales = sample(config, train_pools, np.random.default_rng([config.seed, step]), orders[k],
+                               config.batch_size)
+        key = jax.random.fold_in(jax.random.key(config.seed), step)
+        params, opt_state, loss, (losses, accs) = learner.train_step(
+            learner.objectives[k], state["params"], learner.rest, state["opt_state"], batch, scales, key)
+        state = {**state, "params": params, "opt_state": opt_state}
+        row = {"loss": float(loss)}
+        for term, l, a in zip(learner.objectives[k].terms, np.asarray(losses), np.asarray(accs)):
+            row[f"loss/{term.name}"], row[f"acc/{term.name}"] = float(l), float(a)
+        window.append(row)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
+            seconds = (time.perf_counter() - tick) / len(window)
+            run.log(done, **means, learning_rate=float(learning_rate_schedule(config)(step)), sec_per_step=seconds)
+            bar.set_postfix(loss=f"{means['loss']:.3f}", **{k.split("/")[1][:12]: f"{v:.2f}" for k, v in
+                                                             means.items() if k.startswith("acc/")})
+            window, tick = [], time.perf_counter()
+        if done % config.validate_every == 0 or done == config.steps:
+            valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, config.validation_batches)
+            run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
+            if valid["loss"] <= float(state["best_loss"]):
+                state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
+                         "best_step": jnp.asarray(done, jnp.int32)}
+                run.save_best(done, state["params"], {"step": done, **valid})
+            run.save(done, state)
+    bar.close()
+    best = run.restore_best(state["params"])[1]
+    summary = {"steps": config.steps, "best_step": int(state["best_step"]),
+               "best_validation": json.loads((run.path / "best.json").read_text())}
+    if all(p.test_split is not None for p in config.pools):
+        summary["test"] = evaluate_terms(learner, best, build_pools(config, "test", progress=progress), TEST_STREAM,
+                                         config.test_batches)
+    run.write_json("results.json", summary)
+    return summary

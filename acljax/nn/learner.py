@@ -1,0 +1,114 @@
+"""The paper's in-context continual learner: image encoder, synchronous label feedback, SRWM blocks, head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from acljax.nn.net import SRWMNet
+from acljax.srwm import SRWMState
+
+ENCODERS = ("conv4", "mlp")
+
+
+class Conv4(nnx.Module):
+    """Four blocks of Conv3x3(channels, pad 1) -> InstanceNorm(affine, eps 1e-5) -> MaxPool 2 -> Dropout -> ReLU.
+
+    ``x: (N, H, W, C) -> (N, F)`` with ``F = channels * (H // 16) * (W // 16)`` (128 on 32x32 inputs).
+    """
+
+    def __init__(self, in_channels: int, *, channels: int = 32, dropout_rate: float = 0.1, rngs: nnx.Rngs):
+        sizes = [in_channels] + [channels] * 4
+        self.convs = nnx.List([nnx.Conv(a, b, (3, 3), padding=1, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
+        self.norms = nnx.List([nnx.InstanceNorm(channels, epsilon=1e-5, rngs=rngs) for _ in range(4)])
+        self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for conv, norm in zip(self.convs, self.norms):
+            x = jax.nn.relu(self.dropout(nnx.max_pool(norm(conv(x)), (2, 2), (2, 2))))
+        return x.reshape(x.shape[0], -1)
+
+
+class MLPEncoder(nnx.Module):
+    """Flatten, then ``Linear -> ReLU -> Dropout`` per entry of ``features``: ``(N, H, W, C) -> (N, features[-1])``."""
+
+    def __init__(self, in_features: int, *, features: Sequence[int] = (256,), dropout_rate: float = 0.1,
+                 rngs: nnx.Rngs):
+        sizes = [in_features, *features]
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
+        self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape(x.shape[0], -1)
+        for layer in self.layers:
+            x = self.dropout(jax.nn.relu(layer(x)))
+        return x
+
+
+class InContextLearner(nnx.Module):
+    """Reads a sequence of (image, label feedback) tokens and classifies every position.
+
+    Each token is ``Linear([encoder(image), one_hot(feedback, N + 1)])``; feedback ``N`` is the
+    "unknown" label of a query. Then :class:`SRWMNet` (SRWM blocks and a linear head to N logits).
+    The paper's model: ``encoder="conv4"``, 2 blocks, 16 heads, D = 256, feed-forward 512, dropout 0.1
+    (about 750k parameters for N = 5 on 32x32x3 images).
+
+    Call: ``images (B, L, H, W, C)``, ``feedback (B, L)`` int, optional per-block states ->
+    ``(logits (B, L, N), states)``; ``update=False`` reads the positions as queries that do not change
+    the states. :meth:`embed` and :meth:`sequence` split the call, so an objective can encode each
+    image once and run the SRWM part segment by segment.
+    """
+
+    def __init__(self, image_shape: Sequence[int], num_classes: int, *, encoder: str = "conv4",
+                 conv_channels: int = 32, mlp_features: Sequence[int] = (256,), num_features: int = 256,
+                 num_heads: int = 16, num_blocks: int = 2, hidden_features: int | None = 512,
+                 dropout_rate: float = 0.1, rngs: nnx.Rngs, **srwm_kwargs):
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)!r}")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        height, width, channels = image_shape
+        if encoder == "conv4":
+            if height % 16 or width % 16:
+                raise ValueError(f"encoder='conv4' halves the image 4 times: image_shape must have H and W divisible "
+                                 f"by 16 (32x32 in the paper), got {tuple(image_shape)}; use encoder='mlp' otherwise")
+            self.encoder = Conv4(channels, channels=conv_channels, dropout_rate=dropout_rate, rngs=rngs)
+            encoded = conv_channels * (height // 16) * (width // 16)
+        else:
+            self.encoder = MLPEncoder(height * width * channels, features=mlp_features, dropout_rate=dropout_rate,
+                                      rngs=rngs)
+            encoded = mlp_features[-1]
+        self.num_classes = num_classes
+        self.image_shape = tuple(image_shape)
+        self.net = SRWMNet(encoded + num_classes + 1, num_classes, num_features=num_features, num_heads=num_heads,
+                           num_blocks=num_blocks, hidden_features=hidden_features, dropout_rate=dropout_rate,
+                           rngs=rngs, **srwm_kwargs)
+
+    def embed(self, images: jax.Array, feedback: jax.Array) -> jax.Array:
+        """images (B, L, H, W, C), feedback (B, L) in [0, N] -> net inputs (B, L, F + N + 1)."""
+        if images.ndim != 5 or images.shape[2:] != self.image_shape:
+            raise ValueError(f"images must have shape (B, L, {', '.join(map(str, self.image_shape))}), "
+                             f"got {images.shape}")
+        if feedback.shape != images.shape[:2]:
+            raise ValueError(f"feedback must have shape (B, L) = {images.shape[:2]}, got {feedback.shape}")
+        batch, length = images.shape[:2]
+        features = self.encoder(images.reshape(batch * length, *self.image_shape)).reshape(batch, length, -1)
+        return jnp.concatenate([features, jax.nn.one_hot(feedback, self.num_classes + 1, dtype=features.dtype)], -1)
+
+    def sequence(self, tokens: jax.Array, states: tuple[SRWMState, ...] | None = None, *, update: bool = True):
+        """tokens (B, L, F + N + 1) from :meth:`embed` -> (logits (B, L, N), states)."""
+        return self.net(tokens, states, update=update)
+
+    def __call__(self, images: jax.Array, feedback: jax.Array, states: tuple[SRWMState, ...] | None = None, *,
+                 update: bool = True):
+        return self.sequence(self.embed(images, feedback), states, update=update)
+
+
+def count_parameters(module: nnx.Module) -> int:
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(nnx.state(module, nnx.Param))))

@@ -1,0 +1,121 @@
+"""The ACL objective against a slow loop that runs the model query by query on whole sequences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from acljax.acl.objective import ACLObjective, acl_terms
+from acljax.data.episodes import QUERY, SHOT, ClassPool, TaskSpec, sample_episodes
+from acljax.data.store import ImageSet
+from acljax.nn import InContextLearner
+
+SHAPE = (8, 8, 1)
+
+
+def _pool(seed=0, classes=12, per_class=8):
+    rng = np.random.default_rng(seed)
+    return ClassPool(ImageSet(rng.integers(0, 256, (classes * per_class, *SHAPE), dtype=np.uint8),
+                              np.repeat(np.arange(classes), per_class).astype(np.int32)), 0.5, 0.25)
+
+
+def _model(num_classes, seed=0):
+    return InContextLearner(SHAPE, num_classes, encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2,
+                            hidden_features=8, dropout_rate=0.0, rngs=nnx.Rngs(seed))
+
+
+def _log_softmax(z):
+    z = np.asarray(z, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def slow_terms(model, episodes, tasks):
+    """Per term and query: one full forward pass over [earlier tasks' shots and demos, then this task's
+    shots (and demos unless first-shot), then the query alone]; the query's own logits are scored."""
+    task, kind = episodes.task, episodes.kind
+    losses, accs = [], []
+    for term in acl_terms(tasks):
+        context = [p for p in range(len(task)) if kind[p] != QUERY and
+                   (task[p] < term.after_task or
+                    (task[p] == term.after_task and (term.kind != "first_shot" or kind[p] == SHOT)))]
+        queries = [p for p in range(len(task)) if task[p] == term.query_task and kind[p] == QUERY]
+        ce, correct = [], []
+        for q in queries:
+            idx = np.array(context + [q])
+            logits, _ = model(jnp.asarray(episodes.x[:, idx]), jnp.asarray(episodes.feedback[:, idx]))
+            logp = _log_softmax(logits[:, -1])
+            ce.append(-logp[np.arange(len(logp)), episodes.target[:, q]])
+            correct.append(logp.argmax(-1) == episodes.target[:, q])
+        losses.append(np.mean(ce))
+        accs.append(np.mean(correct))
+    return np.array(losses), np.array(accs)
+
+
+@pytest.mark.parametrize("tasks", [
+    [TaskSpec(3, 2, 4, first_shot=True), TaskSpec(3, 2, 4, first_shot=True)],
+    [TaskSpec(2, 3, 3), TaskSpec(3, 1, 2, label_offset=2), TaskSpec(2, 2, 5, label_offset=5)],
+])
+def test_terms_match_the_query_by_query_loop(tasks):
+    episodes = sample_episodes(np.random.default_rng(0), [_pool()], tasks, 3)
+    model = _model(max(t.label_offset + t.n_way for t in tasks))
+    losses, accs = ACLObjective(tuple(tasks)).term_losses(model, jnp.asarray(episodes.x),
+                                                          jnp.asarray(episodes.feedback), jnp.asarray(episodes.target))
+    slow_losses, slow_accs = slow_terms(model, episodes, tasks)
+    np.testing.assert_allclose(losses, slow_losses, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(accs, slow_accs, atol=1e-6)
+
+
+def test_paper_two_task_weighting():
+    """0.2 x [s_A (fs_A + main_A) + s_B (fs_B + main_B) + acl_A], s = (0.1, 1) (REFERENCE §3)."""
+    tasks = (TaskSpec(3, 2, 2, first_shot=True), TaskSpec(3, 2, 2, first_shot=True))
+    objective = ACLObjective(tasks, loss_scale=0.2)
+    names = [t.name for t in objective.terms]
+    assert names == ["first_shot_0", "within_0", "first_shot_1", "within_1", "backward_0_after_1"]
+    np.testing.assert_allclose(objective.weights([0.1, 1.0]), 0.2 * np.array([0.1, 0.1, 1, 1, 1]), rtol=1e-6)
+    episodes = sample_episodes(np.random.default_rng(1), [_pool()], list(tasks), 2)
+    model = _model(3)
+    loss, (losses, _) = objective(model, episodes.x, episodes.feedback, episodes.target, jnp.array([0.1, 1.0]))
+    fs_a, main_a, fs_b, main_b, acl_a = slow_terms(model, episodes, list(tasks))[0]
+    np.testing.assert_allclose(loss, 0.2 * (0.1 * (fs_a + main_a) + (fs_b + main_b) + acl_a), rtol=2e-5)
+
+
+def test_uniform_mean_and_no_acl_weights():
+    tasks = tuple(TaskSpec(2, 5, 1, label_offset=2 * t) for t in range(5))
+    with_acl = ACLObjective(tasks)
+    assert len(with_acl.terms) == 15  # 5 within + 10 backward (REFERENCE §3, Split-MNIST)
+    np.testing.assert_allclose(with_acl.weights(np.ones(5)), np.full(15, 1 / 15), rtol=1e-6)
+    without = ACLObjective(tasks, use_acl=False)
+    expected = np.array([0.0 if t.kind == "backward" else 0.2 for t in without.terms])
+    np.testing.assert_allclose(without.weights(np.ones(5)), expected, rtol=1e-6)
+
+
+def test_no_acl_loss_has_no_gradient_from_backward_terms():
+    """Without ACL, the loss (and its gradient) equals that of the within-task terms alone: training on
+    a single task's sequence. Checked against a one-task objective on the first task's positions."""
+    tasks = (TaskSpec(3, 2, 2), TaskSpec(3, 2, 2))
+    episodes = sample_episodes(np.random.default_rng(2), [_pool()], list(tasks), 2)
+    graphdef, params, rest = nnx.split(_model(3), nnx.Param, ...)
+    first = slice(0, tasks[0].length)
+
+    def loss(objective, images, feedback, target, scales):
+        return lambda p: objective(nnx.merge(graphdef, p, rest), images, feedback, target, scales)[0]
+
+    g_both = jax.grad(loss(ACLObjective(tasks, use_acl=False, loss_scale=1.0), episodes.x, episodes.feedback,
+                           episodes.target, jnp.array([1.0, 0.0])))(params)
+    g_first = jax.grad(loss(ACLObjective(tasks[:1], loss_scale=1.0), episodes.x[:, first],
+                            episodes.feedback[:, first], episodes.target[:, first], jnp.array([1.0])))(params)
+    for a, b in zip(jax.tree.leaves(g_both), jax.tree.leaves(g_first)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_bad_objective_input():
+    with pytest.raises(ValueError, match="loss_scale must be > 0"):
+        ACLObjective((TaskSpec(),), loss_scale=0.0)
+    with pytest.raises(ValueError, match="task_scales must have shape"):
+        ACLObjective((TaskSpec(), TaskSpec())).weights([1.0])
+    model = _model(3)
+    with pytest.raises(ValueError, match="positions for these tasks"):
+        ACLObjective((TaskSpec(3, 2, 2),)).term_losses(model, jnp.zeros((1, 5, *SHAPE)), jnp.zeros((1, 5), int),
+                                                       jnp.zeros((1, 5), int))

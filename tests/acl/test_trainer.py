@@ -1,0 +1,88 @@
+"""The meta-trainer: one compile, exact resume, best checkpoint, meta-test; config round trip."""
+
+import dataclasses
+import json
+import logging
+
+import jax
+import numpy as np
+import pytest
+
+from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
+from acljax.acl.pools import build_pools
+from acljax.acl.trainer import learning_rate_schedule, load_params, meta_train, MetaLearner, image_shape
+from acljax.data.episodes import TaskSpec
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    y = np.repeat(np.arange(16), 6).astype(np.int32)
+    np.savez(path, x=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y=y,
+             x_test=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y_test=y)
+    return str(path)
+
+
+def _config(npz, **overrides):
+    base = ACLConfig(
+        pools=(PoolConfig(dataset=npz, split="train", size=None, channels=None, validation_fraction=0.4,
+                          test_split="test"),),
+        tasks=(TaskSpec(3, 2, 2, first_shot=True), TaskSpec(3, 2, 2, first_shot=True, label_offset=0)),
+        task_scales=(0.1, 1.0), loss_scale=0.2, cycle_orders=True,
+        model=ModelConfig(encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2, hidden_features=8),
+        batch_size=2, steps=6, warmup_steps=4, log_every=1, validate_every=3, validation_batches=2, test_batches=2)
+    return dataclasses.replace(base, **overrides)
+
+
+def _lines(workdir):
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "sec_per_step"} for r in rows]
+
+
+def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog):
+    config = _config(npz)
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        full = meta_train(config, tmp_path / "full", progress=False)
+    compiles = [r for r in caplog.records if "train_step" in r.getMessage() and "Finished XLA compilation" in
+                r.getMessage()]
+    assert len(compiles) == 1, [r.getMessage() for r in compiles]  # both task orders share one program
+
+    meta_train(dataclasses.replace(config, steps=3), tmp_path / "resumed", progress=False)  # "killed" at step 3
+    resumed = meta_train(config, tmp_path / "resumed", progress=False)
+    assert _lines(tmp_path / "full") == _lines(tmp_path / "resumed")
+    assert resumed == full
+    learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
+    best_full = load_params(tmp_path / "full", learner.params)
+    best_resumed = load_params(tmp_path / "resumed", learner.params)
+    for a, b in zip(jax.tree.leaves(best_full), jax.tree.leaves(best_resumed)):
+        np.testing.assert_array_equal(a, b)
+    rows = _lines(tmp_path / "full")
+    assert {"loss", "loss/within_0", "acc/backward_0_after_1", "acc/first_shot_1"} <= set(rows[0])
+    valid = [r for r in rows if "valid/loss" in r]
+    assert [r["step"] for r in valid] == [3, 6]
+    assert full["best_step"] == min(valid, key=lambda r: r["valid/loss"])["step"]
+    assert set(full["test"]) == set(full["best_validation"]) - {"step"}
+
+
+def test_warmup_schedule_peaks_as_in_the_paper():
+    schedule = learning_rate_schedule(ACLConfig(model=ModelConfig(num_features=256), warmup_steps=5000))
+    assert float(schedule(4999)) == pytest.approx(256 ** -0.5 * 5000 ** -0.5, rel=1e-5)  # about 8.8e-4
+    assert float(schedule(4999)) == pytest.approx(8.84e-4, rel=1e-3)
+    assert float(schedule(0)) < float(schedule(2000)) < float(schedule(4999)) > float(schedule(20000))
+
+
+def test_config_round_trips_through_json(npz):
+    config = _config(npz)
+    assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(task_scales=(1.0,)), "task_scales must have one entry per task"),
+    (dict(schedule="cosine"), "schedule must be one of"),
+    (dict(batch_size=0), "batch_size must be a positive int"),
+    (dict(tasks=(TaskSpec(pool=1),), task_scales=None), "pool=1 but ACLConfig.pools has 1"),
+])
+def test_bad_configs(npz, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _config(npz, **overrides)
