@@ -45,6 +45,56 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from acljax.acl import meta_train
+
+    config = load_config(args.config)
+    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from))
+                 if v is not None}
+    if args.no_acl:
+        overrides["use_acl"] = False
+    config = dataclasses.replace(config, **overrides)
+    print(f"Meta-training {args.config} ({'with' if config.use_acl else 'without'} the ACL term) for {config.steps} "
+          f"steps. Workdir: {args.workdir} (metrics.jsonl, checkpoints/, best/, results.json)")
+    results = meta_train(config, args.workdir)
+    print(f"\nbest step {results['best_step']}; meta-test (held-out classes):")
+    _print_terms(results.get("test") or results["best_validation"])
+    return 0
+
+
+def _print_terms(metrics: dict) -> None:
+    names = [k.split("/", 1)[1] for k in metrics if k.startswith("acc/")]
+    print("| term | loss | accuracy |\n|---|---|---|")
+    for name in names:
+        print(f"| {name} | {metrics[f'loss/{name}']:.3f} | {100 * metrics[f'acc/{name}']:.1f} |")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from acljax.acl.evaluate import in_context_report
+    from acljax.eval import report
+
+    result = in_context_report(args.model, args.stream, runs=args.runs, shots=args.shots,
+                               classes_per_task=args.classes_per_task, scenario=args.scenario)
+    name = args.stream.removesuffix(".npz").replace("/", "_").strip("_")
+    paths = report.save(result, args.out, name, f"{args.model} on {args.stream}, {args.shots} demos per class")
+    print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs"))
+    print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from acljax.acl import quickstart
+
+    base = load_config(str(quickstart.CONFIG))
+    print("ACL quickstart: two in-context learners read glyph task A (5-way 5-shot), then task B. One was meta-trained "
+          "with the ACL objective, one without its backward term.")
+    summary = quickstart.run(base, args.workdir, steps=args.steps, from_scratch=args.from_scratch)
+    print("\n" + summary["table"])
+    print(f"\nWritten to {args.workdir}: summary.json, summary.md, accuracy.png, meta_training_terms.png, "
+          "fast_weights.png" + ("" if args.from_scratch else ", pretraining_terms.png"))
+    return 0
+
+
 def _data_list(args: argparse.Namespace) -> int:
     from acljax.data.registry import listing
     from acljax.data.store import data_dir
@@ -87,6 +137,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=None, help="training steps (default 600)")
     demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
+
+    train = commands.add_parser("train", help="meta-train an in-context learner with the ACL objective")
+    train.add_argument("--config", required=True, help="experiment file with get_config() -> ACLConfig")
+    train.add_argument("--workdir", required=True, help="checkpoints, best/, metrics.jsonl, results.json; resumes")
+    train.add_argument("--steps", type=_positive_int, default=None, help="override the config's steps")
+    train.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    train.add_argument("--no-acl", action="store_true", help="drop the backward (ACL) terms: the baseline")
+    train.add_argument("--init-from", default=None, help="start from this workdir's best parameters (finetuning)")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("eval", help="in-context continual learning on a task stream (accuracy matrix)")
+    evaluate.add_argument("--model", default="pretrained/split_mnist_domain_acl",
+                          help="a workdir of acljax train or a folder in pretrained/")
+    evaluate.add_argument("--stream", default="split_mnist_domain",
+                          help="split_mnist_domain, split_mnist_class, split_mnist_class2, split_fashion_mnist_domain, "
+                               "mnist_then_fashion_mnist, or PATH.npz (Split-X of your data)")
+    evaluate.add_argument("--runs", type=_positive_int, default=10, help="evaluation runs, each with its own demos")
+    evaluate.add_argument("--shots", type=_positive_int, default=5, help="demos per class read in context")
+    evaluate.add_argument("--classes-per-task", type=_positive_int, default=2, help="for PATH.npz streams")
+    evaluate.add_argument("--scenario", default="domain", help="for PATH.npz streams: task, domain or class")
+    evaluate.add_argument("--out", default="runs/eval", help="folder for the JSON, Markdown and heatmap")
+    evaluate.set_defaults(func=_eval)
+
+    quick = commands.add_parser("quickstart", help="ACL vs no ACL on offline glyph tasks (CPU, a few minutes)")
+    quick.add_argument("--workdir", default="runs/quickstart")
+    quick.add_argument("--steps", type=_positive_int, default=300,
+                       help="meta-training steps per model on top of the shipped checkpoints (default 300)")
+    quick.add_argument("--from-scratch", action="store_true", help="ignore pretrained/ (needs ~5000 steps)")
+    quick.set_defaults(func=_quickstart)
 
     data = commands.add_parser("data", help="list, prepare and look at data sets").add_subparsers(
         dest="data_command", required=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from acljax.data.episodes import TaskSpec
+from acljax.data.episodes import TaskSpec, num_outputs
 from acljax.nn.learner import ENCODERS
 
 SCHEDULES = ("warmup", "constant")
@@ -21,7 +21,8 @@ class PoolConfig:
 
     Meta-training uses ``split`` minus the classes held out for meta-validation: either
     ``validation_fraction`` of its classes (a fixed choice) or, if ``validation_split`` is set, that
-    split instead. ``test_split`` (e.g. glyphs "evaluation") is only used by meta-testing.
+    split (of ``validation_dataset`` when given) instead. ``test_split`` (e.g. glyphs "evaluation") is
+    only used by meta-testing.
     ``rotations`` adds the 90/180/270 degree rotations as new classes after the class split.
     """
 
@@ -32,6 +33,7 @@ class PoolConfig:
     rotations: bool = False
     validation_fraction: float = 0.1
     validation_split: str | None = None
+    validation_dataset: str | None = None  # with validation_split: validate on another data set (e.g. MNIST)
     test_split: str | None = "evaluation"
 
     def __post_init__(self):
@@ -44,6 +46,9 @@ class ModelConfig:
     """:class:`acljax.nn.InContextLearner` sizes (defaults: the paper's model)."""
 
     encoder: str = "conv4"
+    # output size; None: the tasks' label space. A larger one lets a model be meta-finetuned on tasks with
+    # more labels (5-way glyph tasks, then 10-way class-incremental Split-MNIST).
+    num_classes: int | None = None
     conv_channels: int = 32
     mlp_features: tuple[int, ...] = (256,)
     num_features: int = 256
@@ -98,9 +103,16 @@ class ACLConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ACLConfig.{name} must be a positive int, got {value!r}")
+        if self.model.num_classes is not None and self.model.num_classes < num_outputs(list(self.tasks)):
+            raise ValueError(f"ModelConfig.num_classes={self.model.num_classes} is smaller than the tasks' label "
+                             f"space ({num_outputs(list(self.tasks))})")
         for t in self.tasks:
             if t.pool >= len(self.pools):
                 raise ValueError(f"a TaskSpec has pool={t.pool} but ACLConfig.pools has {len(self.pools)} entries")
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes or num_outputs(list(self.tasks))
 
     @property
     def scales(self) -> tuple[float, ...]:

@@ -101,7 +101,8 @@ class ACLObjective:
         """task_scales (T,) in sequence order -> (num_terms,) weights."""
         task_scales = jnp.asarray(task_scales, jnp.float32)
         if task_scales.shape != (len(self.tasks),):
-            raise ValueError(f"task_scales must have shape ({len(self.tasks)},) (one per task), got {task_scales.shape}")
+            raise ValueError(f"task_scales must have shape ({len(self.tasks)},) (one per task), "
+                             f"got {task_scales.shape}")
         scale = 1.0 / self.num_trained_terms if self.loss_scale is None else self.loss_scale
         per_term = [task_scales[t.query_task] if t.kind != "backward" else float(self.use_acl) for t in self.terms]
         return scale * jnp.stack(per_term)

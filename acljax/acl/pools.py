@@ -32,7 +32,8 @@ def pool_images(pool: PoolConfig, phase: str, *, progress: bool = False) -> Imag
             raise ValueError(f"PoolConfig.test_split is None for {pool.dataset}: there is no meta-test split")
         data = load(pool.dataset, pool.test_split, pre, progress=progress)
     elif pool.validation_split is not None:
-        data = load(pool.dataset, pool.split if phase == "train" else pool.validation_split, pre, progress=progress)
+        data = load(pool.dataset, pool.split, pre, progress=progress) if phase == "train" else \
+            load(phase_dataset(pool, phase), pool.validation_split, pre, progress=progress)
     else:
         data = load(pool.dataset, pool.split, pre, progress=progress)
         classes = np.random.default_rng(CLASS_SPLIT_SEED).permutation(np.unique(data.y))
@@ -45,11 +46,18 @@ def pool_images(pool: PoolConfig, phase: str, *, progress: bool = False) -> Imag
     return add_rotations(data) if pool.rotations else data
 
 
+def phase_dataset(pool: PoolConfig, phase: str) -> str:
+    """The data set a phase reads (validation may use another one)."""
+    if phase == "validation" and pool.validation_split is not None and pool.validation_dataset is not None:
+        return pool.validation_dataset
+    return pool.dataset
+
+
 def build_pools(config: ACLConfig, phase: str, *, progress: bool = False) -> list[ClassPool]:
     """One :class:`ClassPool` per ``config.pools`` entry, normalised with its data set's statistics."""
     pools = []
     for pool in config.pools:
-        mean, std = channel_statistics(pool.dataset, Preprocessing(size=pool.size, channels=pool.channels))
-        pools.append(ClassPool(pool_images(pool, phase, progress=progress), mean, std,
-                               name=f"{pool.dataset}[{phase}]"))
+        dataset = phase_dataset(pool, phase)
+        mean, std = channel_statistics(dataset, Preprocessing(size=pool.size, channels=pool.channels))
+        pools.append(ClassPool(pool_images(pool, phase, progress=progress), mean, std, name=f"{dataset}[{phase}]"))
     return pools

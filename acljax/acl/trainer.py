@@ -24,7 +24,7 @@ from tqdm import tqdm
 from acljax.acl.config import ACLConfig, config_from_dict
 from acljax.acl.objective import ACLObjective
 from acljax.acl.pools import build_pools
-from acljax.data.episodes import TaskSpec, num_outputs, sample_episodes
+from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.nn.learner import InContextLearner
 from acljax.workdir import Workdir
 
@@ -33,7 +33,7 @@ VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed vali
 
 def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
     m = config.model
-    return InContextLearner(image_shape, num_outputs(list(config.tasks)), encoder=m.encoder,
+    return InContextLearner(image_shape, config.num_classes, encoder=m.encoder,
                             conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
                             num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
                             dropout_rate=m.dropout_rate, state_gradient=m.state_gradient, impl=m.impl,
@@ -105,8 +105,16 @@ class MetaLearner:
 
 
 def sample(config: ACLConfig, pools, rng: np.random.Generator, order: list[int], batch_size: int):
-    episodes = sample_episodes(rng, pools, [config.tasks[i] for i in order], batch_size)
+    episodes = sample_episodes(rng, pools, [config.tasks[i] for i in order], batch_size, config.num_classes)
     return (episodes.x, episodes.feedback, episodes.target), np.asarray([config.scales[i] for i in order], np.float32)
+
+
+def term_metrics(objective: ACLObjective, loss, terms) -> dict[str, float]:
+    """{"loss", "loss/<term>", "acc/<term>"} as floats from the objective's outputs."""
+    row = {"loss": float(loss)}
+    for term, term_loss, accuracy in zip(objective.terms, np.asarray(terms[0]), np.asarray(terms[1])):
+        row[f"loss/{term.name}"], row[f"acc/{term.name}"] = float(term_loss), float(accuracy)
+    return row
 
 
 def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches: int) -> dict[str, float]:
@@ -117,11 +125,8 @@ def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches
         k = b % len(orders)
         batch, scales = sample(config, pools, np.random.default_rng([config.seed, stream, b]), orders[k],
                                config.batch_size)
-        loss, (losses, accs) = learner.evaluate(learner.objectives[k], params, learner.rest, batch, scales)
-        row = {"loss": float(loss)}
-        for term, l, a in zip(learner.objectives[k].terms, np.asarray(losses), np.asarray(accs)):
-            row[f"loss/{term.name}"], row[f"acc/{term.name}"] = float(l), float(a)
-        for name, value in row.items():
+        loss, terms = learner.evaluate(learner.objectives[k], params, learner.rest, batch, scales)
+        for name, value in term_metrics(learner.objectives[k], loss, terms).items():
             totals.setdefault(name, []).append(value)
     return {name: float(np.mean(v)) for name, v in totals.items()}
 
@@ -167,10 +172,7 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
         params, opt_state, loss, (losses, accs) = learner.train_step(
             learner.objectives[k], state["params"], learner.rest, state["opt_state"], batch, scales, key)
         state = {**state, "params": params, "opt_state": opt_state}
-        row = {"loss": float(loss)}
-        for term, l, a in zip(learner.objectives[k].terms, np.asarray(losses), np.asarray(accs)):
-            row[f"loss/{term.name}"], row[f"acc/{term.name}"] = float(l), float(a)
-        window.append(row)
+        window.append(term_metrics(learner.objectives[k], loss, (losses, accs)))
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
             means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}

@@ -123,12 +123,15 @@ def check_tasks(pools: list[ClassPool], tasks: list[TaskSpec]) -> None:
 
 
 def sample_episodes(rng: np.random.Generator, pools: list[ClassPool], tasks: list[TaskSpec],
-                    batch_size: int) -> Episodes:
-    """Sample ``batch_size`` sequences of ``tasks`` (see module docstring)."""
+                    batch_size: int, num_classes: int | None = None) -> Episodes:
+    """Sample ``batch_size`` sequences of ``tasks`` (see module docstring). ``num_classes``: the model's
+    label space, whose last index + 1 is the queries' "unknown" feedback (default: ``num_outputs(tasks)``)."""
     check_tasks(pools, tasks)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    unknown = num_outputs(tasks)
+    unknown = num_outputs(tasks) if num_classes is None else num_classes
+    if unknown < num_outputs(tasks):
+        raise ValueError(f"num_classes={num_classes} is smaller than the tasks' label space ({num_outputs(tasks)})")
     chosen = {p: np.argsort(rng.random((batch_size, pool.num_classes)), axis=1) for p, pool in enumerate(pools)}
     used = dict.fromkeys(range(len(pools)), 0)
     xs, targets, feedbacks, task_ids, kinds = [], [], [], [], []

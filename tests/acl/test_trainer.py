@@ -10,7 +10,7 @@ import pytest
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import learning_rate_schedule, load_params, meta_train, MetaLearner, image_shape
+from acljax.acl.trainer import MetaLearner, image_shape, learning_rate_schedule, load_params, meta_train
 from acljax.data.episodes import TaskSpec
 
 

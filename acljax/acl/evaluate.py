@@ -1,0 +1,57 @@
+"""In-context continual learning on task streams through the shared protocol (``acljax eval``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from acljax.acl.protocol import InContextEvaluator
+from acljax.acl.trainer import MetaLearner, load_config, load_params
+from acljax.data.registry import Preprocessing, channel_statistics, load
+from acljax.data.streams import Task, TaskStream, split_stream
+from acljax.eval import evaluate
+from acljax.eval.protocol import Report
+
+STREAMS = {  # name -> (data set, tasks, classes per task, scenario)
+    "split_mnist_domain": ("mnist", 5, 2, "domain"),
+    "split_mnist_class": ("mnist", 5, 2, "class"),
+    "split_mnist_class2": ("mnist", 2, 2, "class"),
+    "split_fashion_mnist_domain": ("fashion_mnist", 5, 2, "domain"),
+}
+STREAM_CHOICES = (*STREAMS, "mnist_then_fashion_mnist", "PATH.npz")
+
+
+def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, scenario: str = "domain"):
+    """A named stream (see ``STREAM_CHOICES``) or Split-X of a ``.npz`` file -> (stream, per-task
+    (mean, std) normalisation statistics)."""
+    if name in STREAMS:
+        dataset, tasks, per_task, scenario = STREAMS[name]
+        stream = split_stream(load(dataset, "train", pre), load(dataset, "test", pre), num_tasks=tasks,
+                              classes_per_task=per_task, scenario=scenario)
+        return stream, [channel_statistics(dataset, pre)] * tasks
+    if name == "mnist_then_fashion_mnist":
+        tasks = [Task(load(d, "train", pre), load(d, "test", pre), None, d) for d in ("mnist", "fashion_mnist")]
+        stream = TaskStream([t._replace(output_mask=np.ones(10, bool)) for t in tasks], 10, "domain")
+        return stream, [channel_statistics(d, pre) for d in ("mnist", "fashion_mnist")]
+    if name.endswith(".npz"):
+        train, test = load(name, "train", pre), load(name, "test", pre)
+        num_tasks = train.num_classes // classes_per_task
+        stream = split_stream(train, test, num_tasks=num_tasks, classes_per_task=classes_per_task, scenario=scenario)
+        return stream, [channel_statistics(name, pre)] * num_tasks
+    raise ValueError(f"stream must be one of {STREAM_CHOICES}, got {name!r}")
+
+
+def in_context_report(model_dir: str | Path, stream_name: str, *, runs: int = 10, shots: int = 5,
+                      classes_per_task: int = 2, scenario: str = "domain", progress: bool = True) -> Report:
+    """Accuracy matrices of a meta-trained model over ``runs`` evaluation runs (each draws its own demos)."""
+    config = load_config(model_dir)
+    pool = config.pools[0]
+    pre = Preprocessing(size=pool.size, channels=pool.channels)
+    stream, statistics = build_stream(stream_name, pre, classes_per_task=classes_per_task, scenario=scenario)
+    shape = stream.tasks[0].train.x.shape[1:]
+    learner = MetaLearner(config, shape)
+    params = load_params(model_dir, learner.params)
+    evaluator = InContextEvaluator(learner, params, shots=shots, statistics=statistics)
+    return evaluate(evaluator, stream.tasks, list(range(runs)), [t.name for t in stream.tasks], progress=progress)
+

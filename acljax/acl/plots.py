@@ -1,0 +1,94 @@
+"""Plots of ACL runs: per-term meta-training curves, term accuracies side by side, fast-weight evolution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from acljax.acl.objective import segments  # noqa: E402
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in (Path(path) / "metrics.jsonl").read_text().splitlines() if line]
+
+
+def term_curves(runs: dict[str, str | Path], out: str | Path, title: str = "") -> Path:
+    """Training loss and accuracy of every term against step, one line per run (the paper's Fig. 2:
+    without the ACL term, the backward term's loss rises as in-context learning emerges)."""
+    data = {label: [r for r in _read(path) if "loss" in r] for label, path in runs.items()}
+    terms = sorted({k.split("/", 1)[1] for rows in data.values() for k in rows[0] if k.startswith("loss/")})
+    fig, axes = plt.subplots(2, len(terms), figsize=(4 * len(terms), 6), squeeze=False, sharex=True)
+    for label, rows in data.items():
+        steps = [r["step"] for r in rows]
+        for col, term in enumerate(terms):
+            axes[0, col].plot(steps, [r.get(f"loss/{term}", np.nan) for r in rows], label=label)
+            axes[1, col].plot(steps, [r.get(f"acc/{term}", np.nan) for r in rows], label=label)
+    for col, term in enumerate(terms):
+        axes[0, col].set_title(term)
+        axes[1, col].set_xlabel("meta-training step")
+    axes[0, 0].set_ylabel("query cross-entropy")
+    axes[1, 0].set_ylabel("query accuracy")
+    axes[0, 0].legend()
+    fig.suptitle(title or "meta-training terms")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def term_bars(results: dict[str, dict[str, float]], terms: dict[str, str], out: str | Path, chance: float,
+              title: str = "") -> Path:
+    """Grouped bars: for each model (``results[label]`` = term metrics), the accuracy of ``terms``
+    (metric name -> caption), with the chance level."""
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(terms), 4))
+    width = 0.8 / len(results)
+    for i, (label, metrics) in enumerate(results.items()):
+        values = [100 * metrics[name] for name in terms]
+        bars = ax.bar(np.arange(len(terms)) + i * width, values, width, label=label)
+        ax.bar_label(bars, fmt="%.0f")
+    ax.axhline(100 * chance, color="grey", linestyle="--", label="chance")
+    ax.set_xticks(np.arange(len(terms)) + width * (len(results) - 1) / 2, list(terms.values()))
+    ax.set_ylabel("query accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def fast_weight_evolution(model, objective, images, feedback, out: str | Path, *, block: int = 0, head: int = 0,
+                          title: str = "") -> Path:
+    """Heatmaps of one head's output fast weights W_y for one sequence: W_0, then the change made by each
+    task's demos (state after task i minus state after task i - 1). images (1, L, H, W, C), feedback (1, L)."""
+    tokens = model.embed(images, feedback)
+    states, snapshots = None, [np.asarray(model.net.blocks[block].srwm_layer.srwm.initial_state.w_y[head])]
+    for seg in segments(list(objective.tasks)):
+        if seg.shots is not None:
+            _, states = model.sequence(tokens[:, seg.shots], states)
+        _, states = model.sequence(tokens[:, seg.demos], states)
+        snapshots.append(np.asarray(states[block].w_y[0, head]))
+    panels = [("W_0", snapshots[0])] + [(f"change by task {i}", b - a) for i, (a, b) in
+                                         enumerate(zip(snapshots, snapshots[1:]))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    for ax, (caption, w) in zip(axes[0], panels):
+        limit = float(np.abs(w).max()) or 1.0
+        image = ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(caption)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(title or f"block {block}, head {head}: fast weights W_y over a sequence")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,36 @@
+"""Split-MNIST meta-finetuning, domain-incremental (REFERENCE §3): 5 tasks of 2-way 5-shot glyph
+classes, labels {0, 1} in every task, uniform mean over the 15 terms (5 within + 10 backward),
+constant learning rate 1e-3. Starts from the shipped 2-task glyph ACL model; meta-validates on 5-task
+sequences from MNIST's validation split (never the test set).
+
+    acljax train --config experiments/acl_split_mnist_domain.py --workdir runs/split_mnist_domain
+    acljax eval --model runs/split_mnist_domain --stream split_mnist_domain
+"""
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+from acljax.acl import ACLConfig, PoolConfig
+from acljax.data.episodes import TaskSpec
+
+QUICKSTART_MODEL = "pretrained/glyphs_2task_acl"
+
+
+def split_mnist_config(label_offsets: list[int]) -> ACLConfig:
+    spec = importlib.util.spec_from_file_location("quickstart", Path(__file__).with_name("acl_glyphs_quickstart.py"))
+    quickstart = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quickstart)
+    base = quickstart.get_config()  # the model of the checkpoint it starts from
+    return dataclasses.replace(
+        base,
+        pools=(PoolConfig(dataset="glyphs", split="background", size=32, channels=1, validation_split="validation",
+                          validation_dataset="mnist", test_split=None),),
+        tasks=tuple(TaskSpec(n_way=2, k_shot=5, num_queries=2, label_offset=o) for o in label_offsets),
+        task_scales=None, loss_scale=None, use_acl=True, cycle_orders=False,
+        batch_size=64, steps=3000, schedule="constant", learning_rate=1e-3,
+        log_every=50, validate_every=250, validation_batches=8, init_from=QUICKSTART_MODEL, seed=0)
+
+
+def get_config() -> ACLConfig:
+    return split_mnist_config([0] * 5)

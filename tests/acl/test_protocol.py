@@ -1,0 +1,88 @@
+"""A meta-trained model under the shared evaluation protocol, against a position-by-position loop."""
+
+import numpy as np
+import pytest
+
+from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig
+from acljax.acl.protocol import InContextEvaluator
+from acljax.acl.trainer import MetaLearner
+from acljax.data.episodes import TaskSpec
+from acljax.data.preprocess import normalize
+from acljax.data.store import ImageSet
+from acljax.data.streams import split_stream
+from acljax.eval import evaluate
+
+SHAPE = (8, 8, 1)
+STATS = (np.float32(0.5), np.float32(0.25))
+
+
+def _stream(scenario):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 5).astype(np.int32)
+    data = [ImageSet(rng.integers(0, 256, (len(y), *SHAPE), dtype=np.uint8), y) for _ in range(2)]
+    return split_stream(*data, num_tasks=2, classes_per_task=2, scenario=scenario)
+
+
+def _learner():
+    config = ACLConfig(pools=(PoolConfig(dataset="unused.npz"),), tasks=(TaskSpec(2, 2, 1, label_offset=2),),
+                       model=ModelConfig(encoder="mlp", num_classes=4, mlp_features=(8,), num_features=8, num_heads=2,
+                                         hidden_features=8, dropout_rate=0.0))
+    learner = MetaLearner(config, SHAPE)
+    return learner, learner.params
+
+
+def _slow_accuracy(learner, params, demos, query_x, query_y, mask):
+    """Every query appended alone to the demo sequence (one full forward pass per query, the queries
+    stacked as a batch of separate sequences); masked argmax of the query's logits."""
+    model = learner.model(params, learner.rest, train=False)
+    q = len(query_y)
+    images = np.concatenate([np.broadcast_to(demos[0], (q, *demos[0].shape)), normalize(query_x, *STATS)[:, None]], 1)
+    feedback = np.concatenate([np.broadcast_to(demos[1], (q, len(demos[1]))), np.full((q, 1), model.num_classes)], 1)
+    logits = np.asarray(model(images, feedback)[0][:, -1])
+    return np.mean(np.argmax(np.where(mask, logits, -np.inf), -1) == query_y)
+
+
+@pytest.mark.parametrize("scenario", ["class", "task"])
+def test_accuracy_matrix_matches_the_slow_loop(scenario):
+    stream = _stream(scenario)
+    learner, params = _learner()
+    evaluator = InContextEvaluator(learner, params, shots=2, statistics=[STATS, STATS])
+    report = evaluate(evaluator, stream.tasks, [3], progress=False)
+
+    demos_x, demos_y = [], []  # the demos the evaluator draws for seed 3 (its documented rule)
+    for index, task in enumerate(stream.tasks):
+        rng = np.random.default_rng([3, index])
+        picks = np.concatenate([rng.choice(np.flatnonzero(task.train.y == c), 2, replace=False)
+                                for c in np.unique(task.train.y)])
+        picks = rng.permutation(picks)
+        demos_x.append(normalize(task.train.x[picks], *STATS))
+        demos_y.append(task.train.y[picks])
+    for i in range(2):
+        seen = (np.concatenate(demos_x[:i + 1]), np.concatenate(demos_y[:i + 1]))
+        for j, task in enumerate(stream.tasks):
+            mask = np.zeros(4, bool)
+            mask[:len(task.output_mask)] = task.output_mask
+            expected = _slow_accuracy(learner, params, seen, task.test.x, task.test.y, mask)
+            assert report.matrices[0, i, j] == pytest.approx(expected)
+
+
+def test_runs_draw_their_own_demos_in_one_batch():
+    stream = _stream("class")
+    learner, params = _learner()
+    together = evaluate(InContextEvaluator(learner, params, shots=2, statistics=[STATS] * 2), stream.tasks, [0, 1],
+                        progress=False)
+    alone = evaluate(InContextEvaluator(learner, params, shots=2, statistics=[STATS] * 2), stream.tasks, [1],
+                     progress=False)
+    np.testing.assert_allclose(together.matrices[1], alone.matrices[0], atol=1e-6)
+
+
+def test_bad_evaluator_input():
+    learner, params = _learner()
+    with pytest.raises(ValueError, match="shots must be a positive int"):
+        InContextEvaluator(learner, params, shots=0, statistics=[STATS])
+    evaluator = InContextEvaluator(learner, params, shots=1, statistics=[STATS])
+    evaluator.reset(0)
+    wrong = _stream("class").tasks[0]
+    wrong = wrong._replace(train=ImageSet(np.zeros((4, 4, 4, 1), np.uint8), wrong.train.y[:4]))
+    with pytest.raises(ValueError, match="the model reads"):
+        evaluator.learn(0, wrong)
