@@ -70,12 +70,14 @@ def _print_terms(metrics: dict) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from acljax.acl.evaluate import in_context_report
     from acljax.eval import report
 
     result = in_context_report(args.model, args.stream, runs=args.runs, shots=args.shots,
                                classes_per_task=args.classes_per_task, scenario=args.scenario)
-    name = args.stream.removesuffix(".npz").replace("/", "_").strip("_")
+    name = Path(args.stream).stem
     paths = report.save(result, args.out, name, f"{args.model} on {args.stream}, {args.shots} demos per class")
     print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs"))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
