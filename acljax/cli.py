@@ -48,17 +48,23 @@ def _demo(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from acljax.acl import meta_train
 
+    if args.distributed:  # multi-host: before anything touches the devices
+        import jax
+
+        jax.distributed.initialize()
     config = load_config(args.config)
-    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from))
-                 if v is not None}
+    overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from),
+                                   ("num_devices", args.num_devices)) if v is not None}
     if args.no_acl:
         overrides["use_acl"] = False
     config = dataclasses.replace(config, **overrides)
     print(f"Meta-training {args.config} ({'with' if config.use_acl else 'without'} the ACL term) for {config.steps} "
           f"steps. Workdir: {args.workdir} (metrics.jsonl, checkpoints/, best/, results.json)")
     results = meta_train(config, args.workdir)
-    print(f"\nbest step {results['best_step']}; meta-test (held-out classes):")
-    _print_terms(results.get("test") or results["best_validation"])
+    tested = "test" in results
+    print(f"\nbest step {results['best_step']}; " + ("meta-test (held-out classes of the test split):" if tested else
+                                                    "meta-validation of the best parameters (no test split set):"))
+    _print_terms(results["test"] if tested else results["best_validation"])
     return 0
 
 
@@ -147,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None, help="override the config's seed")
     train.add_argument("--no-acl", action="store_true", help="drop the backward (ACL) terms: the baseline")
     train.add_argument("--init-from", default=None, help="start from this workdir's best parameters (finetuning)")
+    train.add_argument("--num-devices", type=_positive_int, default=None,
+                       help="data-parallel devices (default: every device, on every host)")
+    train.add_argument("--distributed", action="store_true",
+                       help="multi-host run: call jax.distributed.initialize() (coordinator from the environment)")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="in-context continual learning on a task stream (accuracy matrix)")

@@ -28,7 +28,7 @@ def split_mnist_config(label_offsets: list[int]) -> ACLConfig:
                           validation_dataset="mnist", test_split=None),),
         tasks=tuple(TaskSpec(n_way=2, k_shot=5, num_queries=2, label_offset=o) for o in label_offsets),
         task_scales=None, loss_scale=None, use_acl=True, cycle_orders=False,
-        batch_size=64, steps=3000, schedule="constant", learning_rate=1e-3,
+        batch_size=32, steps=1500, schedule="constant", learning_rate=1e-3,  # paper: batch 64 (GPU)
         log_every=50, validate_every=250, validation_batches=8, init_from=QUICKSTART_MODEL, seed=0)
 
 

@@ -88,6 +88,7 @@ class ACLConfig:
     validation_batches: int = 8
     test_batches: int = 16
     init_from: str | None = None  # a workdir or pretrained folder to start from (meta-finetuning)
+    num_devices: int | None = None  # data-parallel devices (the ``data`` mesh axis); None: all of them
     seed: int = 0
 
     def __post_init__(self):

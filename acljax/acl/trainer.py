@@ -22,6 +22,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from acljax.acl.config import ACLConfig, config_from_dict
+from acljax.acl.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.acl.objective import ACLObjective
 from acljax.acl.pools import build_pools
 from acljax.data.episodes import TaskSpec, sample_episodes
@@ -76,11 +77,25 @@ class MetaLearner:
     """The model split into (graphdef, params, rest) with jit-compiled train and evaluation functions."""
 
     def __init__(self, config: ACLConfig, image_shape):
-        self.config = config
+        self.config, self.image_shape = config, tuple(image_shape)
         self.graphdef, self.params, self.rest = nnx.split(build_model(config, image_shape), nnx.Param, ...)
         self.tx = optimizer(config)
         self.objectives = [ACLObjective(tuple(layout_only(config.tasks[i]) for i in order), use_acl=config.use_acl,
                                         loss_scale=config.loss_scale) for order in task_orders(config)]
+
+    @property
+    def _program(self):
+        """What the compiled functions depend on: learners that agree on it share them (jit treats self as
+        static), so a resumed run or a second evaluation does not compile again."""
+        c = self.config
+        return (c.model, c.num_classes, self.image_shape, tuple(self.objectives), c.schedule, c.learning_rate,
+                c.warmup_steps, c.adam_b1, c.adam_b2, c.adam_eps)
+
+    def __hash__(self):
+        return hash(self._program)
+
+    def __eq__(self, other):
+        return isinstance(other, MetaLearner) and self._program == other._program
 
     def model(self, params, rest, *, train: bool, key=None):
         model = nnx.merge(self.graphdef, params, rest, copy=True)
@@ -109,6 +124,24 @@ def sample(config: ACLConfig, pools, rng: np.random.Generator, order: list[int],
     return (episodes.x, episodes.feedback, episodes.target), np.asarray([config.scales[i] for i in order], np.float32)
 
 
+def sample_sharded(config: ACLConfig, pools, seed: list[int], order: list[int], mesh):
+    """This process's rows of a global batch (seeded by ``seed``, plus the process index on multi-host runs),
+    split over the mesh's ``data`` axis."""
+    rows = local_rows(config.batch_size, mesh)
+    if jax.process_count() > 1:
+        seed = [*seed, jax.process_index()]
+    batch, scales = sample(config, pools, np.random.default_rng(seed), order, rows.stop - rows.start)
+    return shard_batch(mesh, batch), scales
+
+
+def short_name(metric: str) -> str:
+    """"acc/backward_0_after_1" -> "b0@1", "acc/within_0" -> "w0", "acc/first_shot_0" -> "f0" (progress bars)."""
+    name = metric.split("/", 1)[1]
+    for long, short in (("first_shot_", "f"), ("within_", "w"), ("backward_", "b"), ("_after_", "@")):
+        name = name.replace(long, short)
+    return name
+
+
 def term_metrics(objective: ACLObjective, loss, terms) -> dict[str, float]:
     """{"loss", "loss/<term>", "acc/<term>"} as floats from the objective's outputs."""
     row = {"loss": float(loss)}
@@ -117,15 +150,15 @@ def term_metrics(objective: ACLObjective, loss, terms) -> dict[str, float]:
     return row
 
 
-def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches: int) -> dict[str, float]:
+def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches: int, mesh=None) -> dict[str, float]:
     """Mean loss and per-term loss/accuracy over fixed episodes (the same ones at every call)."""
     config, orders = learner.config, task_orders(learner.config)
+    mesh = make_mesh(config.num_devices) if mesh is None else mesh
     totals: dict[str, list[float]] = {}
     for b in range(num_batches):
         k = b % len(orders)
-        batch, scales = sample(config, pools, np.random.default_rng([config.seed, stream, b]), orders[k],
-                               config.batch_size)
-        loss, terms = learner.evaluate(learner.objectives[k], params, learner.rest, batch, scales)
+        batch, scales = sample_sharded(config, pools, [config.seed, stream, b], orders[k], mesh)
+        loss, terms = learner.evaluate(learner.objectives[k], params, replicate(mesh, learner.rest), batch, scales)
         for name, value in term_metrics(learner.objectives[k], loss, terms).items():
             totals.setdefault(name, []).append(value)
     return {name: float(np.mean(v)) for name, v in totals.items()}
@@ -155,10 +188,12 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
     learner = MetaLearner(config, image_shape(config, train_pools))
+    mesh = make_mesh(config.num_devices)
     params = learner.params if config.init_from is None else load_params(config.init_from, learner.params)
-    fresh = {"params": params, "opt_state": learner.tx.init(params), "best_loss": jnp.asarray(np.inf, jnp.float32),
-             "best_step": jnp.asarray(0, jnp.int32)}
-    start, state = run.restore_latest(fresh)
+    fresh = replicate(mesh, {"params": params, "opt_state": learner.tx.init(params),
+                             "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
+    start, state = run.restore_latest(fresh)  # restored onto this run's mesh, whatever the saving run's was
+    rest = replicate(mesh, learner.rest)
     orders = task_orders(config)
     window: list[dict[str, float]] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="meta-training",
@@ -166,23 +201,23 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
     tick = time.perf_counter()
     for step in bar:
         k = step % len(orders)
-        batch, scales = sample(config, train_pools, np.random.default_rng([config.seed, step]), orders[k],
-                               config.batch_size)
+        batch, scales = sample_sharded(config, train_pools, [config.seed, step], orders[k], mesh)
         key = jax.random.fold_in(jax.random.key(config.seed), step)
         params, opt_state, loss, (losses, accs) = learner.train_step(
-            learner.objectives[k], state["params"], learner.rest, state["opt_state"], batch, scales, key)
+            learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
         state = {**state, "params": params, "opt_state": opt_state}
         window.append(term_metrics(learner.objectives[k], loss, (losses, accs)))
         done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
+        if done % config.log_every == 0 or done % config.validate_every == 0 or done == config.steps:
             means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
             seconds = (time.perf_counter() - tick) / len(window)
             run.log(done, **means, learning_rate=float(learning_rate_schedule(config)(step)), sec_per_step=seconds)
-            bar.set_postfix(loss=f"{means['loss']:.3f}", **{k.split("/")[1][:12]: f"{v:.2f}" for k, v in
-                                                             means.items() if k.startswith("acc/")})
+            bar.set_postfix(loss=f"{means['loss']:.3f}", **{short_name(k): f"{v:.2f}" for k, v in means.items()
+                                                             if k.startswith("acc/")})
             window, tick = [], time.perf_counter()
         if done % config.validate_every == 0 or done == config.steps:
-            valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, config.validation_batches)
+            valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, config.validation_batches,
+                                   mesh)
             run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
             if valid["loss"] <= float(state["best_loss"]):
                 state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
@@ -195,6 +230,6 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
                "best_validation": json.loads((run.path / "best.json").read_text())}
     if all(p.test_split is not None for p in config.pools):
         summary["test"] = evaluate_terms(learner, best, build_pools(config, "test", progress=progress), TEST_STREAM,
-                                         config.test_batches)
+                                         config.test_batches, mesh)
     run.write_json("results.json", summary)
     return summary

@@ -73,7 +73,7 @@ def split_stream(train: ImageSet, test: ImageSet, *, num_tasks: int = 5, classes
         for data in (train, test):
             keep = np.isin(data.y, own)
             parts.append(ImageSet(data.x[keep], (position[data.y[keep]] + offset).astype(np.int32)))
-        tasks.append(Task(parts[0], parts[1], mask, f"classes {own}"))
+        tasks.append(Task(parts[0], parts[1], mask, f"classes {[int(c) for c in own]}"))
     return TaskStream(tasks, len(tasks[0].output_mask), scenario)
 
 

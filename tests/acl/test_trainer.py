@@ -86,3 +86,21 @@ def test_config_round_trips_through_json(npz):
 def test_bad_configs(npz, overrides, message):
     with pytest.raises(ValueError, match=message):
         _config(npz, **overrides)
+
+
+def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
+    from acljax.acl import quickstart
+
+    base = _config(npz, tasks=(TaskSpec(3, 2, 2), TaskSpec(3, 2, 2)), task_scales=None, loss_scale=None,
+                   cycle_orders=False)
+    summary = quickstart.run(base, tmp_path, steps=2, from_scratch=True, progress=False)
+    acl, no_acl = summary["test"]["ACL"], summary["test"]["no ACL"]
+    lines = summary["table"].splitlines()
+    assert lines[2].startswith("| ACL | ") and lines[3].startswith("| no ACL | ")
+    forgetting = 100 * (no_acl["acc/within_0"] - no_acl["acc/backward_0_after_1"])
+    assert lines[3].endswith(f"| {forgetting:.1f} |")
+    assert f"{100 * acl['acc/backward_0_after_1']:.1f}" in lines[2]
+    for name in ("summary.json", "summary.md", "accuracy.png", "meta_training_terms.png", "fast_weights.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "acl" / "config.json").read_text())["use_acl"] is True
+    assert json.loads((tmp_path / "no_acl" / "config.json").read_text())["use_acl"] is False

@@ -1,0 +1,88 @@
+"""Data parallelism on 4 fake CPU devices (a subprocess, since the device count is fixed at start-up)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent('''
+    import dataclasses, json, sys
+    import jax, numpy as np
+    from jax.sharding import PartitionSpec as P
+    from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig
+    from acljax.acl.distributed import local_rows, make_mesh, replicate
+    from acljax.acl.pools import build_pools
+    from acljax.acl.trainer import MetaLearner, image_shape, load_params, meta_train, sample_sharded
+    from acljax.data.episodes import TaskSpec
+
+    assert jax.device_count() == 4, jax.devices()
+    npz, workdir = sys.argv[1], sys.argv[2]
+    config = ACLConfig(
+        pools=(PoolConfig(dataset=npz, split="train", size=None, channels=None, validation_fraction=0.4,
+                          test_split="test"),),
+        tasks=(TaskSpec(3, 2, 2), TaskSpec(3, 2, 2)),
+        model=ModelConfig(encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2, hidden_features=8,
+                          dropout_rate=0.0),
+        batch_size=8, steps=4, warmup_steps=2, log_every=1, validate_every=2, validation_batches=1, test_batches=1)
+    pools = build_pools(config, "train")
+    learner = MetaLearner(config, image_shape(config, pools))
+
+    def one_step(num_devices):
+        mesh = make_mesh(num_devices)
+        batch, scales = sample_sharded(config, pools, [0, 0], [0, 1], mesh)
+        params = replicate(mesh, learner.params)
+        out = learner.train_step(learner.objectives[0], params, replicate(mesh, learner.rest),
+                                 replicate(mesh, learner.tx.init(learner.params)), batch, scales, jax.random.key(0))
+        return batch, out
+
+    batch4, (params4, _, loss4, _) = one_step(4)
+    batch1, (params1, _, loss1, _) = one_step(1)
+    x = batch4[0]
+    assert x.sharding.spec == P("data") and len(x.addressable_shards) == 4, x.sharding
+    assert {s.data.shape[0] for s in x.addressable_shards} == {2}  # 8 sequences, 2 per device
+    assert len({s.device for s in x.addressable_shards}) == 4
+    try:
+        local_rows(6, make_mesh(4))
+        raise AssertionError("a batch of 6 on 4 devices was accepted")
+    except ValueError as e:
+        assert "batch_size=6 must be divisible by the number of devices (4)" in str(e)
+    np.testing.assert_allclose(loss4, loss1, rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(params4), jax.tree.leaves(params1)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+    # A run saved on 4 devices resumes on 1 and ends where an uninterrupted 4-device run does.
+    whole = meta_train(dataclasses.replace(config, num_devices=4), workdir + "/whole", progress=False)
+    meta_train(dataclasses.replace(config, num_devices=4, steps=2), workdir + "/moved", progress=False)
+    moved = meta_train(dataclasses.replace(config, num_devices=1), workdir + "/moved", progress=False)
+    for key, value in whole["test"].items():
+        np.testing.assert_allclose(moved["test"][key], value, rtol=1e-4, atol=1e-5)
+    a = load_params(workdir + "/whole", learner.params)
+    b = load_params(workdir + "/moved", learner.params)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # 4 Adam steps amplify reduction-order rounding
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-5)
+    print("ok")
+''')
+
+
+def test_four_devices_match_one_and_resume_across_device_counts(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(16), 6).astype(np.int32)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, x=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y=y,
+             x_test=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y_test=y)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(npz), str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-4000:]
+
+
+def test_bad_device_counts():
+    from acljax.acl.distributed import make_mesh
+
+    for bad in (0, 10_000):
+        with pytest.raises(ValueError, match="num_devices must be between 1 and"):
+            make_mesh(bad)
