@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.distributed:  # multi-host: before anything touches the devices
         import jax
 
-        jax.distributed.initialize()
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     config = load_config(args.config)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from),
                                    ("num_devices", args.num_devices)) if v is not None}
@@ -156,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-devices", type=_positive_int, default=None,
                        help="data-parallel devices (default: every device, on every host)")
     train.add_argument("--distributed", action="store_true",
-                       help="multi-host run: call jax.distributed.initialize() (coordinator from the environment)")
+                       help="multi-host run: call jax.distributed.initialize() first (on TPU VMs, SLURM and Open MPI "
+                            "it finds the cluster itself; elsewhere give the three options below)")
+    train.add_argument("--coordinator", default=None, help="with --distributed: HOST:PORT of process 0")
+    train.add_argument("--num-processes", type=_positive_int, default=None, help="with --distributed")
+    train.add_argument("--process-id", type=int, default=None, help="with --distributed: 0 .. num_processes-1")
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="in-context continual learning on a task stream (accuracy matrix)")
