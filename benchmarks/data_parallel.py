@@ -34,11 +34,11 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    from acljax.acl.distributed import make_mesh, replicate, shard_batch
     from acljax.acl.trainer import MetaLearner, sample
     from acljax.cli import load_config
     from acljax.data.episodes import ClassPool
     from acljax.data.store import ImageSet
+    from acljax.distributed import make_mesh, replicate, shard_batch
 
     root = Path(__file__).resolve().parents[1]
     config = dataclasses.replace(load_config(str(root / "experiments" / "acl_glyphs_quickstart.py")),

@@ -22,10 +22,10 @@ from flax import nnx
 from tqdm import tqdm
 
 from acljax.acl.config import ACLConfig, config_from_dict
-from acljax.acl.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.acl.objective import ACLObjective
 from acljax.acl.pools import build_pools
 from acljax.data.episodes import TaskSpec, sample_episodes
+from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.nn.learner import InContextLearner
 from acljax.workdir import Workdir
 

@@ -27,6 +27,7 @@ from acljax.cl.regularizers import (
 )
 from acljax.cl.si import si_consolidate, synaptic_intelligence
 from acljax.data.streams import Task
+from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 
 METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")
 OPTIMIZERS = {  # PyTorch's defaults, which the published baselines used (optax's Adagrad starts its sum at 0.1)
@@ -53,6 +54,7 @@ class SequentialConfig:
     hidden: tuple[int, ...] = (400, 400)
     epochs: int = 4
     batch_size: int = 128
+    num_devices: int | None = None  # data-parallel devices for each minibatch; None: all of them
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -119,6 +121,7 @@ class SequentialLearner:
             return optax.apply_updates(params, updates), opt_state, loss
 
         self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, None)))
+        self.mesh = make_mesh(config.num_devices)  # minibatches split over its data axis, parameters replicated
         def accuracy(params, x, y, mask):
             return jnp.mean(jnp.argmax(_masked(mlp(params, x), mask), -1) == y)
 
@@ -131,7 +134,8 @@ class SequentialLearner:
     def reset(self, seeds: list[int]) -> None:
         self.seeds = list(seeds)
         self.params = jax.vmap(lambda k: init_mlp(k, self.sizes))(jnp.stack([jax.random.key(s) for s in seeds]))
-        self.opt_state = jax.vmap(self.tx.init)(self.params)
+        self.params = replicate(self.mesh, self.params)
+        self.opt_state = replicate(self.mesh, jax.vmap(self.tx.init)(self.params))
         self.seen = []
 
     def learn(self, index: int, task: Task) -> None:
@@ -143,13 +147,15 @@ class SequentialLearner:
         mask = jnp.asarray(np.any([t.output_mask for t in self.seen], axis=0) if cfg.method == "joint"
                            else task.output_mask)
         per_epoch = len(y) // cfg.batch_size
+        rows = local_rows(cfg.batch_size, self.mesh)  # this process's part of each minibatch
         bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{cfg.method} task {index}", disable=not self.progress,
                    leave=False)
         for epoch in range(cfg.epochs):
             order = np.stack([np.random.default_rng([s, index, epoch]).permutation(len(y)) for s in self.seeds])
             for b in range(per_epoch):
-                idx = order[:, b * cfg.batch_size:(b + 1) * cfg.batch_size]  # (S, batch): a shuffle per seed
-                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x[idx], y[idx], mask)
+                idx = order[:, b * cfg.batch_size:(b + 1) * cfg.batch_size][:, rows]  # (S, batch): a shuffle per seed
+                xb, yb = shard_batch(self.mesh, (x[idx], y[idx]), axis=1)
+                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, xb, yb, mask)
                 bar.update()
             bar.set_postfix(loss=f"{float(loss.mean()):.3f}")
         bar.close()
@@ -196,7 +202,7 @@ class SequentialLearner:
                 penalty = jax.vmap(mas_consolidate)(penalty, self.params, importance)
         if cfg.reset_optimizer:
             rest = (jax.vmap(self.inner.init)(self.params),)
-        self.opt_state = (penalty, *rest)
+        self.opt_state = replicate(self.mesh, (penalty, *rest))
 
     def accuracy(self, index: int, task: Task) -> np.ndarray:
         return np.asarray(self._accuracy(self.params, self._inputs(task.test.x), task.test.y,

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent('''
     import jax, numpy as np
     from jax.sharding import PartitionSpec as P
     from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig
-    from acljax.acl.distributed import local_rows, make_mesh, replicate
+    from acljax.distributed import local_rows, make_mesh, replicate
     from acljax.acl.pools import build_pools
     from acljax.acl.trainer import MetaLearner, image_shape, load_params, meta_train, sample_sharded
     from acljax.data.episodes import TaskSpec
@@ -62,11 +62,36 @@ SCRIPT = textwrap.dedent('''
     b = load_params(workdir + "/moved", learner.params)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # 4 Adam steps amplify reduction-order rounding
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-5)
+
+    # The sequential baseline trainer: minibatches split over 4 devices, same parameters as on 1.
+    from acljax.cl.trainer import SequentialConfig, SequentialLearner
+    from acljax.data.store import ImageSet
+    from acljax.data.streams import split_stream
+    from acljax.distributed import shard_batch
+
+    xs = shard_batch(make_mesh(4), np.zeros((2, 8, 3)), axis=1)
+    assert xs.sharding.spec == P(None, "data") and {s.data.shape for s in xs.addressable_shards} == {(2, 2, 3)}
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(4), 16).astype(np.int32)
+    images = [ImageSet(rng.integers(0, 256, (64, 4, 4, 1), dtype=np.uint8), labels) for _ in range(2)]
+    stream = split_stream(*images, num_tasks=2, classes_per_task=2, scenario="class")
+    finals = []
+    for n in (4, 1):
+        sequential = SequentialLearner(SequentialConfig(method="ewc", strength=10.0, hidden=(16,), epochs=2,
+                                                        batch_size=8, importance_samples=8, num_devices=n),
+                                       stream.num_outputs, (4, 4, 1), 0.5, 0.25, progress=False)
+        sequential.reset([0, 1])
+        for i, task in enumerate(stream.tasks):
+            sequential.learn(i, task)
+        finals.append(sequential.params)
+    for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     print("ok")
 ''')
 
 
 def test_four_devices_match_one_and_resume_across_device_counts(tmp_path):
+    """Meta-training and the sequential baseline trainer on 4 devices = on 1, and N -> M resume."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -81,7 +106,7 @@ def test_four_devices_match_one_and_resume_across_device_counts(tmp_path):
 
 
 def test_bad_device_counts():
-    from acljax.acl.distributed import make_mesh
+    from acljax.distributed import make_mesh
 
     for bad in (0, 10_000):
         with pytest.raises(ValueError, match="num_devices must be between 1 and"):

@@ -33,9 +33,9 @@ def local_rows(batch_size: int, mesh: Mesh) -> slice:
     return slice(start, start + per_process)
 
 
-def shard_batch(mesh: Mesh, local_batch):
-    """This process's rows (leading axis) -> global arrays split over the ``data`` axis."""
-    sharding = NamedSharding(mesh, P(DATA))
+def shard_batch(mesh: Mesh, local_batch, axis: int = 0):
+    """This process's rows (along ``axis``) -> global arrays split over the ``data`` mesh axis there."""
+    sharding = NamedSharding(mesh, P(*([None] * axis), DATA))
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
 
 
