@@ -25,22 +25,34 @@ from acljax.cl.regularizers import (
     online_ewc_consolidate,
     quadratic_penalty,
 )
+from acljax.cl.replay import (
+    POLICIES,
+    agem_project,
+    class_balanced_add,
+    init_buffer,
+    reservoir_add,
+    sample_buffer,
+)
 from acljax.cl.si import si_consolidate, synaptic_intelligence
 from acljax.data.streams import Task
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 
-METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas")
+METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "lwf")
 OPTIMIZERS = {  # PyTorch's defaults, which the published baselines used (optax's Adagrad starts its sum at 0.1)
     "sgd": optax.sgd, "adam": optax.adam,
     "adagrad": lambda lr: optax.adagrad(lr, initial_accumulator_value=0.0, eps=1e-10),
 }
 PENALTY_METHODS = ("l2", "ewc", "online_ewc", "mas")
+MEMORY_METHODS = ("replay", "agem")
 
 
 @dataclasses.dataclass(frozen=True)
 class SequentialConfig:
-    """method: one of METHODS; strength in acljax's convention (penalty = strength/2 sum I (theta - a)^2);
-    importance_samples: examples of the task used for Fisher / MAS importances."""
+    """method: one of METHODS; strength in acljax's convention (penalty = strength/2 sum I (theta - a)^2;
+    for LwF the distillation weight); importance_samples: examples of the task used for Fisher / MAS
+    importances. Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
+    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step;
+    LwF distils the previous model's outputs at ``temperature``."""
 
     method: str = "naive"
     optimizer: str = "adam"
@@ -55,6 +67,10 @@ class SequentialConfig:
     epochs: int = 4
     batch_size: int = 128
     num_devices: int | None = None  # data-parallel devices for each minibatch; None: all of them
+    memory_size: int = 1000
+    memory_batch: int = 128
+    buffer: str = "reservoir"
+    temperature: float = 2.0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -68,6 +84,13 @@ class SequentialConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.strength < 0:
             raise ValueError(f"strength must be >= 0, got {self.strength!r}")
+        if self.buffer not in POLICIES:
+            raise ValueError(f"buffer must be one of {POLICIES}, got {self.buffer!r}")
+        for name in ("memory_size", "memory_batch", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.method == "lwf" and not self.strength > 0:
+            raise ValueError(f"strength (the distillation weight) must be > 0 for LwF, got {self.strength!r}")
         if self.method == "si" and not self.xi > 0:
             raise ValueError(f"xi must be > 0 for SI, got {self.xi!r}")
 
@@ -112,15 +135,39 @@ class SequentialLearner:
         else:
             self.tx = inner
 
-        def step(params, opt_state, x, y, mask):
+        def ce(p, x, y, mask):  # mask (K,) or per example (B, K) -> (B,)
+            return optax.softmax_cross_entropy_with_integer_labels(_masked(mlp(p, x), mask), y)
+
+        def step(params, opt_state, x, y, masks, context):
+            """masks: (this task's outputs (K,), each label's task outputs (K, K), the previous tasks'
+            outputs (K,)); context per seed: (memory buffer, key) for replay and A-GEM, (teacher
+            parameters, distillation weight) for LwF, None otherwise."""
+            mask, label_masks, teacher_mask = masks
+
+            def memory_loss(p):  # summed over the valid stored examples of a sampled memory batch
+                mx, my, valid = sample_buffer(context[0], context[1], config.memory_batch)
+                return (ce(p, mx, my, label_masks[my]) * valid).sum(), valid.sum()
+
             def loss_fn(p):
-                return optax.softmax_cross_entropy_with_integer_labels(_masked(mlp(p, x), mask), y).mean()
+                if config.method == "replay":  # current and stored examples in one batch
+                    stored, count = memory_loss(p)
+                    return (ce(p, x, y, mask).sum() + stored) / (len(y) + count)
+                if config.method == "lwf":  # KL(teacher || student) at temperature t on the old outputs
+                    teacher, weight = context
+                    t = config.temperature
+                    old = jax.nn.log_softmax(_masked(mlp(teacher, x), teacher_mask) / t)
+                    new = jax.nn.log_softmax(_masked(mlp(p, x), teacher_mask) / t)
+                    distill = jnp.mean(jnp.sum(jnp.exp(old) * (old - new), -1))
+                    return ce(p, x, y, mask).mean() + weight * t**2 * distill
+                return ce(p, x, y, mask).mean()
 
             loss, grads = jax.value_and_grad(loss_fn)(params)
+            if config.method == "agem":
+                grads = agem_project(grads, jax.grad(lambda p: memory_loss(p)[0])(params))
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, None)))
+        self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, None, 0)))
         self.mesh = make_mesh(config.num_devices)  # minibatches split over its data axis, parameters replicated
         def accuracy(params, x, y, mask):
             return jnp.mean(jnp.argmax(_masked(mlp(params, x), mask), -1) == y)
@@ -137,6 +184,13 @@ class SequentialLearner:
         self.params = replicate(self.mesh, self.params)
         self.opt_state = replicate(self.mesh, jax.vmap(self.tx.init)(self.params))
         self.seen = []
+        outputs = self.sizes[-1]
+        self.label_masks = np.ones((outputs, outputs), bool)  # row l: the outputs of the task that owns label l
+        self.teacher, self.buffer = self.params, None
+        if self.config.method in MEMORY_METHODS:
+            classes = outputs if self.config.buffer == "class_balanced" else None
+            empty = init_buffer(self.config.memory_size, (self.sizes[0],), num_classes=classes)
+            self.buffer = replicate(self.mesh, jax.tree.map(lambda a: jnp.stack([a] * len(seeds)), empty))
 
     def learn(self, index: int, task: Task) -> None:
         cfg = self.config
@@ -146,6 +200,10 @@ class SequentialLearner:
         y = np.concatenate([d.y for d in data])
         mask = jnp.asarray(np.any([t.output_mask for t in self.seen], axis=0) if cfg.method == "joint"
                            else task.output_mask)
+        previous_outputs = np.any([t.output_mask for t in self.seen[:-1]], axis=0) if index else \
+            np.zeros(self.sizes[-1], bool)
+        self.label_masks[np.unique(task.train.y)] = task.output_mask
+        masks = (mask, jnp.asarray(self.label_masks), jnp.asarray(previous_outputs))
         per_epoch = len(y) // cfg.batch_size
         rows = local_rows(cfg.batch_size, self.mesh)  # this process's part of each minibatch
         bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{cfg.method} task {index}", disable=not self.progress,
@@ -155,11 +213,36 @@ class SequentialLearner:
             for b in range(per_epoch):
                 idx = order[:, b * cfg.batch_size:(b + 1) * cfg.batch_size][:, rows]  # (S, batch): a shuffle per seed
                 xb, yb = shard_batch(self.mesh, (x[idx], y[idx]), axis=1)
-                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, xb, yb, mask)
+                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, xb, yb, masks,
+                                                               self._context(index, epoch * per_epoch + b))
                 bar.update()
             bar.set_postfix(loss=f"{float(loss.mean()):.3f}")
         bar.close()
         self._consolidate(index, task, x, y, mask)
+        self._remember(index, x, y)
+
+    def _keys(self, index: int, step: int) -> jax.Array:
+        """(S,) keys, one per seed, for step ``step`` of task ``index``."""
+        return jnp.stack([jax.random.fold_in(jax.random.fold_in(jax.random.key(s), index), step) for s in self.seeds])
+
+    def _context(self, index: int, step: int):
+        """Per-seed inputs of the step that are not parameters or data (see ``step``)."""
+        if self.config.method in MEMORY_METHODS:
+            return self.buffer, self._keys(index, step)
+        if self.config.method == "lwf":
+            return self.teacher, jnp.full(len(self.seeds), self.config.strength if index else 0.0)
+        return None
+
+    def _remember(self, index: int, x, y) -> None:
+        """End of a task: LwF keeps the model as the next teacher; replay and A-GEM offer the task's
+        training examples to their buffers."""
+        if self.config.method == "lwf":
+            self.teacher = self.params
+        if self.config.method in MEMORY_METHODS:
+            add = reservoir_add if self.config.buffer == "reservoir" else class_balanced_add
+            flat = jnp.asarray(x.reshape(len(x), -1))
+            self.buffer = replicate(self.mesh, jax.vmap(add, in_axes=(0, None, None, 0))(
+                self.buffer, flat, jnp.asarray(y), self._keys(index, 2**31 - 1)))
 
     def _importance_data(self, index, x, y, s):
         n = min(self.config.importance_samples, len(y))
@@ -168,7 +251,7 @@ class SequentialLearner:
 
     def _consolidate(self, index: int, task: Task, x, y, mask) -> None:
         cfg = self.config
-        if cfg.method in ("naive", "joint"):
+        if cfg.method not in (*PENALTY_METHODS, "si"):  # nothing to consolidate (see _remember)
             return
         if cfg.method == "si":
             self.opt_state = jax.vmap(lambda st, p: si_consolidate(

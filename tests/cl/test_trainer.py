@@ -41,7 +41,9 @@ def test_seeds_in_one_program_equal_separate_runs():
 
 
 @pytest.mark.parametrize("method, kw", [("naive", {}), ("si", {"strength": 1.0, "xi": 0.1}),
-                                        ("online_ewc", {"strength": 1.0, "gamma": 0.9})])
+                                        ("online_ewc", {"strength": 1.0, "gamma": 0.9}),
+                                        ("replay", {"memory_size": 24}), ("agem", {"buffer": "class_balanced"}),
+                                        ("lwf", {"strength": 1.0})])
 def test_no_recompilation_across_tasks(method, kw):
     s = stream("domain")
     model = learner(method, s, **kw)
@@ -55,6 +57,32 @@ def test_naive_forgets_in_class_incremental_and_joint_does_not():
     joint = evaluate(learner("joint", s, epochs=10), s.tasks, [0], progress=False).matrices[0]
     assert naive[0, 0] > 0.9 and naive[-1, 0] < 0.1  # task 0 learned, then overwritten
     assert joint[-1].min() > 0.9
+
+
+@pytest.mark.parametrize("method, kw", [("replay", {}), ("replay", {"buffer": "class_balanced"})])
+def test_replay_keeps_what_naive_forgets_in_class_incremental(method, kw):
+    s = stream("class")
+    matrix = evaluate(learner(method, s, epochs=10, memory_size=60, memory_batch=16, **kw), s.tasks, [0],
+                      progress=False).matrices[0]
+    assert matrix[-1, 0] > 0.6  # naive: < 0.1 (test above)
+
+
+def test_agem_keeps_task_zero_at_least_as_well_as_naive():
+    """Domain-IL: A-GEM keeps task 0 at least as well as naive training does."""
+    s = stream("domain")
+    naive = evaluate(learner("naive", s, epochs=10), s.tasks, [0, 1, 2], progress=False).matrices[:, -1, 0]
+    agem = evaluate(learner("agem", s, epochs=10, memory_size=60, memory_batch=32), s.tasks, [0, 1, 2],
+                    progress=False).matrices[:, -1, 0]
+    assert agem.mean() >= naive.mean()
+
+
+def test_lwf_with_a_vanishing_weight_is_naive_training():
+    s = stream("class")
+    naive = evaluate(learner("naive", s), s.tasks, [0], progress=False).matrices
+    lwf = evaluate(learner("lwf", s, strength=1e-12), s.tasks, [0], progress=False).matrices
+    np.testing.assert_allclose(lwf, naive, atol=1e-6)
+    strong = evaluate(learner("lwf", s, strength=100.0), s.tasks, [0], progress=False).matrices
+    assert not np.allclose(strong, naive)
 
 
 def test_task_incremental_masks_make_old_tasks_survive():
