@@ -25,6 +25,13 @@ def _model(num_classes, seed=0):
                             hidden_features=8, dropout_rate=0.0, rngs=nnx.Rngs(seed))
 
 
+def _jitted(fn, model):
+    """fn(model, *args) compiled once per shape (eager NNX runs op by op, several times slower)."""
+    graphdef, state = nnx.split(model)
+    compiled = jax.jit(lambda state, *args: fn(nnx.merge(graphdef, state), *args))
+    return lambda *args: compiled(state, *args)
+
+
 def _log_softmax(z):
     z = np.asarray(z, np.float64)
     z = z - z.max(-1, keepdims=True)
@@ -33,23 +40,23 @@ def _log_softmax(z):
 
 def slow_terms(model, episodes, tasks):
     """Per term and query: one full forward pass over [earlier tasks' shots and demos, then this task's
-    shots (and demos unless first-shot), then the query alone]; the query's own logits are scored."""
+    shots (and demos unless first-shot), then the query alone]; the query's own logits are scored.
+    The queries of a term go through as separate sequences stacked along the batch axis."""
     task, kind = episodes.task, episodes.kind
+    batch = episodes.x.shape[0]
     losses, accs = [], []
     for term in acl_terms(tasks):
         context = [p for p in range(len(task)) if kind[p] != QUERY and
                    (task[p] < term.after_task or
                     (task[p] == term.after_task and (term.kind != "first_shot" or kind[p] == SHOT)))]
         queries = [p for p in range(len(task)) if task[p] == term.query_task and kind[p] == QUERY]
-        ce, correct = [], []
-        for q in queries:
-            idx = np.array(context + [q])
-            logits, _ = model(jnp.asarray(episodes.x[:, idx]), jnp.asarray(episodes.feedback[:, idx]))
-            logp = _log_softmax(logits[:, -1])
-            ce.append(-logp[np.arange(len(logp)), episodes.target[:, q]])
-            correct.append(logp.argmax(-1) == episodes.target[:, q])
-        losses.append(np.mean(ce))
-        accs.append(np.mean(correct))
+        idx = np.array([context + [q] for q in queries])  # (Q, len(context) + 1)
+        images = episodes.x[:, idx].reshape(batch * len(queries), idx.shape[1], *episodes.x.shape[2:])
+        feedback = episodes.feedback[:, idx].reshape(batch * len(queries), idx.shape[1])
+        logp = _log_softmax(_jitted(lambda m, x, f: m(x, f)[0], model)(images, feedback)[:, -1])
+        target = episodes.target[:, queries].reshape(-1)
+        losses.append(-np.mean(logp[np.arange(len(target)), target]))
+        accs.append(np.mean(logp.argmax(-1) == target))
     return np.array(losses), np.array(accs)
 
 
@@ -60,8 +67,8 @@ def slow_terms(model, episodes, tasks):
 def test_terms_match_the_query_by_query_loop(tasks):
     episodes = sample_episodes(np.random.default_rng(0), [_pool()], tasks, 3)
     model = _model(max(t.label_offset + t.n_way for t in tasks))
-    losses, accs = ACLObjective(tuple(tasks)).term_losses(model, jnp.asarray(episodes.x),
-                                                          jnp.asarray(episodes.feedback), jnp.asarray(episodes.target))
+    losses, accs = _jitted(ACLObjective(tuple(tasks)).term_losses, model)(episodes.x, episodes.feedback,
+                                                                          episodes.target)
     slow_losses, slow_accs = slow_terms(model, episodes, tasks)
     np.testing.assert_allclose(losses, slow_losses, rtol=2e-5, atol=2e-5)
     np.testing.assert_allclose(accs, slow_accs, atol=1e-6)
@@ -76,7 +83,7 @@ def test_paper_two_task_weighting():
     np.testing.assert_allclose(objective.weights([0.1, 1.0]), 0.2 * np.array([0.1, 0.1, 1, 1, 1]), rtol=1e-6)
     episodes = sample_episodes(np.random.default_rng(1), [_pool()], list(tasks), 2)
     model = _model(3)
-    loss, (losses, _) = objective(model, episodes.x, episodes.feedback, episodes.target, jnp.array([0.1, 1.0]))
+    loss, (losses, _) = _jitted(objective, model)(episodes.x, episodes.feedback, episodes.target, jnp.array([0.1, 1.0]))
     fs_a, main_a, fs_b, main_b, acl_a = slow_terms(model, episodes, list(tasks))[0]
     np.testing.assert_allclose(loss, 0.2 * (0.1 * (fs_a + main_a) + (fs_b + main_b) + acl_a), rtol=2e-5)
 
@@ -102,10 +109,10 @@ def test_no_acl_loss_has_no_gradient_from_backward_terms():
     def loss(objective, images, feedback, target, scales):
         return lambda p: objective(nnx.merge(graphdef, p, rest), images, feedback, target, scales)[0]
 
-    g_both = jax.grad(loss(ACLObjective(tasks, use_acl=False, loss_scale=1.0), episodes.x, episodes.feedback,
-                           episodes.target, jnp.array([1.0, 0.0])))(params)
-    g_first = jax.grad(loss(ACLObjective(tasks[:1], loss_scale=1.0), episodes.x[:, first],
-                            episodes.feedback[:, first], episodes.target[:, first], jnp.array([1.0])))(params)
+    g_both = jax.jit(jax.grad(loss(ACLObjective(tasks, use_acl=False, loss_scale=1.0), episodes.x, episodes.feedback,
+                           episodes.target, jnp.array([1.0, 0.0]))))(params)
+    g_first = jax.jit(jax.grad(loss(ACLObjective(tasks[:1], loss_scale=1.0), episodes.x[:, first],
+                                    episodes.feedback[:, first], episodes.target[:, first], jnp.array([1.0]))))(params)
     for a, b in zip(jax.tree.leaves(g_both), jax.tree.leaves(g_first)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 

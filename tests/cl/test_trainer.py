@@ -92,7 +92,10 @@ def test_task_incremental_masks_make_old_tasks_survive():
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"method": "lwf"}, "method must be one of"),
+    ({"method": "gem"}, "method must be one of"),
+    ({"method": "lwf", "strength": 0.0}, "distillation weight"),
+    ({"method": "replay", "buffer": "fifo"}, "buffer must be one of"),
+    ({"memory_size": 0}, "memory_size must be > 0"),
     ({"optimizer": "rmsprop"}, "optimizer must be one of"),
     ({"strength": -1.0}, "strength must be >= 0"),
     ({"method": "si", "xi": 0.0}, "xi must be > 0"),
