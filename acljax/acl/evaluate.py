@@ -31,8 +31,9 @@ def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, sc
                               classes_per_task=per_task, scenario=scenario)
         return stream, [channel_statistics(dataset, pre)] * tasks
     if name == "mnist_then_fashion_mnist":
-        tasks = [Task(load(d, "train", pre), load(d, "test", pre), None, d) for d in ("mnist", "fashion_mnist")]
-        stream = TaskStream([t._replace(output_mask=np.ones(10, bool)) for t in tasks], 10, "domain")
+        tasks = [Task(load(d, "train", pre), load(d, "test", pre), np.ones(10, bool), d) for d in
+                 ("mnist", "fashion_mnist")]
+        stream = TaskStream(tasks, 10, "domain")
         return stream, [channel_statistics(d, pre) for d in ("mnist", "fashion_mnist")]
     if name.endswith(".npz"):
         train, test = load(name, "train", pre), load(name, "test", pre)

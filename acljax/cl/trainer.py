@@ -254,8 +254,10 @@ class SequentialLearner:
         if cfg.method not in (*PENALTY_METHODS, "si"):  # nothing to consolidate (see _remember)
             return
         if cfg.method == "si":
-            self.opt_state = replicate(self.mesh, jax.vmap(lambda st, p: si_consolidate(
-                st, p, xi=cfg.xi, reset_inner=self.inner if cfg.reset_optimizer else None))(self.opt_state, self.params))
+            reset = self.inner if cfg.reset_optimizer else None
+            consolidated = jax.vmap(lambda st, p: si_consolidate(st, p, xi=cfg.xi, reset_inner=reset))(
+                self.opt_state, self.params)
+            self.opt_state = replicate(self.mesh, consolidated)
             return
         penalty, rest = self.opt_state[0], self.opt_state[1:]
         if cfg.method == "l2":
