@@ -227,7 +227,7 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
     bar.close()
     best = run.restore_best(state["params"])[1]
     summary = {"steps": config.steps, "best_step": int(state["best_step"]),
-               "best_validation": json.loads((run.path / "best.json").read_text())}
+               "best_validation": run.best_metrics()}
     if all(p.test_split is not None for p in config.pools):
         summary["test"] = evaluate_terms(learner, best, build_pools(config, "test", progress=progress), TEST_STREAM,
                                          config.test_batches, mesh)
