@@ -154,11 +154,12 @@ def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches
     """Mean loss and per-term loss/accuracy over fixed episodes (the same ones at every call)."""
     config, orders = learner.config, task_orders(learner.config)
     mesh = make_mesh(config.num_devices) if mesh is None else mesh
+    rest = replicate(mesh, learner.rest)
     totals: dict[str, list[float]] = {}
     for b in range(num_batches):
         k = b % len(orders)
         batch, scales = sample_sharded(config, pools, [config.seed, stream, b], orders[k], mesh)
-        loss, terms = learner.evaluate(learner.objectives[k], params, replicate(mesh, learner.rest), batch, scales)
+        loss, terms = learner.evaluate(learner.objectives[k], params, rest, batch, scales)
         for name, value in term_metrics(learner.objectives[k], loss, terms).items():
             totals.setdefault(name, []).append(value)
     return {name: float(np.mean(v)) for name, v in totals.items()}
