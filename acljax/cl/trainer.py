@@ -50,9 +50,9 @@ MEMORY_METHODS = ("replay", "agem")
 class SequentialConfig:
     """method: one of METHODS; strength in acljax's convention (penalty = strength/2 sum I (theta - a)^2;
     for LwF the distillation weight); importance_samples: examples of the task used for Fisher / MAS
-    importances. Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
-    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step;
-    LwF distils the previous model's outputs at ``temperature``."""
+    importances (None: every training example of the task, as Hsu et al.). Replay and A-GEM keep
+    ``memory_size`` examples (``buffer``: "reservoir" or "class_balanced"), filled at the end of each task, and
+    read ``memory_batch`` of them per step; LwF distils the previous model's outputs at ``temperature``."""
 
     method: str = "naive"
     optimizer: str = "adam"
@@ -61,7 +61,7 @@ class SequentialConfig:
     gamma: float = 1.0
     xi: float = 0.1
     fisher_estimator: str = "empirical"
-    importance_samples: int = 1000
+    importance_samples: int | None = None
     reset_optimizer: bool = False
     hidden: tuple[int, ...] = (400, 400)
     epochs: int = 4
@@ -79,9 +79,11 @@ class SequentialConfig:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.fisher_estimator not in FISHER_ESTIMATORS:
             raise ValueError(f"fisher_estimator must be one of {FISHER_ESTIMATORS}, got {self.fisher_estimator!r}")
-        for name in ("learning_rate", "epochs", "batch_size", "importance_samples"):
+        for name in ("learning_rate", "epochs", "batch_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.importance_samples is not None and not self.importance_samples > 0:
+            raise ValueError(f"importance_samples must be > 0 or None (every example), got {self.importance_samples!r}")
         if self.strength < 0:
             raise ValueError(f"strength must be >= 0, got {self.strength!r}")
         if self.buffer not in POLICIES:
@@ -245,7 +247,9 @@ class SequentialLearner:
                 self.buffer, flat, jnp.asarray(y), self._keys(index, 2**31 - 1)))
 
     def _importance_data(self, index, x, y, s):
-        n = min(self.config.importance_samples, len(y))
+        if self.config.importance_samples is None or self.config.importance_samples >= len(y):
+            return x, y
+        n = self.config.importance_samples
         pick = np.random.default_rng([self.seeds[s], index, 10**6]).choice(len(y), n, replace=False)
         return x[pick], y[pick]
 
@@ -272,11 +276,10 @@ class SequentialLearner:
                 params_s = jax.tree.map(lambda a, s=s: a[s], self.params)
                 xs, ys = self._importance_data(index, x, y, s)
                 if cfg.method == "mas":
-                    importances.append(mas_importance(apply, params_s, xs, chunk_size=64))
+                    importances.append(mas_importance(apply, params_s, xs))
                 else:
                     importances.append(fisher_diagonal(apply, params_s, xs, ys, estimator=cfg.fisher_estimator,
-                                                       key=jax.random.key(self.seeds[s] * 1000 + index),
-                                                       chunk_size=64))
+                                                       key=jax.random.key(self.seeds[s] * 1000 + index)))
             importance = jax.tree.map(lambda *a: jnp.stack(a), *importances)
             if cfg.method == "ewc":
                 penalty = jax.vmap(ewc_consolidate)(penalty, self.params, importance)

@@ -18,6 +18,7 @@ from acljax.cl import (
     si_consolidate,
     synaptic_intelligence,
 )
+from acljax.cl.importance import BLOCK
 
 
 def mlp(params, x):
@@ -68,6 +69,21 @@ def test_fisher_estimators_match_brute_force(estimator):
     key = jax.random.key(3)
     got = fisher_diagonal(mlp, params, x, y, estimator=estimator, key=key, chunk_size=3)
     _close(got, brute_force_fisher(params, x, y, estimator, key))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64])
+def test_importances_over_several_blocks_match_a_materialised_mean(chunk_size):
+    """More examples than one compiled block (the last one padded): the mean of every per-example squared
+    (Fisher) or absolute (MAS) gradient, formed at once with vmap."""
+    params, _, _ = tiny()
+    n = BLOCK + BLOCK // 2 + 5
+    x = jax.random.normal(jax.random.key(5), (n, 3))
+    y = jax.random.randint(jax.random.key(6), (n,), 0, 3)
+    grads = jax.vmap(jax.grad(log_prob), in_axes=(None, 0, 0))(params, x, y)
+    _close(fisher_diagonal(mlp, params, x, y, estimator="empirical", chunk_size=chunk_size),
+           jax.tree.map(lambda g: (g ** 2).mean(0), grads))
+    sq_norm = jax.vmap(jax.grad(lambda p, xi: jnp.sum(mlp(p, xi[None]) ** 2)), in_axes=(None, 0))(params, x)
+    _close(mas_importance(mlp, params, x, chunk_size=chunk_size), jax.tree.map(lambda g: jnp.abs(g).mean(0), sq_norm))
 
 
 def test_estimators_differ():
@@ -218,6 +234,7 @@ def test_no_recompilation_across_consolidations():
     (lambda: fisher_diagonal(mlp, tiny()[0], tiny()[1], estimator="empirical"), "needs labels y"),
     (lambda: fisher_diagonal(mlp, tiny()[0], tiny()[1], estimator="sample"), "needs a PRNG key"),
     (lambda: fisher_diagonal(mlp, tiny()[0], tiny()[1], estimator="true"), "estimator must be one of"),
+    (lambda: mas_importance(mlp, tiny()[0], tiny()[1], chunk_size=0), "chunk_size must be a positive int, got 0"),
     (lambda: quadratic_penalty(1.0).update(tiny()[0], quadratic_penalty(1.0).init(tiny()[0])), "needs params"),
 ])
 def test_bad_hyper_parameters_raise_clear_errors(call, message):

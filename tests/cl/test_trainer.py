@@ -100,6 +100,7 @@ def test_task_incremental_masks_make_old_tasks_survive():
     ({"strength": -1.0}, "strength must be >= 0"),
     ({"method": "si", "xi": 0.0}, "xi must be > 0"),
     ({"epochs": 0}, "epochs must be > 0"),
+    ({"importance_samples": 0}, "importance_samples must be > 0 or None"),
 ])
 def test_bad_config(kw, message):
     with pytest.raises(ValueError, match=message):
