@@ -1,0 +1,47 @@
+"""experiments/hsu_split_mnist.py end to end on a tiny stand-in for MNIST: the table, and resuming."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from acljax.data import ImageSet
+from acljax.data.store import DATA_DIR_ENV, write_prepared
+
+SCRIPT = Path(__file__).parents[2] / "experiments" / "hsu_split_mnist.py"
+
+
+def _tiny_mnist(root: Path, per_class: int) -> None:
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return ImageSet(rng.integers(0, 256, (10 * n, 28, 28, 1), dtype=np.uint8),
+                        np.repeat(np.arange(10), n).astype(np.int32))
+
+    write_prepared("mnist", {"train": split(per_class), "validation": split(4), "test": split(4)}, {"source": "test"},
+                   root=root)
+
+
+def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    _tiny_mnist(tmp_path / "data", per_class=64)  # 2 digits x (64 + 4) examples: one batch of 128 per epoch
+    spec = importlib.util.spec_from_file_location("hsu_split_mnist", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    args = ["--seeds", "2", "--methods", "SGD", "--scenarios", "task", "--out", str(out)]
+    assert script.main(args) == 0
+    results = json.loads((out / "hsu_split_mnist.json").read_text())
+    row = results["SGD/task"]
+    assert row["seeds"] == 2 and row["config"]["optimizer"] == "sgd" and row["config"]["learning_rate"] == 0.01
+    final = np.asarray(row["mean_matrix"])[-1]
+    assert final.shape == (5,) and np.isclose(row["ACC"]["mean"], final.mean(), atol=1e-6)  # ACC: last row
+    table = (out / "hsu_split_mnist.md").read_text()
+    assert "| SGD | " in table and "| 97.98 |" in table  # Hsu et al.'s task-IL SGD, beside ours
+    assert "| Naive rehearsal-C | - | 99.57 |" in table  # a method not run shows only the published number
+
+    assert script.main(args) == 0  # finished with this configuration: kept, not run again
+    assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"] == row
+    assert script.main([*args, "--importance-samples", "7"]) == 0  # another configuration: run again
+    assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["importance_samples"] == 7
