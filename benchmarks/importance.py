@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +22,7 @@ import jax.numpy as jnp
 
 from acljax.cl.importance import fisher_diagonal, mas_importance
 from acljax.cl.trainer import init_mlp, mlp
+from benchmarks.srwm_throughput import environment
 
 
 def materialised_fisher(params, x, chunk=256):
@@ -62,13 +61,11 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             jax.block_until_ready(run())
             times[name].append(time.perf_counter() - start)
-    device = jax.devices()[0]
     rows = [{"benchmark": "importance", "variant": name, "examples": args.examples,
              "ms_per_example": 1e3 * statistics.median(t) / args.examples, "repeats": args.repeats,
-             "platform": device.platform, "device_kind": device.device_kind, "cores": os.cpu_count(),
-             "jax": jax.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+             **environment(), "date": time.strftime("%Y-%m-%d"),
              "command": " ".join(["importance.py", *(argv or sys.argv[1:])])} for name, t in times.items()]
-    out = Path(__file__).parent / "results" / f"importance_{device.platform}.json"
+    out = Path(__file__).parent / "results" / f"importance_{jax.devices()[0].platform}.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         print(f"{row['variant']:40s} {row['ms_per_example']:.3f} ms/example")
