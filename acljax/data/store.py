@@ -53,6 +53,12 @@ def check_image_set(x: np.ndarray, y: np.ndarray, where: str) -> ImageSet:
     return ImageSet(x, y.astype(np.int32))
 
 
+def pixel_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (C,) of uint8 images x (N, H, W, C), in [0, 1]."""
+    pixels = x.astype(np.float64) / 255.0
+    return pixels.mean(axis=(0, 1, 2)), pixels.std(axis=(0, 1, 2))
+
+
 def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Path | None = None) -> Path:
     """Write all splits and info.json into a temporary folder, then move it into place in one rename,
     so an interrupted prepare never leaves a half-written data set."""
@@ -63,12 +69,11 @@ def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Pat
     try:
         for split, data in splits.items():
             np.savez(tmp / f"{split}.npz", x=data.x, y=data.y)
-        stats = splits.get("train", next(iter(splits.values())))
-        pixels = stats.x.astype(np.float64) / 255.0
+        mean, std = pixel_statistics(splits.get("train", next(iter(splits.values()))).x)
         info = {"name": name, **info,
                 "splits": {s: {"num_examples": len(d.y), "num_classes": d.num_classes,
                                "image_shape": list(d.x.shape[1:])} for s, d in splits.items()},
-                "mean": pixels.mean(axis=(0, 1, 2)).tolist(), "std": pixels.std(axis=(0, 1, 2)).tolist()}
+                "mean": mean.tolist(), "std": std.tolist()}
         (tmp / "info.json").write_text(json.dumps(info, indent=1) + "\n")
         if target.exists():
             old = target.with_name(f".{name}.old")

@@ -153,6 +153,25 @@ def test_missing_data_set_says_how_to_get_it():
         prepare("../evil", progress=False)
 
 
+def test_first_use_of_a_data_set_without_a_train_split(monkeypatch):
+    """On an empty cache, statistics and loading prepare the set first; glyphs have "background" and
+    "evaluation" splits, no "train" (the builder is replaced by a tiny one so the test stays fast)."""
+    from acljax.data import glyphs
+    from acljax.data.store import ImageSet
+
+    x = np.zeros((8, 4, 4, 1), np.uint8)
+    x[::2] = 255  # half the images white: mean 0.5, std 0.5 (hand computed)
+    tiny = {"background": ImageSet(x, np.arange(8, dtype=np.int32) % 2),
+            "evaluation": ImageSet(np.zeros((2, 4, 4, 1), np.uint8), np.arange(2, dtype=np.int32))}
+    monkeypatch.setattr(glyphs, "build_glyph_set", lambda progress: (tiny, {"classes": {}}))
+    mean, std = channel_statistics("glyphs", Preprocessing(channels=3))
+    np.testing.assert_allclose(mean, [0.5] * 3)
+    np.testing.assert_allclose(std, [0.5] * 3)
+    assert load("glyphs", "evaluation", progress=False).x.shape == (2, 4, 4, 1)
+    with pytest.raises(ValueError, match=r"split must be one of \['background', 'evaluation'\] for 'glyphs'"):
+        load("glyphs", "train", progress=False)
+
+
 def test_interrupted_prepare_leaves_no_half_written_data_set(tmp_path, data_home, monkeypatch):
     make_idx_folder(tmp_path / "fm")
     from acljax.data import store
