@@ -6,7 +6,8 @@ On a CPU-only machine it makes ``--fake-cpu-devices`` host devices (XLA_FLAGS) t
 cores: the figures then show that the code path works and what splitting costs, not a speed-up. On a
 GPU/TPU machine it uses the real devices. Model and tasks: the quickstart's (experiments/
 acl_glyphs_quickstart.py) on random images, so no data set is needed. Meshes of 1, 2, 4, ... devices
-are timed round-robin in one process. Writes benchmarks/results/data_parallel_<platform>.json.
+are timed round-robin in one process. Writes data_parallel_<platform>.json under
+runs/data_parallel/ (--record: benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import argparse
 import os
 import sys
 
+from acljax.recording import add_output_arguments, output_dir
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fake-cpu-devices", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10)
+    add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={args.fake_cpu_devices}")
 
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
              "cores": os.cpu_count(), "jax": jax.__version__, "python": platform.python_version(),
              "date": time.strftime("%Y-%m-%d"), "command": " ".join(["data_parallel.py", *(argv or sys.argv[1:])])}
             for n in counts]
-    out = Path(__file__).parent / "results" / f"data_parallel_{device.platform}.json"
+    out = output_dir(args, __file__) / f"data_parallel_{device.platform}.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     print("| devices | step (s, median) | sequences/s |\n|---|---|---|")
     for r in rows:

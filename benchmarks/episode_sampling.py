@@ -4,7 +4,8 @@ one query per task, 32x32x3 images) from cached arrays, on one core.
     python benchmarks/episode_sampling.py [--data glyphs] [--repeats 20]
 
 Uses the prepared data set when it is in the cache (``acljax data prepare glyphs``), else random
-uint8 images of the same shape (1,000 classes x 20 examples). Writes a JSON row to benchmarks/results/.
+uint8 images of the same shape (1,000 classes x 20 examples). Writes a JSON row under runs/episode_sampling/
+(--record: benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from acljax.data import ClassPool, ImageSet, Preprocessing, TaskSpec, channel_statistics, load, sample_episodes
 from acljax.data.store import read_info
+from acljax.recording import add_output_arguments, output_dir
 
 
 def main(argv=None) -> int:
@@ -29,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="glyphs")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
+    add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     preprocessing = Preprocessing(size=32, channels=3)
@@ -55,7 +57,7 @@ def main(argv=None) -> int:
            "repeats": args.repeats, "cores": 1, "cpu": platform.processor() or platform.machine(),
            "numpy": np.__version__, "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
            "command": " ".join(["episode_sampling.py", *(argv or sys.argv[1:])])}
-    out = Path(__file__).parent / "results" / "episode_sampling_cpu.json"
+    out = output_dir(args, __file__) / "episode_sampling_cpu.json"
     out.write_text(json.dumps(row, indent=1) + "\n")
     print(f"{args.batch} sequences of {row['sequence_length']} images from {source}: "
           f"median {row['median_s'] * 1000:.1f} ms (min {row['min_s'] * 1000:.1f} ms) on one core -> {out}")

@@ -5,7 +5,8 @@
 Side by side in one process, timed round-robin: ``fisher_diagonal`` (argmax estimator) and
 ``mas_importance`` at chunk sizes 1 and 64, and the materialised baseline they replace, which forms
 every per-example squared gradient of a 256-example chunk (jit of vmap) and sums it with ``.sum(0)``.
-Random inputs (the cost does not depend on the data). Writes benchmarks/results/importance_<platform>.json.
+Random inputs (the cost does not depend on the data). Writes importance_<platform>.json under
+runs/importance/ (--record: benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from acljax.cl.importance import fisher_diagonal, mas_importance
 from acljax.cl.trainer import init_mlp, mlp
-from benchmarks.srwm_throughput import environment
+from acljax.recording import add_output_arguments, environment, output_dir
 
 
 def materialised_fisher(params, x, chunk=256):
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
+    add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     params = init_mlp(jax.random.key(0), (784, 400, 400, 10))
     x = jax.random.normal(jax.random.key(1), (args.examples, 784))
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
              "ms_per_example": 1e3 * statistics.median(t) / args.examples, "repeats": args.repeats,
              **environment(), "date": time.strftime("%Y-%m-%d"),
              "command": " ".join(["importance.py", *(argv or sys.argv[1:])])} for name, t in times.items()]
-    out = Path(__file__).parent / "results" / f"importance_{jax.devices()[0].platform}.json"
+    out = output_dir(args, __file__) / f"importance_{jax.devices()[0].platform}.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         print(f"{row['variant']:40s} {row['ms_per_example']:.3f} ms/example")

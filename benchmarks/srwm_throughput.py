@@ -6,9 +6,9 @@
 
 Each row: compile seconds, steady-state seconds (median of --repeats timed runs after a warm-up,
 ``block_until_ready``; the implementations of one size are timed round-robin), tokens/s (B*T per
-second), achieved FLOP/s from an analytic count, XLA's
-temporary memory (``compiled.memory_analysis()``), device peak memory where the device reports it,
-and the device and versions. Rows go to ``benchmarks/results/*.json``; a Markdown table is printed.
+second), achieved FLOP/s from an analytic count, XLA's temporary memory (``compiled.memory_analysis()``),
+device peak memory where the device reports it, and the device and versions. Rows go to
+``runs/srwm_throughput/*.json`` (``--record``: ``benchmarks/results/``); a Markdown table is printed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,14 +24,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 
+from acljax.recording import add_output_arguments, environment, output_dir
 from acljax.srwm import init_state, srwm_scan
 
 IMPLS = ("scan", "scan_remat", "reversible")
 FULL_SIZES = [(16, 16, 16, 150), (16, 16, 16, 1000), (32, 16, 16, 500)]  # (B, H, d, T)
 QUICK_SIZES = [(4, 4, 16, 200)]
-RESULTS = Path(__file__).parent / "results"
 
 
 def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> float:
@@ -48,13 +46,6 @@ def make_fn(impl: str, backward: bool):
         return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
 
     return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
-
-
-def environment() -> dict:
-    device = jax.devices()[0]
-    return {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__,
-            "python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
 
 
 def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> list[dict]:
@@ -131,7 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--long-sequence", type=int, metavar="T",
                         help="instead of the sweep: peak process memory of one B=16 H=16 d=16 training step "
                              "of length T per implementation (scan is only compiled: it would not fit)")
-    parser.add_argument("--out", type=Path, help="JSON file for the rows (default under benchmarks/results/)")
+    add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     if args.repeats < 10 and not args.quick:
         parser.error("--repeats must be >= 10 for recorded results")
@@ -147,8 +138,7 @@ def main(argv=None) -> int:
         name = f"srwm_throughput_{env['platform']}{'_quick' if args.quick else ''}.json"
     for row in rows:
         row.update(env)
-    out = args.out or RESULTS / name
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_dir(args, __file__) / name
     out.write_text(json.dumps({"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
                                "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n")
     print(json.dumps(env))

@@ -11,8 +11,9 @@ task's end and a memory batch of 128 beside each batch of 128; A-GEM (not in the
 with 1,100 examples and reference batches of 256. Fisher and MAS importances use every training example
 of the task (their protocol), or --importance-samples examples per task for a quicker run.
 MNIST: all 60,000 training images (the pickle's train + validation).
-Results go to experiments/results/hsu_split_mnist.{json,md}; finished (method, scenario) pairs are
-kept while their configuration is unchanged, so an interrupted run resumes where it stopped.
+Results go to runs/hsu_split_mnist/hsu_split_mnist.{json,md} (--out DIR elsewhere; --record: the recorded
+experiments/results/). Finished (method, scenario) pairs in that folder are kept while their configuration
+and seed count are unchanged (each skip is printed), so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import ImageSet, channel_statistics, load
 from acljax.data.streams import split_stream
 from acljax.eval import evaluate
+from acljax.recording import add_output_arguments, output_dir
 
 SCENARIOS = ("task", "domain", "class")
 PUBLISHED = {  # Hsu et al. 2018, Table 2: accuracy (%) over all tasks after the last, mean of 10 runs
@@ -53,7 +54,6 @@ METHODS = {  # name -> (config fields, scenario -> strength)
     "A-GEM": dict(method="agem", memory_size=1100, memory_batch=256),
     "Offline": dict(method="joint"),
 }
-OUT = Path(__file__).parent / "results"
 
 
 def config_for(name: str, scenario: str, importance_samples: int | None = None) -> SequentialConfig:
@@ -83,14 +83,14 @@ def main(argv=None) -> int:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     parser.add_argument("--importance-samples", type=int, default=None,
                         help="examples per task for Fisher/MAS importances (default: every one)")
-    parser.add_argument("--out", type=Path, default=OUT)
+    add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
+    out = output_dir(args, __file__)
     train_part, validation, test = (load("mnist", s) for s in ("train", "validation", "test"))
     train = ImageSet(np.concatenate([train_part.x, validation.x]), np.concatenate([train_part.y, validation.y]))
     mean, std = channel_statistics("mnist")
-    path = args.out / "hsu_split_mnist.json"
+    path = out / "hsu_split_mnist.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    args.out.mkdir(parents=True, exist_ok=True)
     for scenario in args.scenarios:
         stream = split_stream(train, test, scenario=scenario)
         for name in args.methods:
@@ -98,6 +98,8 @@ def main(argv=None) -> int:
             config = config_for(name, scenario, args.importance_samples)
             recorded = json.loads(json.dumps(vars(config)))  # as the JSON file holds it
             if key in results and results[key]["seeds"] >= args.seeds and results[key]["config"] == recorded:
+                print(f"{key}: skipped, already in {path} with {results[key]['seeds']} seeds and this "
+                      "configuration (delete it there, or give another --out, to run it again)", flush=True)
                 continue
             start = time.time()
             learner = SequentialLearner(config, stream.num_outputs, (28, 28, 1), mean[0], std[0], progress=False)
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
                             "config": recorded,
                             "mean_matrix": report.matrices.mean(0).tolist()}
             path.write_text(json.dumps(results, indent=1) + "\n")
-            (args.out / "hsu_split_mnist.md").write_text(table(results))
+            (out / "hsu_split_mnist.md").write_text(table(results))
             published = f"{PUBLISHED[name][SCENARIOS.index(scenario)]:.2f}" if name in PUBLISHED else "-"
             print(f"{key}: ACC {100 * results[key]['ACC']['mean']:.2f} (Hsu et al. {published}) in "
                   f"{results[key]['seconds']} s", flush=True)
