@@ -23,7 +23,7 @@ def _tiny_mnist(root: Path, per_class: int) -> None:
                    root=root)
 
 
-def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch):
+def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)  # 2 digits x (64 + 4) examples: one batch of 128 per epoch
     spec = importlib.util.spec_from_file_location("hsu_split_mnist", SCRIPT)
@@ -41,7 +41,9 @@ def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch):
     assert "| SGD | " in table and "| 97.98 |" in table  # Hsu et al.'s task-IL SGD, beside ours
     assert "| Naive rehearsal-C | - | 99.57 |" in table  # a method not run shows only the published number
 
-    assert script.main(args) == 0  # finished with this configuration: kept, not run again
+    capsys.readouterr()
+    assert script.main(args) == 0  # finished with this configuration: kept, not run again, and said so
+    assert "SGD/task: skipped, already in" in capsys.readouterr().out
     assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"] == row
     assert script.main([*args, "--importance-samples", "7"]) == 0  # another configuration: run again
     assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["importance_samples"] == 7

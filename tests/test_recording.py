@@ -1,0 +1,24 @@
+"""Scripts' outputs: under runs/<script>/ by default, the tracked results/ folder only with --record."""
+
+import argparse
+
+import pytest
+
+from acljax.recording import add_output_arguments, output_dir
+
+
+def _parse(script, argv):
+    parser = argparse.ArgumentParser()
+    add_output_arguments(parser, script)
+    return parser.parse_args(argv)
+
+
+def test_scripts_never_write_into_the_checkout_unless_asked(tmp_path, monkeypatch):
+    script = tmp_path / "checkout" / "benchmarks" / "speed.py"
+    monkeypatch.chdir(tmp_path)
+    assert output_dir(_parse(script, []), script) == tmp_path.joinpath("runs", "speed").relative_to(tmp_path)
+    assert (tmp_path / "runs" / "speed").is_dir() and not (script.parent / "results").exists()
+    assert output_dir(_parse(script, ["--out", "elsewhere"]), script).name == "elsewhere"
+    assert output_dir(_parse(script, ["--record"]), script) == script.parent / "results"
+    with pytest.raises(ValueError, match="either --record or --out"):
+        output_dir(_parse(script, ["--record", "--out", "x"]), script)
