@@ -36,6 +36,32 @@ class Term(NamedTuple):
         return f"{self.kind}_{self.query_task}"
 
 
+def task_letter(index: int) -> str:
+    """0 -> "A", 1 -> "B", ..., 25 -> "Z", 26 -> "T27"."""
+    return chr(ord("A") + index) if index < 26 else f"T{index + 1}"
+
+
+def tasks_read(last: int) -> str:
+    """The tasks a state has read: 0 -> "A", 1 -> "A, B", 2 -> "A, B, C", 4 -> "A-E"."""
+    if last < 3:
+        return ", ".join(task_letter(i) for i in range(last + 1))
+    return f"{task_letter(0)}-{task_letter(last)}"
+
+
+def term_label(name: str) -> str:
+    """A term's name as people read it, "<queries> after <tasks read>": "within_0" -> "A after A",
+    "within_1" -> "B after A, B", "backward_0_after_1" -> "A after A, B" (the ACL term), "first_shot_1" ->
+    "B after 1 shot"; other names are returned unchanged."""
+    parts = name.split("_")
+    if parts[0] == "within" and len(parts) == 2:
+        return f"{task_letter(int(parts[1]))} after {tasks_read(int(parts[1]))}"
+    if parts[0] == "backward" and len(parts) == 4:
+        return f"{task_letter(int(parts[1]))} after {tasks_read(int(parts[3]))}"
+    if parts[:2] == ["first", "shot"] and len(parts) == 3:
+        return f"{task_letter(int(parts[2]))} after 1 shot"
+    return name
+
+
 class Segment(NamedTuple):
     """Positions of one task in the sequence (Python slices; static under jit)."""
 

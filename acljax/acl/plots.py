@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: importing this module leaves matplotlib's backend alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from acljax.acl.objective import segments  # noqa: E402
+from acljax.acl.objective import segments, task_letter, term_label
 
 
 def _read(path: Path) -> list[dict]:
@@ -22,15 +19,18 @@ def term_curves(runs: dict[str, str | Path], out: str | Path, title: str = "") -
     """Training loss and accuracy of every term against step, one line per run (the paper's Fig. 2:
     without the ACL term, the backward term's loss rises as in-context learning emerges)."""
     data = {label: [r for r in _read(path) if "loss" in r] for label, path in runs.items()}
-    terms = sorted({k.split("/", 1)[1] for rows in data.values() for k in rows[0] if k.startswith("loss/")})
-    fig, axes = plt.subplots(2, len(terms), figsize=(4 * len(terms), 6), squeeze=False, sharex=True)
+    terms = list(dict.fromkeys(k.split("/", 1)[1] for rows in data.values() for k in rows[0]  # objective order
+                               if k.startswith("loss/")))
+    fig = Figure(figsize=(4 * len(terms), 6))
+    axes = fig.subplots(2, len(terms), squeeze=False, sharex=True)
     for label, rows in data.items():
         steps = [r["step"] for r in rows]
+        style = {"label": label, "marker": "o" if len(steps) < 20 else None}  # a single logged step still shows
         for col, term in enumerate(terms):
-            axes[0, col].plot(steps, [r.get(f"loss/{term}", np.nan) for r in rows], label=label)
-            axes[1, col].plot(steps, [r.get(f"acc/{term}", np.nan) for r in rows], label=label)
+            axes[0, col].plot(steps, [r.get(f"loss/{term}", np.nan) for r in rows], **style)
+            axes[1, col].plot(steps, [r.get(f"acc/{term}", np.nan) for r in rows], **style)
     for col, term in enumerate(terms):
-        axes[0, col].set_title(term)
+        axes[0, col].set_title(f"{term_label(term)}" + (" (ACL term)" if term.startswith("backward") else ""))
         axes[1, col].set_xlabel("meta-training step")
     axes[0, 0].set_ylabel("query cross-entropy")
     axes[1, 0].set_ylabel("query accuracy")
@@ -44,7 +44,8 @@ def term_bars(results: dict[str, dict[str, float]], terms: dict[str, str], out: 
               title: str = "") -> Path:
     """Grouped bars: for each model (``results[label]`` = term metrics), the accuracy of ``terms``
     (metric name -> caption), with the chance level."""
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(terms), 4))
+    fig = Figure(figsize=(2 + 1.6 * len(terms), 4))
+    ax = fig.subplots()
     width = 0.8 / len(results)
     for i, (label, metrics) in enumerate(results.items()):
         values = [100 * metrics[name] for name in terms]
@@ -71,9 +72,10 @@ def fast_weight_evolution(model, objective, images, feedback, out: str | Path, *
             _, states = model.sequence(tokens[:, seg.shots], states)
         _, states = model.sequence(tokens[:, seg.demos], states)
         snapshots.append(np.asarray(states[block].w_y[0, head]))
-    panels = [("W_0", snapshots[0])] + [(f"change by task {i}", b - a) for i, (a, b) in
+    panels = [("W_0", snapshots[0])] + [(f"change by task {task_letter(i)}'s demos", b - a) for i, (a, b) in
                                          enumerate(zip(snapshots, snapshots[1:]))]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(panels), 3.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (caption, w) in zip(axes[0], panels):
         limit = float(np.abs(w).max()) or 1.0
         image = ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -90,5 +92,4 @@ def _save(fig, out) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

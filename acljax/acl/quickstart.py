@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from acljax.acl.config import ACLConfig
+from acljax.acl.objective import term_label
 from acljax.acl.plots import fast_weight_evolution, term_bars, term_curves
 from acljax.acl.pools import build_pools
 from acljax.acl.trainer import TEST_STREAM, MetaLearner, image_shape, load_params, meta_train, sample
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "acl_glyphs_quickstart.py"
 PRETRAINED = {True: REPO / "pretrained" / "glyphs_2task_acl", False: REPO / "pretrained" / "glyphs_2task_no_acl"}
 VARIANTS = {"ACL": True, "no ACL": False}
-COLUMNS = {"acc/within_0": "A after A", "acc/within_1": "B after A, B", "acc/backward_0_after_1": "A after A, B"}
+COLUMNS = {f"acc/{term}": term_label(term) for term in ("within_0", "within_1", "backward_0_after_1")}
 
 
 def table(results: dict[str, dict[str, float]], chance: float) -> str:

@@ -22,7 +22,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from acljax.acl.config import ACLConfig, config_from_dict
-from acljax.acl.objective import ACLObjective
+from acljax.acl.objective import ACLObjective, term_label
 from acljax.acl.pools import build_pools
 from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
@@ -134,12 +134,12 @@ def sample_sharded(config: ACLConfig, pools, seed: list[int], order: list[int], 
     return shard_batch(mesh, batch), scales
 
 
-def short_name(metric: str) -> str:
-    """"acc/backward_0_after_1" -> "b0@1", "acc/within_0" -> "w0", "acc/first_shot_0" -> "f0" (progress bars)."""
-    name = metric.split("/", 1)[1]
-    for long, short in (("first_shot_", "f"), ("within_", "w"), ("backward_", "b"), ("_after_", "@")):
-        name = name.replace(long, short)
-    return name
+def progress_postfix(window: list[dict[str, float]]) -> dict[str, str]:
+    """The progress bar's readout: the mean loss and every term's query accuracy over the steps since the last
+    log line, labelled as the tables do ("A after A, B" shows as "A after A+B": tqdm separates items by commas)."""
+    means = {name: np.mean([row[name] for row in window]) for name in window[-1]}
+    return {"loss": f"{means['loss']:.3f}", **{term_label(name.split("/", 1)[1]).replace(", ", "+"): f"{value:.2f}"
+                                              for name, value in means.items() if name.startswith("acc/")}}
 
 
 def term_metrics(objective: ACLObjective, loss, terms) -> dict[str, float]:
@@ -184,12 +184,17 @@ def load_config(path: str | Path) -> ACLConfig:
 def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True) -> dict:
     """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
     also written to ``workdir/results.json`` (best step, validation and meta-test term metrics)."""
-    run = Workdir(workdir)
-    run.write_json("config.json", dataclasses.asdict(config))
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
     learner = MetaLearner(config, image_shape(config, train_pools))
     mesh = make_mesh(config.num_devices)
+    run = Workdir(workdir)  # created only once the data and the model are known to be usable
+    run.write_json("config.json", dataclasses.asdict(config))
+    if progress:
+        device = mesh.devices.flat[0]
+        kind = "" if device.device_kind == device.platform else f" ({device.device_kind})"
+        print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
+              f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
     params = learner.params if config.init_from is None else load_params(config.init_from, learner.params)
     fresh = replicate(mesh, {"params": params, "opt_state": learner.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
@@ -208,13 +213,12 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
             learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
         state = {**state, "params": params, "opt_state": opt_state}
         window.append(term_metrics(learner.objectives[k], loss, (losses, accs)))
+        bar.set_postfix(progress_postfix(window), refresh=False)
         done = step + 1
         if done % config.log_every == 0 or done % config.validate_every == 0 or done == config.steps:
             means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
             seconds = (time.perf_counter() - tick) / len(window)
             run.log(done, **means, learning_rate=float(learning_rate_schedule(config)(step)), sec_per_step=seconds)
-            bar.set_postfix(loss=f"{means['loss']:.3f}", **{short_name(k): f"{v:.2f}" for k, v in means.items()
-                                                             if k.startswith("acc/")})
             window, tick = [], time.perf_counter()
         if done % config.validate_every == 0 or done == config.steps:
             valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, config.validation_batches,

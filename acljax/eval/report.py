@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: importing this module leaves matplotlib's backend alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from acljax.eval.protocol import Report  # noqa: E402
+from acljax.eval.protocol import Report
 
 
 def markdown(report: Report, title: str = "") -> str:
@@ -31,7 +28,8 @@ def markdown(report: Report, title: str = "") -> str:
 def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
     mean = 100 * report.matrices.mean(0)
     n = len(report.task_names)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2, 1.0 * n + 1.5))
+    fig = Figure(figsize=(1.2 * n + 2, 1.0 * n + 1.5))
+    ax = fig.subplots()
     image = ax.imshow(mean, vmin=0, vmax=100, cmap="viridis")
     for i in range(n):
         for j in range(n):
@@ -46,7 +44,6 @@ def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -104,3 +104,20 @@ def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "acl" / "config.json").read_text())["use_acl"] is True
     assert json.loads((tmp_path / "no_acl" / "config.json").read_text())["use_acl"] is False
+
+
+def test_a_run_that_cannot_start_leaves_no_workdir(npz, tmp_path):
+    missing = PoolConfig(dataset=str(tmp_path / "missing.npz"), split="train", size=None, channels=None,
+                         validation_fraction=0.4, test_split="test")
+    with pytest.raises(ValueError, match="missing.npz: cannot read"):
+        meta_train(_config(npz, pools=(missing,)), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # no config.json that an eval or a resume would trust
+
+
+def test_progress_readout_names_terms_as_the_tables_do():
+    from acljax.acl.trainer import progress_postfix
+
+    window = [{"loss": 1.0, "loss/within_0": 0.5, "acc/within_0": 0.5, "acc/backward_0_after_1": 0.25},
+              {"loss": 2.0, "loss/within_0": 0.5, "acc/within_0": 1.0, "acc/backward_0_after_1": 0.75}]
+    assert progress_postfix(window[:1]) == {"loss": "1.000", "A after A": "0.50", "A after A+B": "0.25"}
+    assert progress_postfix(window) == {"loss": "1.500", "A after A": "0.75", "A after A+B": "0.50"}

@@ -126,3 +126,16 @@ def test_bad_objective_input():
     with pytest.raises(ValueError, match="positions for these tasks"):
         ACLObjective((TaskSpec(3, 2, 2),)).term_losses(model, jnp.zeros((1, 5, *SHAPE)), jnp.zeros((1, 5), int),
                                                        jnp.zeros((1, 5), int))
+
+
+def test_term_labels_read_as_the_tables_do():
+    from acljax.acl.objective import term_label
+
+    assert term_label("within_0") == "A after A"
+    assert term_label("within_1") == "B after A, B"
+    assert term_label("backward_0_after_1") == "A after A, B"
+    assert term_label("first_shot_2") == "C after 1 shot"
+    assert term_label("backward_1_after_4") == "B after A-E"
+    assert term_label("loss") == "loss"
+    names = [t.name for t in acl_terms([TaskSpec(2, 1, 1, first_shot=True)] * 5)]
+    assert len({term_label(n) for n in names}) == len(names)  # 5 + 5 + 10 terms, all told apart
