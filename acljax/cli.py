@@ -1,10 +1,20 @@
-"""The ``acljax`` command line."""
+"""The acljax command line: meta-train and evaluate in-context continual learners, prepare data."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
+from functools import partial
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one (not for flags, nor for "taken from the config")."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _positive_int(text: str) -> int:
@@ -51,7 +61,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.distributed:  # multi-host: before anything touches the devices
         import jax
 
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        try:
+            jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        except ValueError as e:
+            raise ValueError(f"--distributed: {str(e).rstrip('.')}; outside Cloud TPU, SLURM and Open MPI give "
+                             "--coordinator HOST:PORT, --num-processes N and --process-id I (or set "
+                             "JAX_COORDINATOR_ADDRESS)") from e
     config = load_config(args.config)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from),
                                    ("num_devices", args.num_devices)) if v is not None}
@@ -69,10 +84,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _print_terms(metrics: dict) -> None:
+    from acljax.acl.objective import term_label
+
     names = [k.split("/", 1)[1] for k in metrics if k.startswith("acc/")]
-    print("| term | loss | accuracy |\n|---|---|---|")
+    print("| queries of task, after reading | term in metrics.jsonl | loss | accuracy (%) |\n|---|---|---|---|")
     for name in names:
-        print(f"| {name} | {metrics[f'loss/{name}']:.3f} | {100 * metrics[f'acc/{name}']:.1f} |")
+        print(f"| {term_label(name)} | {name} | {metrics[f'loss/{name}']:.3f} | {100 * metrics[f'acc/{name}']:.1f} |")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -83,7 +100,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     result = in_context_report(args.model, args.stream, runs=args.runs, shots=args.shots,
                                classes_per_task=args.classes_per_task, scenario=args.scenario)
-    name = Path(args.stream).stem
+    name = f"{Path(args.model).resolve().name}__{Path(args.stream).stem}"  # one model's results never replace another's
     paths = report.save(result, args.out, name, f"{args.model} on {args.stream}, {args.shots} demos per class")
     print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs"))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
@@ -131,14 +148,18 @@ def _data_show(args: argparse.Namespace) -> int:
     data = load(args.name, split)
     info = read_info(args.name) or {}
     labels = [c["alphabet"] for c in info["classes"][split]] if "classes" in info else None
-    out = contact_sheet(data, args.out or f"{args.name}_{split}_contact_sheet.png", row_labels=labels)
+    out = contact_sheet(data, args.out or f"runs/data/{args.name}_{split}_contact_sheet.png", row_labels=labels)
     print(f"{args.name}[{split}]: {len(data.y)} images, {data.num_classes} classes; contact sheet: {out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     parser = argparse.ArgumentParser(prog="acljax", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"acljax {version('acljax')}")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser = partial(commands.add_parser, formatter_class=_HelpFormatter)
     demo = commands.add_parser("demo", help="train an SRWM model on in-context associative recall (CPU, ~1 min)")
     demo.add_argument("--config", default=None, help="experiment file with get_config() (default: the built-in demo)")
     demo.add_argument("--workdir", default="runs/demo", help="checkpoints, metrics.jsonl and results.json go here")
@@ -177,14 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_eval)
 
     quick = commands.add_parser("quickstart", help="ACL vs no ACL on offline glyph tasks (CPU, a few minutes)")
-    quick.add_argument("--workdir", default="runs/quickstart")
+    quick.add_argument("--workdir", default="runs/quickstart",
+                       help="both models' runs (acl/, no_acl/), the summary table and the plots go here")
     quick.add_argument("--steps", type=_positive_int, default=300,
-                       help="meta-training steps per model on top of the shipped checkpoints (default 300)")
+                       help="meta-training steps per model on top of the shipped checkpoints")
     quick.add_argument("--from-scratch", action="store_true", help="ignore pretrained/ (needs ~5000 steps)")
     quick.set_defaults(func=_quickstart)
 
     data = commands.add_parser("data", help="list, prepare and look at data sets").add_subparsers(
         dest="data_command", required=True)
+    data.add_parser = partial(data.add_parser, formatter_class=_HelpFormatter)
     data.add_parser("list", help="known and prepared data sets, sizes, where they come from").set_defaults(
         func=_data_list)
     prep = data.add_parser("prepare", help="import a data set into the cache (atomic)")
@@ -196,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = data.add_parser("show", help="write a contact sheet PNG of a data set")
     show.add_argument("name")
     show.add_argument("--split", default=None, help="default: train (background for glyphs)")
-    show.add_argument("--out", default=None, help="PNG path (default: NAME_SPLIT_contact_sheet.png)")
+    show.add_argument("--out", default=None, help="PNG path (default: runs/data/NAME_SPLIT_contact_sheet.png)")
     show.set_defaults(func=_data_show)
     return parser
 

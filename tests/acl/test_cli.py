@@ -1,10 +1,16 @@
-"""`acljax train` and `acljax eval` end to end on a tiny .npz data set."""
+"""The `acljax` command: train and eval end to end on a tiny .npz data set, help, errors, output places."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from acljax.cli import main
+
+QUICKSTART_CONFIG = Path(__file__).parents[2] / "experiments" / "acl_glyphs_quickstart.py"
 
 CONFIG = '''
 from acljax.acl import ACLConfig, ModelConfig, PoolConfig
@@ -38,11 +44,48 @@ def test_train_then_eval_a_custom_npz(tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["eval", "--model", str(run), "--stream", str(npz), "--runs", "2", "--shots", "2",
                  "--classes-per-task", "2", "--scenario", "domain", "--out", str(out)]) == 0
-    report = json.loads((out / "mine.json").read_text())
+    report = json.loads((out / "run__mine.json").read_text())  # named after the model and the stream
     assert np.shape(report["matrices"]) == (2, 5, 5) and len(report["seeds"]) == 2
-    assert (out / "mine.png").exists() and "ACC" in (out / "mine.md").read_text()
+    assert (out / "run__mine.png").exists() and "ACC" in (out / "run__mine.md").read_text()
 
 
 def test_eval_of_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "nothing"), "--stream", "split_mnist_domain"]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_version_and_help_show_what_a_newcomer_needs(capsys):
+    import acljax
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"acljax {acljax.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out  # no reStructuredText shown literally
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 10)" in help_text and "(default: runs/eval)" in help_text
+    with pytest.raises(SystemExit):
+        main(["quickstart", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--workdir WORKDIR both models' runs" in help_text and "(default: 300)" in help_text
+
+
+def test_distributed_without_a_cluster_is_a_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "acljax.cli", "train", "--config", str(QUICKSTART_CONFIG),
+                           "--workdir", str(tmp_path / "run"), "--distributed"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("acljax: error: --distributed: ")
+    assert "--coordinator HOST:PORT" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_data_show_writes_under_runs_not_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "toy.npz", x=rng.integers(0, 256, (12, 8, 8), dtype=np.uint8), y=np.arange(12) % 3)
+    assert main(["data", "prepare", "toy", "--from", str(tmp_path / "toy.npz")]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "show", "toy"]) == 0
+    assert (tmp_path / "runs" / "data" / "toy_train_contact_sheet.png").is_file()
+    assert not list(tmp_path.glob("*.png"))
