@@ -7,7 +7,8 @@ data set both scales are 1 (the paper uses 0.1 on its Omniglot task).
     acljax train --config experiments/acl_glyphs_2task.py --workdir runs/glyphs_2task           # ACL
     acljax train --config experiments/acl_glyphs_2task.py --workdir runs/glyphs_2task_no_acl --no-acl
 
-Conv-4 runs at roughly 20 s per step of batch 32 on a 2-core CPU: this one wants a GPU.
+Conv-4 runs at about 12 s per step of batch 32 on a 2-core CPU, with 8.3 GB peak memory
+(benchmarks/meta_step.py): this one wants a GPU.
 """
 
 from acljax.acl import ACLConfig, ModelConfig, PoolConfig

@@ -15,6 +15,18 @@ from acljax.srwm import SRWMState
 ENCODERS = ("conv4", "mlp")
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2, ``(N, H, W, C) -> (N, H // 2, W // 2, C)`` (H, W even).
+
+    The same forward as ``nnx.max_pool(x, (2, 2), (2, 2))``, written as a reshape and a max: its gradient
+    is an elementwise mask rather than XLA's select-and-scatter, 3.7x faster and 4.4x smaller on the CPU at the
+    paper's first Conv-4 layer (benchmarks/meta_step.py). Where a window has tied maxima, the gradient is
+    shared among them instead of going to the first one (both are valid subgradients).
+    """
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class Conv4(nnx.Module):
     """Four blocks of Conv3x3(channels, pad 1) -> InstanceNorm(affine, eps 1e-5) -> MaxPool 2 -> Dropout -> ReLU.
 
@@ -29,7 +41,7 @@ class Conv4(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for conv, norm in zip(self.convs, self.norms):
-            x = jax.nn.relu(self.dropout(nnx.max_pool(norm(conv(x)), (2, 2), (2, 2))))
+            x = jax.nn.relu(self.dropout(max_pool_2x2(norm(conv(x)))))
         return x.reshape(x.shape[0], -1)
 
 

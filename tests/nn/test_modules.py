@@ -175,3 +175,19 @@ def test_bad_call_inputs():
     state = broadcast_state(layer.srwm.initial_state, 2)
     with pytest.raises(ValueError, match="state has 4 heads but the input has 2"):
         SRWMLayer(D, 2, rngs=nnx.Rngs(0))(jnp.ones((2, 3, D)), state)
+
+
+def test_max_pool_2x2_matches_flax_max_pool_and_its_gradient():
+    from acljax.nn.learner import max_pool_2x2
+
+    x = jax.random.normal(jax.random.key(0), (3, 8, 6, 4))  # no ties: every gradient goes to one element
+
+    def reference(x):
+        return nnx.max_pool(x, (2, 2), (2, 2))
+
+    np.testing.assert_array_equal(max_pool_2x2(x), reference(x))
+    weights = jax.random.normal(jax.random.key(1), (3, 4, 3, 4))
+    grad, expected = (jax.grad(lambda x, f=f: jnp.sum(weights * f(x)))(x) for f in (max_pool_2x2, reference))
+    np.testing.assert_array_equal(grad, expected)
+    tied = jnp.ones((1, 2, 2, 1))  # a window of equal values: the gradient is shared, its sum kept
+    np.testing.assert_allclose(jax.grad(lambda x: max_pool_2x2(x).sum())(tied), np.full((1, 2, 2, 1), 0.25))

@@ -1,0 +1,120 @@
+"""Where a paper-size ACL meta-training step spends its time and memory, by component.
+
+    python benchmarks/meta_step.py [--config experiments/acl_glyphs_2task.py] [--repeats 3] [--record]
+
+The model, tasks and batch of the config (default: the paper's Conv-4 model on two 5-way 15-shot tasks
+with first shots, batch 32: 162 images per sequence, 5,184 per step), on random inputs. Rows: the Conv-4
+encoder alone (forward + backward over every image of the batch), the SRWM network alone (forward +
+backward over the whole sequence, one pass), and the full train step (objective, gradient, Adam); each
+with XLA's temporary memory of the compiled program and the median seconds of ``--repeats`` runs, timed
+round-robin. Two variants side by side: ``max_pool="reduce_window"`` (``nnx.max_pool``, whose gradient
+is XLA's select-and-scatter; acljax before 2026-11-23) and ``"reshape"`` (``max_pool_2x2``, now).
+Writes meta_step_<platform>.json under runs/meta_step/ (--record: benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from acljax.acl.trainer import MetaLearner
+from acljax.cli import load_config
+from acljax.nn import learner as learner_module
+from acljax.recording import add_output_arguments, environment, output_dir
+
+POOLS = {"reduce_window": lambda x: nnx.max_pool(x, (2, 2), (2, 2)), "reshape": learner_module.max_pool_2x2}
+
+
+@contextmanager
+def pooling(name: str):
+    """Conv4 traced with another max pool (the function is looked up when a program is traced)."""
+    original = learner_module.max_pool_2x2
+    learner_module.max_pool_2x2 = POOLS[name]
+    try:
+        yield
+    finally:
+        learner_module.max_pool_2x2 = original
+
+
+def programs(learner: MetaLearner, batch_size: int, length: int) -> dict:
+    """name -> (jitted function, arguments) for the encoder, the SRWM network and the full step."""
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.standard_normal((batch_size, length, *learner.image_shape)), jnp.float32)
+    feedback = jnp.asarray(rng.integers(0, learner.config.num_classes + 1, (batch_size, length)), jnp.int32)
+    target = jnp.asarray(rng.integers(0, learner.config.num_classes, (batch_size, length)), jnp.int32)
+    key, objective = jax.random.key(0), learner.objectives[0]
+    tokens = learner.model(learner.params, learner.rest, train=False).embed(images[:1], feedback[:1])
+    tokens = jnp.zeros((batch_size, length, tokens.shape[-1]), jnp.float32)
+
+    def encoder(params, rest, images):
+        model = learner.model(params, rest, train=True, key=key)
+        return model.encoder(images.reshape(-1, *learner.image_shape)).sum()
+
+    def srwm_net(params, rest, tokens):
+        return learner.model(params, rest, train=True, key=key).sequence(tokens)[0].sum()
+
+    def train_step(params, rest, opt_state, batch, scales, key):
+        return MetaLearner.train_step.__wrapped__(learner, objective, params, rest, opt_state, batch, scales, key)
+
+    scales = jnp.ones(len(learner.config.tasks), jnp.float32)
+    return {"encoder fwd+bwd": (jax.jit(jax.grad(encoder)), (learner.params, learner.rest, images)),
+            "SRWM net fwd+bwd": (jax.jit(jax.grad(srwm_net)), (learner.params, learner.rest, tokens)),
+            "train step": (jax.jit(train_step), (learner.params, learner.rest, learner.tx.init(learner.params),
+                                                 (images, feedback, target), scales, key))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="experiments/acl_glyphs_2task.py")
+    parser.add_argument("--repeats", type=int, default=3)
+    add_output_arguments(parser, __file__)
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if config.model.encoder != "conv4":
+        parser.error(f"--config {args.config}: the comparison is about the Conv-4 encoder, this config uses "
+                     f"{config.model.encoder!r}")
+    size = config.pools[config.tasks[0].pool].size or 32
+    learner = MetaLearner(config, (size, size, config.pools[config.tasks[0].pool].channels or 1))
+    length = sum(task.length for task in config.tasks)
+    compiled, rows = {}, []
+    for pool in POOLS:
+        with pooling(pool):
+            for name, (fn, fn_args) in programs(learner, config.batch_size, length).items():
+                start = time.perf_counter()
+                compiled[pool, name] = (fn.lower(*fn_args).compile(), fn_args)
+                memory = compiled[pool, name][0].memory_analysis()
+                rows.append({"max_pool": pool, "program": name, "compile_s": round(time.perf_counter() - start, 2),
+                             "temp_gib": memory.temp_size_in_bytes / 2**30})
+    for program, fn_args in compiled.values():
+        jax.block_until_ready(program(*fn_args))  # warm-up
+    times = {key: [] for key in compiled}
+    for _ in range(args.repeats):
+        for key, (program, fn_args) in compiled.items():
+            start = time.perf_counter()
+            jax.block_until_ready(program(*fn_args))
+            times[key].append(time.perf_counter() - start)
+    env = environment()
+    for row in rows:
+        row.update(median_s=statistics.median(times[row["max_pool"], row["program"]]), repeats=args.repeats,
+                   batch=config.batch_size, sequence_length=length, config=args.config, **env,
+                   date=time.strftime("%Y-%m-%d"), command=" ".join(["meta_step.py", *(argv or sys.argv[1:])]))
+    out = output_dir(args, __file__) / f"meta_step_{env['platform']}.json"
+    out.write_text(json.dumps(rows, indent=1) + "\n")
+    print("| max pool | program | median s | XLA temp GiB |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['max_pool']} | {r['program']} | {r['median_s']:.2f} | {r['temp_gib']:.2f} |")
+    print(f"\n{env['platform']} ({env['device']}, {env['cpu_count']} cores), -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
