@@ -14,6 +14,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
+from acljax.checks import NonFiniteLoss, require_positive_finite
 from acljax.data.recall import recall_batch
 from acljax.nn import SRWMNet
 from acljax.workdir import Workdir
@@ -35,6 +36,13 @@ class RecallDemoConfig:
     checkpoint_every: int = 200
     eval_sequences: int = 1024
     seed: int = 0
+
+    def __post_init__(self):
+        require_positive_finite("RecallDemoConfig", learning_rate=self.learning_rate)
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "int" and field.name != "seed" and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"RecallDemoConfig.{field.name} must be a positive int, got {value!r}")
 
     def sample(self, rng: np.random.Generator, batch_size: int):
         return recall_batch(rng, batch_size, num_keys=self.num_keys, num_values=self.num_values,
@@ -77,10 +85,14 @@ def train(config: RecallDemoConfig, workdir: str, *, show_progress: bool = True)
     for step in bar:
         batch = config.sample(np.random.default_rng([config.seed, step]), config.batch_size)
         params, opt_state, loss, acc = train_step(params, opt_state, *batch)
-        if (step + 1) % config.log_every == 0 or step == 0:
+        logs = (step + 1) % config.log_every == 0 or step == 0
+        saves = (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps
+        if (logs or saves) and not np.isfinite(float(loss)):  # never logged or saved as if it were a result
+            raise NonFiniteLoss(f"training step {step + 1}")
+        if logs:
             run.log(step + 1, loss=float(loss), query_accuracy=float(acc))
             bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        if saves:
             run.save(step + 1, (params, opt_state))
 
     eval_batch = config.sample(np.random.default_rng([config.seed, 10**9]), config.eval_sequences)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+BEST_KEPT = 2  # the previous best survives until a new one is saved, so a resume can fall back to it
 
 
 def _manager(path: Path, max_to_keep: int) -> ocp.CheckpointManager:
@@ -21,7 +24,9 @@ class Workdir:
     that keep their best parameters, ``workdir/best/<step>`` with ``workdir/best.json``.
 
     On resume, metric lines logged after the restored checkpoint are dropped, so a resumed run's
-    log reads exactly like an uninterrupted one. ``create=False`` opens an existing folder read-only.
+    log reads exactly like an uninterrupted one; so are best checkpoints saved after it (a run killed
+    between saving ``best/N`` and ``checkpoints/N`` saves ``best/N`` again when it gets there), and a
+    last metrics line torn by a crash mid-write. ``create=False`` opens an existing folder read-only.
     In a multi-process run only process 0 writes metrics and JSON; every process takes part in checkpoints.
     """
 
@@ -44,7 +49,7 @@ class Workdir:
     @property
     def best(self) -> ocp.CheckpointManager:
         if self._best is None:
-            self._best = _manager(self.path / "best", 1)
+            self._best = _manager(self.path / "best", BEST_KEPT)
         return self._best
 
     @property
@@ -58,9 +63,21 @@ class Workdir:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def read_metrics(self) -> list[dict]:
+        """Every line of metrics.jsonl; a torn last line (a crash mid-write) is left out, said on stderr."""
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line]
+        lines = [line for line in self.metrics_path.read_text().splitlines() if line]
+        rows = []
+        for number, line in enumerate(lines, 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                if number < len(lines):
+                    raise ValueError(f"{self.metrics_path}: line {number} is not JSON ({e}); only a torn last line "
+                                     "is repaired on resume") from e
+                print(f"acljax: {self.metrics_path}: dropping its last line, torn by an interrupted write",
+                      file=sys.stderr)
+        return rows
 
     def save(self, step: int, tree: Any) -> None:
         self.checkpoints.save(step, args=ocp.args.StandardSave(tree), force=True)
@@ -69,22 +86,41 @@ class Workdir:
     def restore_latest(self, like: Any) -> tuple[int, Any]:
         """(step, tree) of the newest checkpoint, or (0, ``like``) when there is none."""
         step = self.checkpoints.latest_step()
-        if step is None:
-            if self.writes:
-                self.metrics_path.unlink(missing_ok=True)
-            return 0, like
-        tree = self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
+        tree = like if step is None else self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
+        step = step or 0
         kept = [m for m in self.read_metrics() if m["step"] <= step]
         if self.writes:
             self.metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
+        if (self.path / "best").is_dir():  # best checkpoints the run had not reached yet at ``step``
+            for later in [s for s in self.best.all_steps() if s > step]:
+                self.best.delete(later)
+            if self.best_metrics().get("step", 0) > step:
+                kept_best = {s: m for s, m in self._best_history().items() if s <= step}
+                self._write_best_metrics(kept_best)
         return step, tree
 
+    def _best_history(self) -> dict[int, dict]:
+        """Metrics of the kept best checkpoints, by step (best_history.json)."""
+        path = self.path / "best_history.json"
+        return {int(s): m for s, m in json.loads(path.read_text()).items()} if path.exists() else {}
+
+    def _write_best_metrics(self, history: dict[int, dict]) -> None:
+        kept = {s: history[s] for s in sorted(history)[-BEST_KEPT:]} if history else {}
+        self.write_json("best_history.json", {str(s): m for s, m in kept.items()})
+        self._best_metrics = kept[max(kept)] if kept else {}
+        if kept:
+            self.write_json("best.json", self._best_metrics)
+        elif self.writes:
+            (self.path / "best.json").unlink(missing_ok=True)
+
     def save_best(self, step: int, tree: Any, metrics: dict) -> None:
-        """Replace the kept best checkpoint with ``tree`` and record ``metrics`` in best.json."""
+        """Replace the kept best checkpoint with ``tree`` and record ``metrics`` in best.json. Saving a step
+        that is already there (a run resumed from before it) replaces it."""
+        if step in self.best.all_steps():
+            self.best.delete(step)
         self.best.save(step, args=ocp.args.StandardSave(tree), force=True)
         self.best.wait_until_finished()
-        self._best_metrics = {"step": step, **metrics}
-        self.write_json("best.json", self._best_metrics)
+        self._write_best_metrics({**self._best_history(), step: {"step": step, **metrics}})
 
     def best_metrics(self) -> dict:
         """What :meth:`save_best` recorded (in this process, or earlier in best.json)."""
@@ -93,10 +129,13 @@ class Workdir:
             self._best_metrics = json.loads(path.read_text()) if path.exists() else {}
         return self._best_metrics
 
-    def restore_best(self, like: Any) -> tuple[int | None, Any]:
-        """(step, tree) of the best checkpoint, or (None, ``like``) when there is none."""
-        if not (self.path / "best").is_dir() or (step := self.best.latest_step()) is None:
+    def restore_best(self, like: Any, step: int | None = None) -> tuple[int | None, Any]:
+        """(step, tree) of the best checkpoint (the newest, or ``step``), or (None, ``like``) when there is none."""
+        if not (self.path / "best").is_dir() or (step := step or self.best.latest_step()) is None:
             return None, like
+        if step not in self.best.all_steps():
+            raise FileNotFoundError(f"{self.path / 'best'}: no checkpoint of step {step} "
+                                    f"(kept: {list(self.best.all_steps())})")
         return step, self.best.restore(step, args=ocp.args.StandardRestore(like))
 
     def write_json(self, name: str, obj: Any) -> Path:

@@ -47,3 +47,10 @@ def test_experiment_file_gives_the_documented_demo(tmp_path):
     assert load_config(str(path)) == RecallDemoConfig()  # the file restates the defaults
     with pytest.raises(FileNotFoundError, match="--config nowhere.py: no such file"):
         load_config("nowhere.py")
+
+
+@pytest.mark.parametrize("field, value", [("learning_rate", float("nan")), ("learning_rate", -1.0),
+                                          ("batch_size", 0)])
+def test_bad_demo_config_is_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=f"RecallDemoConfig.{field} must be"):
+        RecallDemoConfig(**{field: value})

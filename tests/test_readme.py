@@ -15,13 +15,14 @@ SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 def _mnist_stand_in(root: Path) -> None:
+    """10 digits x 65 random images: 130 per 2-digit task, one batch of 128 (the trainer's default)."""
     rng = np.random.default_rng(0)
 
     def split(per_class):
         return ImageSet(rng.integers(0, 256, (10 * per_class, 28, 28, 1), dtype=np.uint8),
                         np.repeat(np.arange(10), per_class).astype(np.int32))
 
-    write_prepared("mnist", {"train": split(20), "validation": split(2), "test": split(5)}, {"source": "test"},
+    write_prepared("mnist", {"train": split(65), "validation": split(2), "test": split(5)}, {"source": "test"},
                    root=root)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from acljax.checks import require_finite, require_positive_finite
 from acljax.data.episodes import TaskSpec, num_outputs
 from acljax.nn.learner import ENCODERS
 
@@ -104,6 +105,15 @@ class ACLConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ACLConfig.{name} must be a positive int, got {value!r}")
+        require_positive_finite("ACLConfig", learning_rate=self.learning_rate, adam_eps=self.adam_eps)
+        require_finite("ACLConfig", adam_b1=self.adam_b1, adam_b2=self.adam_b2)
+        for name in ("adam_b1", "adam_b2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"ACLConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.loss_scale is not None:
+            require_positive_finite("ACLConfig", loss_scale=self.loss_scale)
+        for scale in self.task_scales or ():
+            require_positive_finite("ACLConfig", task_scales=scale)
         if self.model.num_classes is not None and self.model.num_classes < num_outputs(list(self.tasks)):
             raise ValueError(f"ModelConfig.num_classes={self.model.num_classes} is smaller than the tasks' label "
                              f"space ({num_outputs(list(self.tasks))})")

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from acljax.acl.config import ACLConfig, config_from_dict
 from acljax.acl.objective import ACLObjective, term_label
 from acljax.acl.pools import build_pools
+from acljax.checks import NonFiniteLoss
 from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.nn.learner import InContextLearner
@@ -213,6 +214,8 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
             learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
         state = {**state, "params": params, "opt_state": opt_state}
         window.append(term_metrics(learner.objectives[k], loss, (losses, accs)))
+        if not np.isfinite(window[-1]["loss"]):
+            raise NonFiniteLoss(f"meta-training step {step + 1}")
         bar.set_postfix(progress_postfix(window), refresh=False)
         done = step + 1
         if done % config.log_every == 0 or done % config.validate_every == 0 or done == config.steps:
@@ -230,7 +233,7 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True)
                 run.save_best(done, state["params"], {"step": done, **valid})
             run.save(done, state)
     bar.close()
-    best = run.restore_best(state["params"])[1]
+    best = run.restore_best(state["params"], int(state["best_step"]))[1]
     summary = {"steps": config.steps, "best_step": int(state["best_step"]),
                "best_validation": run.best_metrics()}
     if all(p.test_split is not None for p in config.pools):

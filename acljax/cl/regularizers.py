@@ -13,6 +13,7 @@ Conventions: Kirkpatrick's EWC (lambda/2) -> ``strength = lambda``; a loss writt
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -28,7 +29,7 @@ class PenaltyState(NamedTuple):
 
 
 def _check_strength(strength: float) -> None:
-    if not isinstance(strength, (int, float)) or strength < 0:
+    if not isinstance(strength, (int, float)) or not math.isfinite(strength) or strength < 0:
         raise ValueError(f"strength must be a non-negative number, got {strength!r}")
 
 

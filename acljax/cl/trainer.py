@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from acljax.checks import NonFiniteLoss, require_finite, require_positive_finite
 from acljax.cl.importance import FISHER_ESTIMATORS, fisher_diagonal, mas_importance
 from acljax.cl.regularizers import (
     ewc_consolidate,
@@ -79,7 +80,9 @@ class SequentialConfig:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.fisher_estimator not in FISHER_ESTIMATORS:
             raise ValueError(f"fisher_estimator must be one of {FISHER_ESTIMATORS}, got {self.fisher_estimator!r}")
-        for name in ("learning_rate", "epochs", "batch_size"):
+        require_positive_finite("SequentialConfig", learning_rate=self.learning_rate, temperature=self.temperature)
+        require_finite("SequentialConfig", strength=self.strength, xi=self.xi, gamma=self.gamma)
+        for name in ("epochs", "batch_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.importance_samples is not None and not self.importance_samples > 0:
@@ -88,7 +91,7 @@ class SequentialConfig:
             raise ValueError(f"strength must be >= 0, got {self.strength!r}")
         if self.buffer not in POLICIES:
             raise ValueError(f"buffer must be one of {POLICIES}, got {self.buffer!r}")
-        for name in ("memory_size", "memory_batch", "temperature"):
+        for name in ("memory_size", "memory_batch"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.method == "lwf" and not self.strength > 0:
@@ -207,6 +210,9 @@ class SequentialLearner:
         self.label_masks[np.unique(task.train.y)] = task.output_mask
         masks = (mask, jnp.asarray(self.label_masks), jnp.asarray(previous_outputs))
         per_epoch = len(y) // cfg.batch_size
+        if per_epoch == 0:
+            raise ValueError(f"task {index} ({task.name}) has {len(y)} training examples, fewer than "
+                             f"SequentialConfig.batch_size={cfg.batch_size}: lower batch_size")
         rows = local_rows(cfg.batch_size, self.mesh)  # this process's part of each minibatch
         bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{cfg.method} task {index}", disable=not self.progress,
                    leave=False)
@@ -218,6 +224,8 @@ class SequentialLearner:
                 self.params, self.opt_state, loss = self._step(self.params, self.opt_state, xb, yb, masks,
                                                                self._context(index, epoch * per_epoch + b))
                 bar.update()
+            if not np.isfinite(np.asarray(loss)).all():
+                raise NonFiniteLoss(f"task {index}, epoch {epoch} (seeds {self.seeds})")
             bar.set_postfix(loss=f"{float(loss.mean()):.3f}")
         bar.close()
         self._consolidate(index, task, x, y, mask)

@@ -139,7 +139,7 @@ def channel_statistics(name: str, preprocessing: Preprocessing = Preprocessing()
     """Per-channel mean and std of the training images (in [0, 1]), matched to the output channels.
     Prepares ``name`` on first use, like :func:`load`."""
     if name.endswith(".npz"):
-        mean, std = pixel_statistics(load(name, "train").x)
+        mean, std = pixel_statistics(load(name, "train").x, f"{name} [x]")
     else:  # computed at prepare time from the training split (the first split when there is no "train")
         info = prepared_info(name)
         mean, std = np.array(info["mean"]), np.array(info["std"])

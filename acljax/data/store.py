@@ -53,10 +53,18 @@ def check_image_set(x: np.ndarray, y: np.ndarray, where: str) -> ImageSet:
     return ImageSet(x, y.astype(np.int32))
 
 
-def pixel_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (C,) of uint8 images x (N, H, W, C), in [0, 1]."""
+def pixel_statistics(x: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (C,) of uint8 images x (N, H, W, C), in [0, 1]. Constant images (a std of
+    0, which normalisation would divide by) are an error naming ``where``."""
+    if x.size == 0:
+        raise ValueError(f"{where}: no pixels (images of shape {x.shape}); a data set needs non-empty images")
     pixels = x.astype(np.float64) / 255.0
-    return pixels.mean(axis=(0, 1, 2)), pixels.std(axis=(0, 1, 2))
+    mean, std = pixels.mean(axis=(0, 1, 2)), pixels.std(axis=(0, 1, 2))
+    constant = x.min(axis=(0, 1, 2)) == x.max(axis=(0, 1, 2))
+    if constant.any():
+        raise ValueError(f"{where}: every image is the same constant colour in channel(s) "
+                         f"{np.flatnonzero(constant).tolist()} (std 0): there is nothing to learn from")
+    return mean, std
 
 
 def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Path | None = None) -> Path:
@@ -69,7 +77,8 @@ def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Pat
     try:
         for split, data in splits.items():
             np.savez(tmp / f"{split}.npz", x=data.x, y=data.y)
-        mean, std = pixel_statistics(splits.get("train", next(iter(splits.values()))).x)
+        stats_split = "train" if "train" in splits else next(iter(splits))
+        mean, std = pixel_statistics(splits[stats_split].x, f"data set {name!r}, split {stats_split!r}")
         info = {"name": name, **info,
                 "splits": {s: {"num_examples": len(d.y), "num_classes": d.num_classes,
                                "image_shape": list(d.x.shape[1:])} for s, d in splits.items()},

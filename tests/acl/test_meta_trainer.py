@@ -82,6 +82,11 @@ def test_config_round_trips_through_json(npz):
     (dict(schedule="cosine"), "schedule must be one of"),
     (dict(batch_size=0), "batch_size must be a positive int"),
     (dict(tasks=(TaskSpec(pool=1),), task_scales=None), "pool=1 but ACLConfig.pools has 1"),
+    (dict(learning_rate=float("nan")), r"ACLConfig.learning_rate must be a finite number > 0, got nan"),
+    (dict(learning_rate=-1e-3), r"ACLConfig.learning_rate must be a finite number > 0, got -0.001"),
+    (dict(adam_b2=1.0), r"ACLConfig.adam_b2 must be in \[0, 1\)"),
+    (dict(task_scales=(1.0, float("inf"))), "ACLConfig.task_scales must be a finite number > 0, got inf"),
+    (dict(loss_scale=float("nan")), "ACLConfig.loss_scale must be a finite number > 0"),
 ])
 def test_bad_configs(npz, overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -121,3 +126,68 @@ def test_progress_readout_names_terms_as_the_tables_do():
               {"loss": 2.0, "loss/within_0": 0.5, "acc/within_0": 1.0, "acc/backward_0_after_1": 0.75}]
     assert progress_postfix(window[:1]) == {"loss": "1.000", "A after A": "0.50", "A after A+B": "0.25"}
     assert progress_postfix(window) == {"loss": "1.500", "A after A": "0.75", "A after A+B": "0.50"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(npz, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    return workdir, meta_train(_config(npz), workdir, progress=False)
+
+
+def _killed_before_checkpoint(step):
+    """A Workdir.save that dies (like a kill) before writing checkpoint ``step``; best/ may already hold it."""
+    from acljax.workdir import Workdir
+
+    save = Workdir.save
+
+    def dying_save(self, at, tree):
+        if at == step:
+            raise KeyboardInterrupt
+        save(self, at, tree)
+
+    return dying_save
+
+
+@pytest.mark.parametrize("fault", ["kill after best/3, before checkpoints/3", "torn last metrics line"])
+def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monkeypatch, uninterrupted, fault,
+                                                             capsys):
+    from acljax.workdir import Workdir
+
+    config, run = _config(npz), tmp_path / "run"
+    if fault.startswith("kill"):
+        with monkeypatch.context() as patch:
+            patch.setattr(Workdir, "save", _killed_before_checkpoint(3))
+            with pytest.raises(KeyboardInterrupt):
+                meta_train(config, run, progress=False)
+        assert (run / "best" / "3").is_dir() and not (run / "checkpoints" / "3").exists()
+    else:
+        meta_train(dataclasses.replace(config, steps=3), run, progress=False)
+        with (run / "metrics.jsonl").open("a") as f:
+            f.write('{"step": 4, "loss": 0.')  # a crash in the middle of a write
+    resumed = meta_train(config, run, progress=False)
+    full_dir, full = uninterrupted
+    assert _lines(run) == _lines(full_dir) and resumed == full
+    if fault.startswith("torn"):
+        assert "dropping its last line" in capsys.readouterr().err
+    learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
+    for a, b in zip(jax.tree.leaves(load_params(run, learner.params)),
+                    jax.tree.leaves(load_params(full_dir, learner.params))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_damaged_metrics_line_before_the_last_is_an_error_naming_the_file(npz, tmp_path):
+    config, run = _config(npz, steps=3), tmp_path / "run"
+    meta_train(config, run, progress=False)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join(["{oops", *lines]) + "\n")
+    with pytest.raises(ValueError, match=r"metrics.jsonl: line 1 is not JSON"):
+        meta_train(dataclasses.replace(config, steps=6), run, progress=False)
+
+
+def test_a_loss_that_overflows_stops_the_run_with_its_step(npz, tmp_path):
+    from acljax.checks import NonFiniteLoss
+
+    config = _config(npz, schedule="constant", learning_rate=1e38)  # Adam steps of ~1e38 overflow float32
+    with pytest.raises(NonFiniteLoss, match=r"NaN or infinite at meta-training step \d"):
+        meta_train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "results.json").exists()

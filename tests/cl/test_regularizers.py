@@ -224,6 +224,8 @@ def test_no_recompilation_across_consolidations():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: quadratic_penalty(-1.0), "strength must be a non-negative number"),
+    (lambda: quadratic_penalty(float("nan")), "strength must be a non-negative number, got nan"),
+    (lambda: synaptic_intelligence(optax.sgd(0.1), strength=float("inf")), "strength must be a non-negative number"),
     (lambda: synaptic_intelligence(optax.sgd(0.1), strength=-2), "strength must be a non-negative number"),
     (lambda: online_ewc_consolidate(quadratic_penalty(1).init(tiny()[0]), tiny()[0], tiny()[0], 0.0),
      "gamma must be in"),

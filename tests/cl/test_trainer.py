@@ -101,6 +101,10 @@ def test_task_incremental_masks_make_old_tasks_survive():
     ({"method": "si", "xi": 0.0}, "xi must be > 0"),
     ({"epochs": 0}, "epochs must be > 0"),
     ({"importance_samples": 0}, "importance_samples must be > 0 or None"),
+    ({"learning_rate": float("nan")}, r"SequentialConfig.learning_rate must be a finite number > 0, got nan"),
+    ({"learning_rate": -1e-3}, "learning_rate must be a finite number > 0"),
+    ({"strength": float("inf")}, "SequentialConfig.strength must be a finite number, got inf"),
+    ({"method": "si", "strength": float("nan")}, "strength must be a finite number"),
 ])
 def test_bad_config(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -120,3 +124,19 @@ def test_adagrad_follows_pytorch_defaults():
     np.testing.assert_allclose(updates, [-0.01, 0.01, -0.01], rtol=1e-5)
     updates, _ = tx.update(g, state)  # second step: -lr * g / sqrt(2 g^2)
     np.testing.assert_allclose(updates, -0.01 * np.sign(g) / np.sqrt(2), rtol=1e-5)
+
+
+def test_a_loss_that_overflows_stops_training_instead_of_reporting_chance():
+    from acljax.checks import NonFiniteLoss
+
+    s = stream("class")
+    with pytest.raises(NonFiniteLoss, match=r"task 0, epoch 0"):
+        evaluate(SequentialLearner(SequentialConfig(hidden=(16,), batch_size=16, learning_rate=1e38), s.num_outputs,
+                                   (6, 6, 1), 0.3, 0.3, progress=False), s.tasks, [0], progress=False)
+
+
+def test_a_task_smaller_than_one_batch_is_a_clear_error():
+    s = stream("class")  # 120 training examples per task
+    small = SequentialLearner(SequentialConfig(batch_size=200), s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
+    with pytest.raises(ValueError, match="has 120 training examples, fewer than SequentialConfig.batch_size=200"):
+        evaluate(small, s.tasks, [0], progress=False)

@@ -172,6 +172,17 @@ def test_first_use_of_a_data_set_without_a_train_split(monkeypatch):
         load("glyphs", "train", progress=False)
 
 
+def test_constant_or_empty_images_are_refused_at_prepare_time(tmp_path):
+    np.savez(tmp_path / "flat.npz", x=np.full((6, 4, 4), 7, np.uint8), y=np.arange(6) % 2)
+    with pytest.raises(ValueError, match=r"data set 'flat', split 'train': every image is the same constant"):
+        prepare("flat", tmp_path / "flat.npz", progress=False)
+    with pytest.raises(ValueError, match="flat.npz \\[x\\]: every image is the same constant"):
+        channel_statistics(str(tmp_path / "flat.npz"))
+    np.savez(tmp_path / "empty.npz", x=np.zeros((3, 0, 0), np.uint8), y=np.arange(3))
+    with pytest.raises(ValueError, match="no pixels"):
+        prepare("empty", tmp_path / "empty.npz", progress=False)
+
+
 def test_interrupted_prepare_leaves_no_half_written_data_set(tmp_path, data_home, monkeypatch):
     make_idx_folder(tmp_path / "fm")
     from acljax.data import store
