@@ -75,7 +75,7 @@ def _train(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **overrides)
     print(f"Meta-training {args.config} ({'with' if config.use_acl else 'without'} the ACL term) for {config.steps} "
           f"steps. Workdir: {args.workdir} (metrics.jsonl, checkpoints/, best/, results.json)")
-    results = meta_train(config, args.workdir)
+    results = meta_train(config, args.workdir, allow_config_change=args.allow_config_change)
     tested = "test" in results
     print(f"\nbest step {results['best_step']}; " + ("meta-test (held-out classes of the test split):" if tested else
                                                     "meta-validation of the best parameters (no test split set):"))
@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None, help="override the config's seed")
     train.add_argument("--no-acl", action="store_true", help="drop the backward (ACL) terms: the baseline")
     train.add_argument("--init-from", default=None, help="start from this workdir's best parameters (finetuning)")
+    train.add_argument("--allow-config-change", action="store_true",
+                       help="resume a workdir with a configuration other than the one it was started with (the "
+                            "differences are recorded in config_changes.jsonl)")
     train.add_argument("--num-devices", type=_positive_int, default=None,
                        help="data-parallel devices (default: every device, on every host)")
     train.add_argument("--distributed", action="store_true",

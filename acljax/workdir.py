@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,20 @@ import jax
 import orbax.checkpoint as ocp
 
 BEST_KEPT = 2  # the previous best survives until a new one is saved, so a resume can fall back to it
+
+
+class WorkdirBusy(ValueError):
+    """Another run holds the workdir's lock."""
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two JSON-like trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = {}
+        for key in dict.fromkeys([*old, *new]):
+            out.update(_differences(old.get(key), new.get(key), f"{prefix}{key}."))
+        return out
+    return {} if old == new else {prefix.rstrip("."): (old, new)}
 
 
 def _manager(path: Path, max_to_keep: int) -> ocp.CheckpointManager:
@@ -39,6 +56,50 @@ class Workdir:
         self.max_to_keep = max_to_keep
         self._checkpoints = self._best = None
         self._best_metrics: dict | None = None
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """Hold ``workdir/.lock`` while a run writes here: a second run on the same workdir stops at once
+        with an error naming the holder's pid and host (only process 0 of a multi-process run takes it)."""
+        if not self.writes:
+            yield
+            return
+        with (self.path / ".lock").open("a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                raise WorkdirBusy(f"{self.path} is in use by another run ({f.read().strip() or 'unknown process'}); "
+                                  "wait for it to finish, stop it, or give another --workdir") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            f.flush()
+            try:
+                yield
+            finally:
+                f.truncate(0)
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def check_config(self, config: dict, *, free: tuple[str, ...] = (), allow_change: bool = False) -> None:
+        """Before a run writes ``config.json``: if the workdir holds a run with checkpoints, its stored config
+        must equal ``config`` except for the ``free`` fields; otherwise a ValueError lists the differences.
+        ``allow_change`` lets the run go on and appends the differences to ``config_changes.jsonl``."""
+        stored_path = self.path / "config.json"
+        if not stored_path.exists() or self.checkpoints.latest_step() is None:
+            return
+        stored = json.loads(stored_path.read_text())
+        changes = {key: [old, new] for key, (old, new) in _differences(stored, json.loads(json.dumps(config))).items()
+                   if key.split(".")[0] not in free}
+        if not changes:
+            return
+        listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+        if not allow_change:
+            raise ValueError(f"{self.path} holds a run with another configuration ({listed}); resume it unchanged, "
+                             "give another --workdir, or pass --allow-config-change to go on with the new one")
+        if self.writes:
+            with (self.path / "config_changes.jsonl").open("a") as f:
+                f.write(json.dumps({"at_step": self.checkpoints.latest_step(), "changes": changes}) + "\n")
 
     @property
     def checkpoints(self) -> ocp.CheckpointManager:

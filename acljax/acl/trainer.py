@@ -182,14 +182,29 @@ def load_config(path: str | Path) -> ACLConfig:
     return config_from_dict(json.loads(file.read_text()))
 
 
-def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True) -> dict:
+def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
+               allow_config_change: bool = False) -> dict:
     """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
-    also written to ``workdir/results.json`` (best step, validation and meta-test term metrics)."""
+    also written to ``workdir/results.json`` (best step, validation and meta-test term metrics).
+
+    A resume must use the configuration the workdir was started with (``steps`` and ``num_devices`` may
+    change); ``allow_config_change`` goes on with another one and records the change. One run at a time
+    holds a workdir."""
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
     learner = MetaLearner(config, image_shape(config, train_pools))
     mesh = make_mesh(config.num_devices)
     run = Workdir(workdir)  # created only once the data and the model are known to be usable
+    with run.exclusive():
+        run.check_config(dataclasses.asdict(config), free=("steps", "num_devices"), allow_change=allow_config_change)
+        if (reached := run.checkpoints.latest_step() or 0) > config.steps:
+            raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
+                             "to go on, or another workdir")
+        return _meta_train(config, run, learner, mesh, train_pools, valid_pools, progress)
+
+
+def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, train_pools, valid_pools,
+                progress: bool) -> dict:
     run.write_json("config.json", dataclasses.asdict(config))
     if progress:
         device = mesh.devices.flat[0]

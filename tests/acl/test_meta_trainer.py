@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import logging
+import os
 
 import jax
 import numpy as np
@@ -191,3 +192,29 @@ def test_a_loss_that_overflows_stops_the_run_with_its_step(npz, tmp_path):
     with pytest.raises(NonFiniteLoss, match=r"NaN or infinite at meta-training step \d"):
         meta_train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_one_run_at_a_time_holds_a_workdir(npz, tmp_path):
+    from acljax.workdir import Workdir, WorkdirBusy
+
+    holder = Workdir(tmp_path / "run")
+    with holder.exclusive():
+        with pytest.raises(WorkdirBusy, match=rf"in use by another run \(pid {os.getpid()} on "):
+            meta_train(_config(npz, steps=3), tmp_path / "run", progress=False)
+    meta_train(_config(npz, steps=3), tmp_path / "run", progress=False)  # free again once the holder is done
+
+
+def test_a_resume_with_another_configuration_is_refused_unless_allowed(npz, tmp_path):
+    run = tmp_path / "run"
+    meta_train(_config(npz, steps=3), run, progress=False)
+    stored = (run / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"another configuration \(model.num_heads: 2 -> 1; batch_size: 2 -> 4\)"):
+        meta_train(_config(npz, batch_size=4, model=dataclasses.replace(_config(npz).model, num_heads=1)), run,
+                   progress=False)
+    with pytest.raises(ValueError, match=r"is at step 3, beyond steps=2"):
+        meta_train(_config(npz, steps=2), run, progress=False)
+    assert (run / "config.json").read_text() == stored  # nothing rewritten by a refused resume
+    meta_train(_config(npz, batch_size=4), run, progress=False, allow_config_change=True)
+    change = json.loads((run / "config_changes.jsonl").read_text())
+    assert change == {"at_step": 3, "changes": {"batch_size": [2, 4]}}
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 4
