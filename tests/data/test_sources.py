@@ -132,6 +132,27 @@ def test_mnist_pickle_from_a_wheel_layout(tmp_path):
     assert load("mnist", "test", progress=False).x.shape == (2, 28, 28, 1)
 
 
+class _RunsCode:
+    """Pickles into a call of os.system: what a crafted mnist.pkl.gz could hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_mnist_pickle_cannot_run_code(tmp_path):
+    marker = tmp_path / "code_ran"
+    with gzip.open(tmp_path / "mnist.pkl.gz", "wb") as f:
+        pickle.dump(((np.zeros((2, 784), np.float32), np.zeros(2, np.int64)), _RunsCode(marker)), f)
+    with pytest.raises(ValueError, match=r"cannot read the MNIST pickle \(refusing posix.system"):
+        import_mnist_pickle(tmp_path / "mnist.pkl.gz")
+    assert not marker.exists()
+
+
 def test_tfds_source_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
