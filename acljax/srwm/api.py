@@ -128,11 +128,21 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
         check_all_finite(x, "x")
         for name, w in state._asdict().items():
             check_all_finite(w, f"state.{name}")
+    run = _run_reference if impl == "reference" else _run_compiled  # a Python loop is not worth compiling
+    return run(state, x, impl=impl, input_softmax=input_softmax, chunk_size=chunk_size if impl in CHUNKED else None)
+
+
+def _run_reference(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool, chunk_size: int | None):
     dtype = state_dtype(state, x)
-    start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, batch)))
-    options = {"chunk_size": chunk_size} if impl in CHUNKED else {}
+    start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, x.shape[0])))
+    options = {} if chunk_size is None else {"chunk_size": chunk_size}
     y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, **options)
     return y.astype(x.dtype), final
+
+
+# Compiled once per shape and option, so that eager calls (a notebook, a layer called outside jit) do not
+# dispatch the scan op by op; under an outer jit it is simply inlined.
+_run_compiled = jax.jit(_run_reference, static_argnames=("impl", "input_softmax", "chunk_size"))
 
 
 def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False) -> jax.Array:

@@ -227,3 +227,16 @@ def test_read_rejects_a_state_of_another_batch():
     _, carried = srwm_scan(w0, _inputs(2, 2, 5, 3, 4))
     with pytest.raises(ValueError, match="batch"):
         srwm_read(carried, _inputs(3, 3, 1, 3, 4))
+
+
+def test_eager_calls_compile_once_per_shape(caplog):
+    import logging
+
+    state, x = init_state(jax.random.key(0), 2, 4), jax.random.normal(jax.random.key(1), (3, 7, 2, 4))
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        first = srwm_scan(state, x, impl="scan")
+        again = srwm_scan(state, x + 1.0, impl="scan")  # new values, same shapes: no new program
+    compiled = [r for r in caplog.records if "Finished XLA compilation of jit(_run_reference)" in r.getMessage()]
+    assert len(compiled) == 1, [r.getMessage() for r in compiled]
+    np.testing.assert_allclose(first[0], srwm_scan(state, x, impl="reference")[0], atol=1e-5)
+    assert not np.allclose(first[0], again[0])
