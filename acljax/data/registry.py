@@ -15,6 +15,7 @@ from acljax.data.store import (
     DataNotPrepared,
     ImageSet,
     data_dir,
+    name_lock,
     pixel_statistics,
     read_info,
     read_split,
@@ -84,8 +85,9 @@ def _import(name: str, source: Path | None, progress: bool) -> tuple[dict[str, I
 
 def prepare(name: str, source: str | Path | None = None, *, progress: bool = True) -> Prepared:
     """Import ``name`` into the cache (atomically). ``source``: a file or folder (see ``acljax data prepare -h``)."""
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"name must be a plain data set name (e.g. mnist, glyphs, my_set), got {name!r}")
+    if not name or "/" in name or "@" in name or name.startswith("."):
+        raise ValueError(f"name must be a plain data set name (e.g. mnist, glyphs, my_set; no '/', '@' or "
+                         f"leading '.'), got {name!r}")
     splits, info = _import(name, None if source is None else Path(source), progress)
     return Prepared(write_prepared(name, splits, info), info["source"])
 
@@ -114,6 +116,9 @@ class Preprocessing:
 def prepared_info(name: str, *, progress: bool = True) -> dict:
     """``info.json`` of a cached data set, preparing it first when its offline source is here."""
     info = read_info(name)
+    if info is None:
+        with name_lock(name):  # another process may be preparing it right now: wait for it, then look again
+            info = read_info(name)
     if info is None:
         prepare(name, progress=progress)
         info = read_info(name)
@@ -154,7 +159,8 @@ def channel_statistics(name: str, preprocessing: Preprocessing = Preprocessing()
 def listing() -> list[dict]:
     """Known and prepared data sets: name, prepared?, splits and sizes, source or how to get it."""
     root = data_dir()
-    prepared = sorted(p.name for p in root.iterdir() if (p / "info.json").exists()) if root.exists() else []
+    prepared = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / "info.json").exists()) \
+        if root.exists() else []
     rows = []
     for name in dict.fromkeys([*KNOWN, *prepared]):
         info = read_info(name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -67,33 +69,61 @@ def pixel_statistics(x: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]
     return mean, std
 
 
-def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Path | None = None) -> Path:
-    """Write all splits and info.json into a temporary folder, then move it into place in one rename,
-    so an interrupted prepare never leaves a half-written data set."""
+@contextlib.contextmanager
+def name_lock(name: str, root: Path | None = None):
+    """Hold the cache's lock for data set ``name`` (``.<name>@lock``): prepares of one name run one at a
+    time, across processes. Yields the cache folder."""
     root = root or data_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
-        for split, data in splits.items():
-            np.savez(tmp / f"{split}.npz", x=data.x, y=data.y)
-        stats_split = "train" if "train" in splits else next(iter(splits))
-        mean, std = pixel_statistics(splits[stats_split].x, f"data set {name!r}, split {stats_split!r}")
-        info = {"name": name, **info,
-                "splits": {s: {"num_examples": len(d.y), "num_classes": d.num_classes,
-                               "image_shape": list(d.x.shape[1:])} for s, d in splits.items()},
-                "mean": mean.tolist(), "std": std.tolist()}
-        (tmp / "info.json").write_text(json.dumps(info, indent=1) + "\n")
-        if target.exists():
-            old = target.with_name(f".{name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+        handle = (root / f".{name}@lock").open("a")
+    except OSError as e:
+        raise ValueError(f"{DATA_DIR_ENV}={root}: cannot write the data cache there ({e.strerror}); point "
+                         f"{DATA_DIR_ENV} at a writable folder") from e
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield root
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Path | None = None) -> Path:
+    """Write all splits and info.json into a new hidden folder ``.<name>@XXXX``, then point the symlink
+    ``<name>`` at it in one atomic replace: an interrupted prepare never leaves a half-written data set, and a
+    re-prepare never leaves the name missing. Folders left by killed prepares are removed first; the new one
+    gets the permissions of the process's umask (a shared cache stays readable)."""
+    with name_lock(name, root) as root:
+        target = root / name
+        live = target.resolve() if target.is_symlink() else None
+        for stale in root.glob(f".{name}@*"):
+            if stale.is_dir() and stale.resolve() != live:
+                shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}@", dir=root))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
+        try:
+            for split, data in splits.items():
+                np.savez(tmp / f"{split}.npz", x=data.x, y=data.y)
+            stats_split = "train" if "train" in splits else next(iter(splits))
+            mean, std = pixel_statistics(splits[stats_split].x, f"data set {name!r}, split {stats_split!r}")
+            info = {"name": name, **info,
+                    "splits": {s: {"num_examples": len(d.y), "num_classes": d.num_classes,
+                                   "image_shape": list(d.x.shape[1:])} for s, d in splits.items()},
+                    "mean": mean.tolist(), "std": std.tolist()}
+            (tmp / "info.json").write_text(json.dumps(info, indent=1) + "\n")
+            link = root / f".{name}@link"
+            link.unlink(missing_ok=True)
+            link.symlink_to(tmp.name)
+            if target.is_dir() and not target.is_symlink():  # a cache written before data sets were symlinks
+                shutil.rmtree(target)
+            os.replace(link, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if live is not None:
+            shutil.rmtree(live, ignore_errors=True)
     return target
 
 

@@ -3,7 +3,9 @@
 import gzip
 import io
 import json
+import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
@@ -216,7 +218,7 @@ def test_interrupted_prepare_leaves_no_half_written_data_set(tmp_path, data_home
     monkeypatch.setattr(store.np, "savez", failing_savez)
     with pytest.raises(KeyboardInterrupt):
         prepare("fashion_mnist", tmp_path / "fm", progress=False)
-    assert list(data_home.iterdir()) == []  # nothing half-written, no temporary folder left
+    assert [p.name for p in data_home.iterdir()] == [".fashion_mnist@lock"]  # nothing half-written or left over
 
 
 @pytest.mark.skipif(not FASHION_MNIST_DEBIAN.exists(),
@@ -227,3 +229,58 @@ def test_real_fashion_mnist_from_the_debian_package():
     assert train.x.shape == (60000, 28, 28, 1) and test.x.shape == (10000, 28, 28, 1)  # the published sizes
     np.testing.assert_array_equal(np.bincount(train.y), [6000] * 10)  # balanced: 6,000 per class
     np.testing.assert_array_equal(np.bincount(test.y), [1000] * 10)
+
+
+def _toy(path, n, seed=0):
+    rng = np.random.default_rng(seed)
+    np.savez(path, x=rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), y=np.arange(n) % 2)
+    return path
+
+
+def test_a_shared_cache_keeps_normal_permissions_and_hides_temporary_folders(tmp_path, data_home):
+    old_umask = os.umask(0o022)
+    try:
+        prepare("toy", _toy(tmp_path / "toy.npz", 6), progress=False)
+    finally:
+        os.umask(old_umask)
+    folder = (data_home / "toy").resolve()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # readable by the other users of a shared cache
+    (data_home / ".toy@killed").mkdir()  # what a prepare killed mid-write leaves
+    (data_home / ".toy@killed" / "info.json").write_text("{}")
+    assert [row["name"] for row in listing() if row["prepared"]] == ["toy"]
+    prepare("toy", _toy(tmp_path / "toy.npz", 8), progress=False)
+    assert sorted(p.name for p in data_home.iterdir() if p.is_dir() and not p.is_symlink())[0].startswith(".toy@")
+    assert len([p for p in data_home.iterdir() if p.is_dir() and not p.is_symlink()]) == 1  # old and killed: gone
+
+
+def test_a_re_prepare_never_leaves_the_name_missing(tmp_path, data_home, monkeypatch):
+    from acljax.data import store
+
+    prepare("toy", _toy(tmp_path / "old.npz", 6), progress=False)
+    replace, seen_at_swap = os.replace, []
+
+    def checked_replace(src, dst):  # the moment of the swap: the old data set must still be whole
+        seen_at_swap.append(load("toy", progress=False).y.shape)
+        replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", checked_replace)
+    prepare("toy", _toy(tmp_path / "new.npz", 10, seed=1), progress=False)
+    assert seen_at_swap == [(6,)]  # one atomic replace, with the old set readable until then
+    assert load("toy", progress=False).y.shape == (10,)
+
+
+def test_concurrent_prepares_of_one_name_both_succeed(tmp_path, data_home):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sources = [_toy(tmp_path / f"{n}.npz", n) for n in (6, 8)]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda source: prepare("toy", source, progress=False), sources))
+    assert load("toy", progress=False).y.shape in ((6,), (8,))
+    assert len([p for p in data_home.iterdir() if p.is_dir() and not p.is_symlink()]) == 1
+
+
+def test_an_unwritable_cache_is_a_one_line_error(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("ACLJAX_DATA_DIR", str(tmp_path / "a_file"))
+    with pytest.raises(ValueError, match="ACLJAX_DATA_DIR=.*a_file: cannot write the data cache there"):
+        prepare("toy", _toy(tmp_path / "toy.npz", 6), progress=False)
