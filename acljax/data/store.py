@@ -52,6 +52,11 @@ def check_image_set(x: np.ndarray, y: np.ndarray, where: str) -> ImageSet:
         raise ValueError(f"{where}: labels must have shape ({len(x)},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise ValueError(f"{where}: labels must be non-negative integers, got dtype {y.dtype}")
+    if len(y) == 0:
+        raise ValueError(f"{where}: no examples (images of shape {x.shape})")
+    if int(y.max()) >= max(4 * len(y), 1024):  # checked before the cast to int32 and any (max + 1)-sized array
+        raise ValueError(f"{where}: labels must be class indices 0..K-1, got a largest label of {int(y.max())} for "
+                         f"{len(y)} examples; relabel them, e.g. y = np.unique(y, return_inverse=True)[1]")
     return ImageSet(x, y.astype(np.int32))
 
 

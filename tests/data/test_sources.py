@@ -284,3 +284,15 @@ def test_an_unwritable_cache_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ACLJAX_DATA_DIR", str(tmp_path / "a_file"))
     with pytest.raises(ValueError, match="ACLJAX_DATA_DIR=.*a_file: cannot write the data cache there"):
         prepare("toy", _toy(tmp_path / "toy.npz", 6), progress=False)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([0, 1, 2**32, 2**32 + 1] * 3, np.int64), "largest label of 4294967297 for 12 examples"),
+    (np.array([0, 10**9] * 6), "labels must be class indices 0..K-1"),
+    (np.array([], np.int64), "no examples"),
+])
+def test_labels_are_checked_before_the_cast(tmp_path, labels, message):
+    x = np.random.default_rng(0).integers(0, 256, (len(labels), 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "odd.npz", x=x, y=labels)
+    with pytest.raises(ValueError, match=message):
+        prepare("odd", tmp_path / "odd.npz", progress=False)
