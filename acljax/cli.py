@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from functools import partial
 
@@ -36,7 +37,10 @@ def load_config(path: str):
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ValueError(f"--config {path}: an experiment file must define get_config()")
-    return module.get_config()
+    try:
+        return module.get_config()
+    except TypeError as e:  # e.g. a field the config class does not have
+        raise ValueError(f"--config {path}: get_config() failed: {e}") from e
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -98,6 +102,13 @@ def _eval(args: argparse.Namespace) -> int:
     from acljax.acl.evaluate import in_context_report
     from acljax.eval import report
 
+    out = Path(args.out)
+    try:  # before the evaluation, not after it
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the folder ({e.strerror})") from e
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out}: the folder is not writable")
     result = in_context_report(args.model, args.stream, runs=args.runs, shots=args.shots,
                                classes_per_task=args.classes_per_task, scenario=args.scenario)
     name = f"{Path(args.model).resolve().name}__{Path(args.stream).stem}"  # one model's results never replace another's

@@ -99,10 +99,13 @@ def import_npz(path: str | Path) -> dict[str, ImageSet]:
     """A user data set: ``x`` (N, H, W[, C]) uint8 and ``y`` (N,) int; optional ``x_test``/``y_test``."""
     path = Path(path)
     try:
+        with path.open("rb") as raw:
+            if raw.read(2) != b"PK":
+                raise ValueError("not a .npz archive, the zip of .npy arrays that numpy.savez writes")
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: cannot read .npz ({e})") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: cannot read .npz ({e or 'empty file'})") from e
     if "x" not in arrays or "y" not in arrays:
         raise ValueError(f"{path}: a custom data set needs arrays 'x' (N, H, W[, C]) uint8 and 'y' (N,) int; "
                          f"found {sorted(arrays)}")

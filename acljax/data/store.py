@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -134,10 +135,23 @@ def write_prepared(name: str, splits: dict[str, ImageSet], info: dict, root: Pat
 
 def read_info(name: str, root: Path | None = None) -> dict | None:
     path = (root or data_dir()) / name / "info.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(_damaged(path, name, e)) from e
 
 
 def read_split(name: str, split: str, root: Path | None = None) -> ImageSet:
     path = (root or data_dir()) / name / f"{split}.npz"
-    with np.load(path) as f:
-        return ImageSet(f["x"], f["y"])
+    try:
+        with np.load(path) as f:
+            return ImageSet(f["x"], f["y"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise ValueError(_damaged(path, name, e)) from e
+
+
+def _damaged(path: Path, name: str, error: Exception) -> str:
+    return (f"{path}: the data cache file is damaged ({error}); prepare the data set again: "
+            f"acljax data prepare {name} [--from ...]")

@@ -89,3 +89,14 @@ def test_data_show_writes_under_runs_not_into_the_current_folder(tmp_path, monke
     assert main(["data", "show", "toy"]) == 0
     assert (tmp_path / "runs" / "data" / "toy_train_contact_sheet.png").is_file()
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_config_and_output_errors_are_one_line(tmp_path, capsys):
+    config = tmp_path / "typo.py"
+    config.write_text("from acljax.acl import ACLConfig\n\ndef get_config():\n    return ACLConfig(stpes=3)\n")
+    assert main(["train", "--config", str(config), "--workdir", str(tmp_path / "run")]) == 2
+    assert "get_config() failed: ACLConfig.__init__() got an unexpected keyword argument 'stpes'" in \
+        capsys.readouterr().err
+    (tmp_path / "a_file").write_text("")
+    assert main(["eval", "--model", "pretrained/split_mnist_domain_acl", "--out", str(tmp_path / "a_file" / "x")]) == 2
+    assert "--out" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -296,3 +296,20 @@ def test_labels_are_checked_before_the_cast(tmp_path, labels, message):
     np.savez(tmp_path / "odd.npz", x=x, y=labels)
     with pytest.raises(ValueError, match=message):
         prepare("odd", tmp_path / "odd.npz", progress=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"PK\x03\x04broken"])
+def test_a_damaged_npz_is_a_one_line_error(tmp_path, content):
+    (tmp_path / "bad.npz").write_bytes(content)
+    with pytest.raises(ValueError, match=r"bad.npz: cannot read .npz"):
+        prepare("bad", tmp_path / "bad.npz", progress=False)
+
+
+def test_a_damaged_cache_file_says_to_prepare_again(tmp_path, data_home):
+    prepare("toy", _toy(tmp_path / "toy.npz", 6), progress=False)
+    (data_home / "toy" / "train.npz").write_bytes(b"PK\x03\x04 truncated by a full disk")
+    with pytest.raises(ValueError, match=r"train.npz: the data cache file is damaged .* acljax data prepare toy"):
+        load("toy", progress=False)
+    (data_home / "toy" / "info.json").write_text('{"name": "toy", "spl')
+    with pytest.raises(ValueError, match=r"info.json: the data cache file is damaged"):
+        load("toy", progress=False)
