@@ -146,9 +146,7 @@ class Workdir:
 
     def restore_latest(self, like: Any) -> tuple[int, Any]:
         """(step, tree) of the newest checkpoint, or (0, ``like``) when there is none."""
-        step = self.checkpoints.latest_step()
-        tree = like if step is None else self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
-        step = step or 0
+        step, tree = self._restore_newest_intact(like)
         kept = [m for m in self.read_metrics() if m["step"] <= step]
         if self.writes:
             self.metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
@@ -173,6 +171,24 @@ class Workdir:
             self.write_json("best.json", self._best_metrics)
         elif self.writes:
             (self.path / "best.json").unlink(missing_ok=True)
+
+    def _restore_newest_intact(self, like: Any) -> tuple[int, Any]:
+        """The newest checkpoint that restores; a damaged one is reported on stderr and an older one used.
+        If none restores, the first error is raised (a run never restarts from scratch silently)."""
+        errors = []
+        for step in sorted(self.checkpoints.all_steps(), reverse=True):
+            try:
+                tree = self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
+            except Exception as e:  # orbax and tensorstore raise many kinds for damaged files
+                errors.append(f"checkpoints/{step}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                continue
+            for error in errors:
+                print(f"acljax: {self.path}: {error}; resuming from the intact checkpoints/{step}", file=sys.stderr)
+            return step, tree
+        if errors:
+            raise ValueError(f"{self.path}: no checkpoint could be restored ({'; '.join(errors)}); start a new "
+                             "--workdir, or delete checkpoints/ here to start over")
+        return 0, like
 
     def save_best(self, step: int, tree: Any, metrics: dict) -> None:
         """Replace the kept best checkpoint with ``tree`` and record ``metrics`` in best.json. Saving a step

@@ -149,7 +149,8 @@ def _killed_before_checkpoint(step):
     return dying_save
 
 
-@pytest.mark.parametrize("fault", ["kill after best/3, before checkpoints/3", "torn last metrics line"])
+@pytest.mark.parametrize("fault", ["kill after best/3, before checkpoints/3", "torn last metrics line",
+                                   "damaged newest checkpoint"])
 def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monkeypatch, uninterrupted, fault,
                                                              capsys):
     from acljax.workdir import Workdir
@@ -161,15 +162,23 @@ def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monk
             with pytest.raises(KeyboardInterrupt):
                 meta_train(config, run, progress=False)
         assert (run / "best" / "3").is_dir() and not (run / "checkpoints" / "3").exists()
-    else:
+    elif fault.startswith("torn"):
         meta_train(dataclasses.replace(config, steps=3), run, progress=False)
         with (run / "metrics.jsonl").open("a") as f:
             f.write('{"step": 4, "loss": 0.')  # a crash in the middle of a write
+    else:
+        meta_train(dataclasses.replace(config, steps=5), run, progress=False)  # checkpoints 3 and 5
+        for file in (run / "checkpoints" / "5").rglob("*"):
+            if file.is_file():
+                file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])  # half of every file lost
     resumed = meta_train(config, run, progress=False)
     full_dir, full = uninterrupted
     assert _lines(run) == _lines(full_dir) and resumed == full
+    err = capsys.readouterr().err
     if fault.startswith("torn"):
-        assert "dropping its last line" in capsys.readouterr().err
+        assert "dropping its last line" in err
+    if fault.startswith("damaged"):
+        assert "checkpoints/5: " in err and "resuming from the intact checkpoints/3" in err
     learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
     for a, b in zip(jax.tree.leaves(load_params(run, learner.params)),
                     jax.tree.leaves(load_params(full_dir, learner.params))):
