@@ -227,3 +227,45 @@ def test_a_resume_with_another_configuration_is_refused_unless_allowed(npz, tmp_
     change = json.loads((run / "config_changes.jsonl").read_text())
     assert change == {"at_step": 3, "changes": {"batch_size": [2, 4]}}
     assert json.loads((run / "config.json").read_text())["batch_size"] == 4
+
+
+CHILD = """
+from acljax.acl import ACLConfig, ModelConfig, PoolConfig
+from acljax.acl.trainer import meta_train
+from acljax.data.episodes import TaskSpec
+meta_train({config}, {workdir!r}, progress=False)
+"""
+
+
+def _first_in(run, sign: str) -> bool:
+    if sign == "validation logged":
+        path = run / "metrics.jsonl"
+        return path.exists() and "valid/loss" in path.read_text()
+    return (run / sign).exists()
+
+
+@pytest.mark.parametrize("sign", ["validation logged", "best", "best/3", "checkpoints"])
+def test_kill_9_at_a_save_then_resume_ends_as_an_uninterrupted_run(npz, tmp_path, uninterrupted, sign):
+    """A real kill (SIGKILL of a training process) as soon as ``sign`` shows in the workdir: after the first
+    validation is logged, while best/ is being written, once best/3 is complete, while checkpoints/ is written."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config, run = _config(npz), tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(config=repr(config), workdir=str(run))])
+    try:
+        while not _first_in(run, sign) and child.poll() is None:
+            time.sleep(0.001)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and not (run / "results.json").exists()  # killed mid-run
+    resumed = meta_train(config, run, progress=False)
+    full_dir, full = uninterrupted
+    assert _lines(run) == _lines(full_dir) and resumed == full
+    learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
+    for a, b in zip(jax.tree.leaves(load_params(run, learner.params)),
+                    jax.tree.leaves(load_params(full_dir, learner.params))):
+        np.testing.assert_array_equal(a, b)
