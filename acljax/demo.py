@@ -68,37 +68,38 @@ def train(config: RecallDemoConfig, workdir: str, *, show_progress: bool = True)
     run = Workdir(workdir)
     graphdef, params, rest = nnx.split(build_model(config), nnx.Param, ...)
     tx = optax.adam(config.learning_rate)
-    start, (params, opt_state) = run.restore_latest((params, tx.init(params)))
+    with run.exclusive():  # one run at a time in a workdir
+        start, (params, opt_state) = run.restore_latest((params, tx.init(params)))
 
-    def loss_fn(params, inputs, targets, is_query):
-        logits, _ = nnx.merge(graphdef, params, rest)(inputs)
-        return query_loss_and_accuracy(logits, targets, is_query)
+        def loss_fn(params, inputs, targets, is_query):
+            logits, _ = nnx.merge(graphdef, params, rest)(inputs)
+            return query_loss_and_accuracy(logits, targets, is_query)
 
-    @jax.jit
-    def train_step(params, opt_state, inputs, targets, is_query):
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, inputs, targets, is_query)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, acc
+        @jax.jit
+        def train_step(params, opt_state, inputs, targets, is_query):
+            (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, inputs, targets, is_query)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss, acc
 
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="recall demo",
-               disable=not show_progress)
-    for step in bar:
-        batch = config.sample(np.random.default_rng([config.seed, step]), config.batch_size)
-        params, opt_state, loss, acc = train_step(params, opt_state, *batch)
-        logs = (step + 1) % config.log_every == 0 or step == 0
-        saves = (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps
-        if (logs or saves) and not np.isfinite(float(loss)):  # never logged or saved as if it were a result
-            raise NonFiniteLoss(f"training step {step + 1}")
-        if logs:
-            run.log(step + 1, loss=float(loss), query_accuracy=float(acc))
-            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
-        if saves:
-            run.save(step + 1, (params, opt_state))
+        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="recall demo",
+                   disable=not show_progress)
+        for step in bar:
+            batch = config.sample(np.random.default_rng([config.seed, step]), config.batch_size)
+            params, opt_state, loss, acc = train_step(params, opt_state, *batch)
+            logs = (step + 1) % config.log_every == 0 or step == 0
+            saves = (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps
+            if (logs or saves) and not np.isfinite(float(loss)):  # never logged or saved as if it were a result
+                raise NonFiniteLoss(f"training step {step + 1}")
+            if logs:
+                run.log(step + 1, loss=float(loss), query_accuracy=float(acc))
+                bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
+            if saves:
+                run.save(step + 1, (params, opt_state))
 
-    eval_batch = config.sample(np.random.default_rng([config.seed, 10**9]), config.eval_sequences)
-    eval_loss, eval_acc = jax.jit(loss_fn)(params, *eval_batch)
-    results = {"config": dataclasses.asdict(config), "steps": config.steps,
-               "eval_query_loss": float(eval_loss), "eval_query_accuracy": float(eval_acc),
-               "chance_accuracy": 1.0 / config.num_values}
-    run.write_json("results.json", results)
+        eval_batch = config.sample(np.random.default_rng([config.seed, 10**9]), config.eval_sequences)
+        eval_loss, eval_acc = jax.jit(loss_fn)(params, *eval_batch)
+        results = {"config": dataclasses.asdict(config), "steps": config.steps,
+                   "eval_query_loss": float(eval_loss), "eval_query_accuracy": float(eval_acc),
+                   "chance_accuracy": 1.0 / config.num_values}
+        run.write_json("results.json", results)
     return results

@@ -119,8 +119,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
     if state.batch_shape not in ((), (batch,)):
         raise ValueError(f"state batch dims {state.batch_shape} do not match x's batch size {batch}; "
                          f"accepted: a shared state (no batch dim) or one with leading dim {batch}")
-    if steps < 1:
-        raise ValueError(f"x must have at least one time step, got {_describe(x)}")
+    if steps < 1 or batch < 1:
+        raise ValueError(f"x must hold at least one sequence of at least one time step, got {_describe(x)}")
     impl = resolve_impl(impl, steps)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")

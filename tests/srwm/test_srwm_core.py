@@ -174,14 +174,16 @@ BAD_INPUTS = [
     (lambda s: (s._replace(w_b=jnp.ones((3, 4, 2))), jnp.ones((2, 5, 3, 4))), "1 or 4 columns"),
     (lambda s: (tuple(s), jnp.ones((2, 5, 3, 4))), "state must be an SRWMState"),
     (lambda s: (s, jnp.ones((2, 0, 3, 4))), "at least one time step"),
+    (lambda s: (s, jnp.ones((0, 5, 3, 4))), "at least one sequence"),
 ]
 
 
+@pytest.mark.parametrize("impl", ["scan", "scan_remat", "reversible"])
 @pytest.mark.parametrize("make, message", BAD_INPUTS)
-def test_bad_input_raises_a_clear_error(make, message):
+def test_bad_input_raises_a_clear_error(make, message, impl):
     state, x = make(init_state(jax.random.key(0), 3, 4))
     with pytest.raises(ValueError, match=message):
-        srwm_scan(state, x)
+        srwm_scan(state, x, impl=impl)
 
 
 def test_bad_impl_and_non_finite_input_are_rejected():
