@@ -66,8 +66,14 @@ def pixel_statistics(x: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]
     0, which normalisation would divide by) are an error naming ``where``."""
     if x.size == 0:
         raise ValueError(f"{where}: no pixels (images of shape {x.shape}); a data set needs non-empty images")
-    pixels = x.astype(np.float64) / 255.0
-    mean, std = pixels.mean(axis=(0, 1, 2)), pixels.std(axis=(0, 1, 2))
+    total, squares = np.zeros(x.shape[-1], np.int64), np.zeros(x.shape[-1], np.int64)
+    for start in range(0, len(x), 1024):  # exact integer sums, a block at a time: memory stays ~ the images'
+        block = x[start:start + 1024].astype(np.int64)
+        total += block.sum(axis=(0, 1, 2))
+        squares += (block * block).sum(axis=(0, 1, 2))
+    count = x.size // x.shape[-1]
+    mean = total / count / 255.0
+    std = np.sqrt(np.maximum(squares / count / 255.0**2 - mean**2, 0.0))
     constant = x.min(axis=(0, 1, 2)) == x.max(axis=(0, 1, 2))
     if constant.any():
         raise ValueError(f"{where}: every image is the same constant colour in channel(s) "

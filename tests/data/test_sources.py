@@ -313,3 +313,13 @@ def test_a_damaged_cache_file_says_to_prepare_again(tmp_path, data_home):
     (data_home / "toy" / "info.json").write_text('{"name": "toy", "spl')
     with pytest.raises(ValueError, match=r"info.json: the data cache file is damaged"):
         load("toy", progress=False)
+
+
+def test_channel_statistics_match_numpy_over_every_pixel():
+    from acljax.data.store import pixel_statistics
+
+    x = np.random.default_rng(0).integers(0, 256, (2500, 5, 4, 3), dtype=np.uint8)  # more than one block
+    mean, std = pixel_statistics(x, "test")
+    pixels = x.astype(np.float64) / 255
+    np.testing.assert_allclose(mean, pixels.mean(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(std, pixels.std(axis=(0, 1, 2)), rtol=1e-9)
