@@ -31,6 +31,17 @@ def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, A
     return {} if old == new else {prefix.rstrip("."): (old, new)}
 
 
+@contextlib.contextmanager
+def _writing(path: Path):
+    """A failed write (disk full, read-only folder) becomes one line naming the file; what was written
+    before stays intact, so the run resumes once the cause is fixed."""
+    try:
+        yield
+    except OSError as e:
+        raise ValueError(f"cannot write {path} ({e.strerror or e}); the run stops here and resumes from its last "
+                         "checkpoint once there is room or permission") from e
+
+
 def _manager(path: Path, max_to_keep: int) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True))
@@ -51,7 +62,10 @@ class Workdir:
         self.path = Path(path).absolute()
         if not create and not self.path.is_dir():
             raise FileNotFoundError(f"{path}: no such workdir")
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"workdir {path}: cannot create it ({e.strerror})") from e
         self.metrics_path = self.path / "metrics.jsonl"
         self.max_to_keep = max_to_keep
         self._checkpoints = self._best = None
@@ -120,7 +134,7 @@ class Workdir:
     def log(self, step: int, **metrics: Any) -> None:
         if not self.writes:
             return
-        with self.metrics_path.open("a") as f:
+        with _writing(self.metrics_path), self.metrics_path.open("a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def read_metrics(self) -> list[dict]:
@@ -141,8 +155,9 @@ class Workdir:
         return rows
 
     def save(self, step: int, tree: Any) -> None:
-        self.checkpoints.save(step, args=ocp.args.StandardSave(tree), force=True)
-        self.checkpoints.wait_until_finished()
+        with _writing(self.path / "checkpoints" / str(step)):
+            self.checkpoints.save(step, args=ocp.args.StandardSave(tree), force=True)
+            self.checkpoints.wait_until_finished()
 
     def restore_latest(self, like: Any) -> tuple[int, Any]:
         """(step, tree) of the newest checkpoint, or (0, ``like``) when there is none."""
@@ -195,8 +210,9 @@ class Workdir:
         that is already there (a run resumed from before it) replaces it."""
         if step in self.best.all_steps():
             self.best.delete(step)
-        self.best.save(step, args=ocp.args.StandardSave(tree), force=True)
-        self.best.wait_until_finished()
+        with _writing(self.path / "best" / str(step)):
+            self.best.save(step, args=ocp.args.StandardSave(tree), force=True)
+            self.best.wait_until_finished()
         self._write_best_metrics({**self._best_history(), step: {"step": step, **metrics}})
 
     def best_metrics(self) -> dict:
@@ -221,6 +237,7 @@ class Workdir:
         if not self.writes:
             return target
         tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-        tmp.replace(target)
+        with _writing(target):
+            tmp.write_text(json.dumps(obj, indent=2) + "\n")
+            tmp.replace(target)
         return target

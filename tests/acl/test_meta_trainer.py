@@ -150,7 +150,7 @@ def _killed_before_checkpoint(step):
 
 
 @pytest.mark.parametrize("fault", ["kill after best/3, before checkpoints/3", "torn last metrics line",
-                                   "damaged newest checkpoint"])
+                                   "damaged newest checkpoint", "disk full at checkpoints/6"])
 def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monkeypatch, uninterrupted, fault,
                                                              capsys):
     from acljax.workdir import Workdir
@@ -162,6 +162,22 @@ def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monk
             with pytest.raises(KeyboardInterrupt):
                 meta_train(config, run, progress=False)
         assert (run / "best" / "3").is_dir() and not (run / "checkpoints" / "3").exists()
+    elif fault.startswith("disk full"):
+        import errno
+
+        import orbax.checkpoint as ocp
+
+        save = ocp.CheckpointManager.save
+
+        def full_disk(self, step, *args, **kwargs):
+            if step == 6:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return save(self, step, *args, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ocp.CheckpointManager, "save", full_disk)
+            with pytest.raises(ValueError, match=r"cannot write .*checkpoints/6 \(No space left on device\)"):
+                meta_train(config, run, progress=False)
     elif fault.startswith("torn"):
         meta_train(dataclasses.replace(config, steps=3), run, progress=False)
         with (run / "metrics.jsonl").open("a") as f:
@@ -269,3 +285,9 @@ def test_kill_9_at_a_save_then_resume_ends_as_an_uninterrupted_run(npz, tmp_path
     for a, b in zip(jax.tree.leaves(load_params(run, learner.params)),
                     jax.tree.leaves(load_params(full_dir, learner.params))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_workdir_that_cannot_be_created_is_a_one_line_error(npz, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"workdir .*a_file/run: cannot create it \(Not a directory\)"):
+        meta_train(_config(npz, steps=3), tmp_path / "a_file" / "run", progress=False)

@@ -323,3 +323,29 @@ def test_channel_statistics_match_numpy_over_every_pixel():
     pixels = x.astype(np.float64) / 255
     np.testing.assert_allclose(mean, pixels.mean(axis=(0, 1, 2)), rtol=1e-12)
     np.testing.assert_allclose(std, pixels.std(axis=(0, 1, 2)), rtol=1e-9)
+
+
+def test_kill_9_during_a_re_prepare_keeps_the_old_data_set(tmp_path, data_home):
+    """SIGKILL a real `acljax data prepare` as soon as its new folder appears: the name still loads the
+    previous version, and the next prepare clears what the killed one left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    prepare("toy", _toy(tmp_path / "old.npz", 6), progress=False)
+    old_folder = (data_home / "toy").resolve()
+    _toy(tmp_path / "new.npz", 200_000)  # large enough that writing it takes a while
+    child = subprocess.Popen([sys.executable, "-m", "acljax.cli", "data", "prepare", "toy", "--from",
+                              str(tmp_path / "new.npz")], env={**os.environ, "ACLJAX_DATA_DIR": str(data_home)})
+    try:
+        while child.poll() is None and not [p for p in data_home.glob(".toy@*") if p.is_dir() and p != old_folder]:
+            time.sleep(0.001)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert load("toy", progress=False).y.shape == (6,)  # the old version, whole
+    prepare("toy", _toy(tmp_path / "newer.npz", 8), progress=False)
+    assert load("toy", progress=False).y.shape == (8,)
+    assert len([p for p in data_home.iterdir() if p.is_dir() and not p.is_symlink()]) == 1
