@@ -335,7 +335,7 @@ def test_kill_9_during_a_re_prepare_keeps_the_old_data_set(tmp_path, data_home):
 
     prepare("toy", _toy(tmp_path / "old.npz", 6), progress=False)
     old_folder = (data_home / "toy").resolve()
-    _toy(tmp_path / "new.npz", 200_000)  # large enough that writing it takes a while
+    _toy(tmp_path / "new.npz", 1_000_000)  # 16 MB: writing it takes far longer than one poll
     child = subprocess.Popen([sys.executable, "-m", "acljax.cli", "data", "prepare", "toy", "--from",
                               str(tmp_path / "new.npz")], env={**os.environ, "ACLJAX_DATA_DIR": str(data_home)})
     try:
