@@ -85,9 +85,7 @@ def _import(name: str, source: Path | None, progress: bool) -> tuple[dict[str, I
 
 def prepare(name: str, source: str | Path | None = None, *, progress: bool = True) -> Prepared:
     """Import ``name`` into the cache (atomically). ``source``: a file or folder (see ``acljax data prepare -h``)."""
-    if not name or "/" in name or "@" in name or name.startswith("."):
-        raise ValueError(f"name must be a plain data set name (e.g. mnist, glyphs, my_set; no '/', '@' or "
-                         f"leading '.'), got {name!r}")
+    check_name(name)
     splits, info = _import(name, None if source is None else Path(source), progress)
     return Prepared(write_prepared(name, splits, info), info["source"])
 
@@ -113,8 +111,17 @@ class Preprocessing:
         return add_rotations(data) if self.rotations else data
 
 
+def check_name(name: str) -> None:
+    """A data set name stays inside the cache: no path separators, no '@' (the cache's own files) and no
+    leading '.'."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or "@" in name or name.startswith("."):
+        raise ValueError(f"name must be a plain data set name (e.g. mnist, glyphs, my_set; no '/', '@' or "
+                         f"leading '.') or a path ending in .npz, got {name!r}")
+
+
 def prepared_info(name: str, *, progress: bool = True) -> dict:
     """``info.json`` of a cached data set, preparing it first when its offline source is here."""
+    check_name(name)
     info = read_info(name)
     if info is None:
         with name_lock(name):  # another process may be preparing it right now: wait for it, then look again

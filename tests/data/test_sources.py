@@ -174,6 +174,9 @@ def test_missing_data_set_says_how_to_get_it():
         prepare("mnist", "/nonexistent/place", progress=False)
     with pytest.raises(ValueError, match="name must be a plain data set name"):
         prepare("../evil", progress=False)
+    for reader in (load, channel_statistics):
+        with pytest.raises(ValueError, match="name must be a plain data set name"):
+            reader("../../etc")  # confined to the cache
 
 
 def test_first_use_of_a_data_set_without_a_train_split(monkeypatch):
