@@ -21,12 +21,18 @@ class WorkdirBusy(ValueError):
     """Another run holds the workdir's lock."""
 
 
+_ABSENT = object()
+
+
 def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
-    """Dotted keys whose values differ between two JSON-like trees."""
+    """Dotted keys whose values differ between two JSON-like trees; keys the old tree does not have (fields
+    added by a later acljax, at their defaults) are not compared."""
+    if old is _ABSENT:
+        return {}
     if isinstance(old, dict) and isinstance(new, dict):
         out = {}
         for key in dict.fromkeys([*old, *new]):
-            out.update(_differences(old.get(key), new.get(key), f"{prefix}{key}."))
+            out.update(_differences(old.get(key, _ABSENT), new.get(key), f"{prefix}{key}."))
         return out
     return {} if old == new else {prefix.rstrip("."): (old, new)}
 

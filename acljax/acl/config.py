@@ -90,6 +90,7 @@ class ACLConfig:
     test_batches: int = 16
     init_from: str | None = None  # a workdir or pretrained folder to start from (meta-finetuning)
     num_devices: int | None = None  # data-parallel devices (the ``data`` mesh axis); None: all of them
+    skip_nonfinite_steps: int = 0  # consecutive NaN/inf-loss steps to discard (update not applied) before stopping
     seed: int = 0
 
     def __post_init__(self):
@@ -100,6 +101,8 @@ class ACLConfig:
                              f"got {self.task_scales!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"ACLConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not isinstance(self.skip_nonfinite_steps, int) or self.skip_nonfinite_steps < 0:
+            raise ValueError(f"ACLConfig.skip_nonfinite_steps must be an int >= 0, got {self.skip_nonfinite_steps!r}")
         for name in ("batch_size", "steps", "warmup_steps", "log_every", "validate_every", "validation_batches",
                      "test_batches"):
             value = getattr(self, name)

@@ -218,6 +218,7 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
     rest = replicate(mesh, learner.rest)
     orders = task_orders(config)
     window: list[dict[str, float]] = []
+    skipped_in_a_row = 0  # not checkpointed: a resume starts counting again
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="meta-training",
                disable=not progress)
     tick = time.perf_counter()
@@ -227,13 +228,19 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
         key = jax.random.fold_in(jax.random.key(config.seed), step)
         params, opt_state, loss, (losses, accs) = learner.train_step(
             learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
-        state = {**state, "params": params, "opt_state": opt_state}
-        window.append(term_metrics(learner.objectives[k], loss, (losses, accs)))
-        if not np.isfinite(window[-1]["loss"]):
-            raise NonFiniteLoss(f"meta-training step {step + 1}")
-        bar.set_postfix(progress_postfix(window), refresh=False)
         done = step + 1
-        if done % config.log_every == 0 or done % config.validate_every == 0 or done == config.steps:
+        metrics = term_metrics(learner.objectives[k], loss, (losses, accs))
+        if np.isfinite(metrics["loss"]):
+            state, skipped_in_a_row = {**state, "params": params, "opt_state": opt_state}, 0
+            window.append(metrics)
+            bar.set_postfix(progress_postfix(window), refresh=False)
+        elif skipped_in_a_row < config.skip_nonfinite_steps:  # the update is discarded, the step counted
+            skipped_in_a_row += 1
+            run.log(done, skipped_nonfinite_step=True)
+        else:
+            raise NonFiniteLoss(f"meta-training step {done}" + (f", after {skipped_in_a_row} skipped in a row"
+                                                                if skipped_in_a_row else ""))
+        if window and (done % config.log_every == 0 or done % config.validate_every == 0 or done == config.steps):
             means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
             seconds = (time.perf_counter() - tick) / len(window)
             run.log(done, **means, learning_rate=float(learning_rate_schedule(config)(step)), sec_per_step=seconds)

@@ -291,3 +291,29 @@ def test_a_workdir_that_cannot_be_created_is_a_one_line_error(npz, tmp_path):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(ValueError, match=r"workdir .*a_file/run: cannot create it \(Not a directory\)"):
         meta_train(_config(npz, steps=3), tmp_path / "a_file" / "run", progress=False)
+
+
+def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatch):
+    """A step whose loss is NaN is discarded (parameters unchanged) while fewer than ``skip_nonfinite_steps`` came
+    in a row; the next non-finite one stops the run."""
+    original = MetaLearner.train_step
+    calls = []
+
+    def nan_at_steps_2_and_3(self, objective, params, rest, opt_state, batch, scales, key):
+        out = original(self, objective, params, rest, opt_state, batch, scales, key)
+        calls.append(params)
+        if len(calls) in (2, 3):
+            return (*out[:2], out[2] * np.nan, out[3])
+        return out
+
+    monkeypatch.setattr(MetaLearner, "train_step", nan_at_steps_2_and_3)
+    config = _config(npz, skip_nonfinite_steps=2)
+    meta_train(config, tmp_path / "skips", progress=False)
+    for a, b in zip(jax.tree.leaves(calls[1]), jax.tree.leaves(calls[3])):
+        np.testing.assert_array_equal(a, b)  # steps 2 and 3 changed nothing: step 4 started from step 1's result
+    assert [r["step"] for r in _lines(tmp_path / "skips") if r.get("skipped_nonfinite_step")] == [2, 3]
+    calls.clear()
+    from acljax.checks import NonFiniteLoss
+
+    with pytest.raises(NonFiniteLoss, match="meta-training step 3, after 1 skipped in a row"):
+        meta_train(_config(npz, skip_nonfinite_steps=1), tmp_path / "stops", progress=False)
