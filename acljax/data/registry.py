@@ -136,15 +136,10 @@ def load(name: str, split: str = "train", preprocessing: Preprocessing = Preproc
          progress: bool = True) -> ImageSet:
     """A split as uint8 arrays. ``name``: a prepared data set, a known one (prepared on first use when its
     offline source is here), or a path to a ``.npz`` file (read directly)."""
-    if name.endswith(".npz"):
-        splits = sources.import_npz(name)
-    else:
-        splits = prepared_info(name, progress=progress)["splits"]
-        if split in splits:
-            splits = {split: read_split(name, split)}
-    if split not in splits:
-        raise ValueError(f"split must be one of {sorted(splits)} for {name!r}, got {split!r}")
-    return preprocessing.apply(splits[split])
+    available = sources.import_npz(name) if name.endswith(".npz") else prepared_info(name, progress=progress)["splits"]
+    if split not in available:
+        raise ValueError(f"split must be one of {sorted(available)} for {name!r}, got {split!r}")
+    return preprocessing.apply(available[split] if name.endswith(".npz") else read_split(name, split))
 
 
 def channel_statistics(name: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[np.ndarray, np.ndarray]:
