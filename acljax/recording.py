@@ -8,8 +8,11 @@ rewrites the results recorded in the repository; ``--record`` writes into the sc
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import sys
+import time
 from pathlib import Path
 
 
@@ -41,4 +44,16 @@ def output_dir(args: argparse.Namespace, script: str | Path) -> Path:
         raise ValueError("--record writes into the recorded results folder; give either --record or --out, not both")
     out = script.parent / "results" if args.record else args.out or Path("runs") / script.stem
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_rows(rows: list[dict], args: argparse.Namespace, script: str | Path, filename: str,
+              argv: list[str] | None = None) -> Path:
+    """Stamp every row with the date and the command that produced it, and write them as JSON to
+    ``output_dir(args, script) / filename``; returns that path."""
+    command = " ".join([Path(script).name, *(sys.argv[1:] if argv is None else argv)])
+    for row in rows:
+        row.update(date=time.strftime("%Y-%m-%d"), command=command)
+    out = output_dir(args, script) / filename
+    out.write_text(json.dumps(rows, indent=1) + "\n")
     return out

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from acljax.recording import add_output_arguments, output_dir
+from acljax.recording import add_output_arguments, save_rows
 
 
 def main(argv=None) -> int:
@@ -29,7 +29,6 @@ def main(argv=None) -> int:
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={args.fake_cpu_devices}")
 
     import dataclasses
-    import json
     import platform
     import statistics
     import time
@@ -81,11 +80,9 @@ def main(argv=None) -> int:
              "median_s": statistics.median(times[n]), "sequences_per_s": args.batch / statistics.median(times[n]),
              "first_call_s": compile_s[n], "repeats": args.repeats, "platform": device.platform,
              "device_kind": device.device_kind, "fake_cpu_devices": device.platform == "cpu",
-             "cores": os.cpu_count(), "jax": jax.__version__, "python": platform.python_version(),
-             "date": time.strftime("%Y-%m-%d"), "command": " ".join(["data_parallel.py", *(argv or sys.argv[1:])])}
+             "cores": os.cpu_count(), "jax": jax.__version__, "python": platform.python_version()}
             for n in counts]
-    out = output_dir(args, __file__) / f"data_parallel_{device.platform}.json"
-    out.write_text(json.dumps(rows, indent=1) + "\n")
+    out = save_rows(rows, args, __file__, f"data_parallel_{device.platform}.json", argv)
     print("| devices | step (s, median) | sequences/s |\n|---|---|---|")
     for r in rows:
         print(f"| {r['devices']} | {r['median_s']:.3f} | {r['sequences_per_s']:.1f} |")

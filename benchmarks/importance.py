@@ -12,7 +12,6 @@ runs/importance/ (--record: benchmarks/results/).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 
 from acljax.cl.importance import fisher_diagonal, mas_importance
 from acljax.cl.trainer import init_mlp, mlp
-from acljax.recording import add_output_arguments, environment, output_dir
+from acljax.recording import add_output_arguments, environment, save_rows
 
 
 def materialised_fisher(params, x, chunk=256):
@@ -64,10 +63,8 @@ def main(argv=None) -> int:
             times[name].append(time.perf_counter() - start)
     rows = [{"benchmark": "importance", "variant": name, "examples": args.examples,
              "ms_per_example": 1e3 * statistics.median(t) / args.examples, "repeats": args.repeats,
-             **environment(), "date": time.strftime("%Y-%m-%d"),
-             "command": " ".join(["importance.py", *(argv or sys.argv[1:])])} for name, t in times.items()]
-    out = output_dir(args, __file__) / f"importance_{jax.devices()[0].platform}.json"
-    out.write_text(json.dumps(rows, indent=1) + "\n")
+             **environment()} for name, t in times.items()]
+    out = save_rows(rows, args, __file__, f"importance_{jax.devices()[0].platform}.json", argv)
     for row in rows:
         print(f"{row['variant']:40s} {row['ms_per_example']:.3f} ms/example")
     print(f"-> {out}")

@@ -15,7 +15,6 @@ Writes meta_step_<platform>.json under runs/meta_step/ (--record: benchmarks/res
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from flax import nnx
 from acljax.acl.trainer import MetaLearner
 from acljax.cli import load_config
 from acljax.nn import learner as learner_module
-from acljax.recording import add_output_arguments, environment, output_dir
+from acljax.recording import add_output_arguments, environment, save_rows
 
 POOLS = {"reduce_window": lambda x: nnx.max_pool(x, (2, 2), (2, 2)), "reshape": learner_module.max_pool_2x2}
 
@@ -105,10 +104,8 @@ def main(argv=None) -> int:
     env = environment()
     for row in rows:
         row.update(median_s=statistics.median(times[row["max_pool"], row["program"]]), repeats=args.repeats,
-                   batch=config.batch_size, sequence_length=length, config=args.config, **env,
-                   date=time.strftime("%Y-%m-%d"), command=" ".join(["meta_step.py", *(argv or sys.argv[1:])]))
-    out = output_dir(args, __file__) / f"meta_step_{env['platform']}.json"
-    out.write_text(json.dumps(rows, indent=1) + "\n")
+                   batch=config.batch_size, sequence_length=length, config=args.config, **env)
+    out = save_rows(rows, args, __file__, f"meta_step_{env['platform']}.json", argv)
     print("| max pool | program | median s | XLA temp GiB |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['max_pool']} | {r['program']} | {r['median_s']:.2f} | {r['temp_gib']:.2f} |")

@@ -22,3 +22,17 @@ def test_scripts_never_write_into_the_checkout_unless_asked(tmp_path, monkeypatc
     assert output_dir(_parse(script, ["--record"]), script) == script.parent / "results"
     with pytest.raises(ValueError, match="either --record or --out"):
         output_dir(_parse(script, ["--record", "--out", "x"]), script)
+
+
+def test_saved_rows_carry_the_command_and_date(tmp_path):
+    import json
+    import time
+
+    from acljax.recording import save_rows
+
+    script = tmp_path / "benchmarks" / "speed.py"
+    out = save_rows([{"median_s": 1.5}], _parse(script, ["--out", str(tmp_path / "o")]), script, "rows.json",
+                    ["--repeats", "3"])
+    assert out == tmp_path / "o" / "rows.json"
+    assert json.loads(out.read_text()) == [{"median_s": 1.5, "date": time.strftime("%Y-%m-%d"),
+                                            "command": "speed.py --repeats 3"}]
