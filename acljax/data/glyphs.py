@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -133,13 +134,30 @@ def render(font_path: Path, cp: int, size: int, rng: np.random.Generator | None 
     return fit_to_box(np.asarray(canvas), size, margin)
 
 
-def _iou_matrix(bitmaps: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N, s, s) bool bitmaps, each dilated by one pixel so stroke width matters less."""
-    bitmaps = ndimage.binary_dilation(bitmaps, structure=np.ones((1, 3, 3), bool))
-    flat = bitmaps.reshape(len(bitmaps), -1).astype(np.float32)
-    inter = flat @ flat.T
+IOU_BLOCK = 1024  # candidates compared per block: memory ~ IOU_BLOCK x N floats, not N x N
+
+
+def drop_near_duplicates(bitmaps: np.ndarray, groups: list[int], max_per_group: int, threshold: float,
+                         block: int = IOU_BLOCK) -> list[int]:
+    """Greedy pass in order over (N, s, s) bool bitmaps: keep a bitmap unless its group already has
+    ``max_per_group`` or its IoU with a kept one exceeds ``threshold``. IoU is taken after dilating each
+    bitmap by one pixel (stroke width matters less). Returns the kept indices (ascending)."""
+    dilated = ndimage.binary_dilation(bitmaps, structure=np.ones((1, 3, 3), bool))
+    flat = dilated.reshape(len(dilated), -1).astype(np.float32)  # 0/1: the products below are exact counts
     area = flat.sum(1)
-    return inter / np.maximum(area[:, None] + area[None, :] - inter, 1)
+    chosen, per_group = [], {}
+    for start in range(0, len(flat), block):
+        stop = min(start + block, len(flat))
+        inter = flat[start:stop] @ flat[:stop].T  # rows of this block against every earlier candidate
+        iou = inter / np.maximum(area[start:stop, None] + area[None, :stop] - inter, 1)
+        for i in range(start, stop):
+            if per_group.get(groups[i], 0) >= max_per_group:
+                continue
+            if chosen and iou[i - start, chosen].max() > threshold:
+                continue
+            chosen.append(i)
+            per_group[groups[i]] = per_group.get(groups[i], 0) + 1
+    return chosen
 
 
 def select_characters(alphabets: list[Alphabet], config: GlyphConfig, progress: bool = True):
@@ -166,16 +184,10 @@ def select_characters(alphabets: list[Alphabet], config: GlyphConfig, progress: 
         for i in sorted(order):
             candidates.append((a, kept[i][0]))
             bitmaps.append(kept[i][1])
-    iou = _iou_matrix(np.stack(bitmaps))
-    chosen, per_alphabet = [], {}
-    for i, (a, _) in enumerate(candidates):
-        if per_alphabet.get(a, 0) >= config.max_per_alphabet:
-            continue
-        if chosen and iou[i, chosen].max() > config.duplicate_iou:
-            continue  # a near-duplicate of a character already kept
-        chosen.append(i)
-        per_alphabet[a] = per_alphabet.get(a, 0) + 1
-    keep_alphabets = {a for a, n in per_alphabet.items() if n >= config.min_per_alphabet}
+    groups = [a for a, _ in candidates]
+    chosen = drop_near_duplicates(np.stack(bitmaps), groups, config.max_per_alphabet, config.duplicate_iou)
+    kept_per_alphabet = Counter(groups[i] for i in chosen)
+    keep_alphabets = {a for a, n in kept_per_alphabet.items() if n >= config.min_per_alphabet}
     return [candidates[i] for i in chosen if candidates[i][0] in keep_alphabets]
 
 

@@ -20,25 +20,28 @@ IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Parse an idx file (optionally gzipped): magic 0x0000 <dtype> <ndim>, big-endian dims, data."""
+    """Parse an idx file (optionally gzipped): magic 0x0000 <dtype> <ndim>, big-endian dims, data. The data
+    is read straight into the returned array (memory: the array, not also the file's bytes)."""
     path = Path(path)
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES:
+                raise ValueError(f"{path}: not an idx file (bad magic {magic.hex()}; expected 0000 <dtype> <ndim>)")
+            dims = f.read(4 * magic[3])
+            if len(dims) < 4 * magic[3]:
+                raise ValueError(f"{path}: truncated idx header")
+            shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(magic[3]))
+            dtype = np.dtype(IDX_DTYPES[magic[2]])
+            data = np.empty(shape, dtype)
+            got = f.readinto(memoryview(data).cast("B")) if data.size else 0
+            extra = len(f.read(1))
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise ValueError(f"{path}: cannot read idx file ({e})") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise ValueError(f"{path}: not an idx file (bad magic {raw[:4].hex()}; expected 0000 <dtype> <ndim>)")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"{path}: truncated idx header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    body = raw[4 + 4 * ndim:]
-    if len(body) != expected:
-        raise ValueError(f"{path}: idx data has {len(body)} bytes, the header {shape} of {dtype} needs {expected} "
-                         "(truncated or corrupt file)")
-    return np.frombuffer(body, dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    if got != data.nbytes or extra:
+        raise ValueError(f"{path}: idx data has {got if not extra else 'more than ' + str(got)} bytes, the header "
+                         f"{shape} of {dtype} needs {data.nbytes} (truncated or corrupt file)")
+    return data.astype(dtype.newbyteorder("="), copy=False)
 
 
 def _find(folder: Path, stem: str) -> Path:

@@ -6,7 +6,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from acljax.data.glyphs import NOTO_DIR, GlyphConfig, build_glyph_set, render
+from acljax.data.glyphs import NOTO_DIR, GlyphConfig, build_glyph_set, drop_near_duplicates, render
 
 pytestmark = pytest.mark.skipif(not NOTO_DIR.exists(), reason="needs fonts-noto-core (scripts/setup.sh installs it)")
 
@@ -81,3 +81,31 @@ def test_deterministic_for_a_seed():
     assert info_a == info_b
     np.testing.assert_array_equal(a["background"].x, b["background"].x)
     assert not np.array_equal(a["background"].x, c["background"].x)
+
+
+def test_near_duplicates_in_blocks_match_a_pairwise_loop():
+    """The blocked greedy screening keeps exactly what a plain loop over pairs keeps (IoU of dilated bitmaps
+    computed with set arithmetic), whatever the block size."""
+    rng = np.random.default_rng(0)
+    base = rng.random((6, 8, 8)) < 0.3
+    near_copies = base ^ (rng.random((6, 8, 8)) < 0.05)
+    bitmaps = np.concatenate([base, near_copies, rng.random((8, 8, 8)) < 0.3])[rng.permutation(20)]
+    groups = [int(g) for g in rng.integers(0, 3, 20)]
+
+    def inked(b):  # pixels of b dilated by one (3x3) as a set
+        rows, cols = np.nonzero(b)
+        return {(r + dr, c + dc) for r, c in zip(rows, cols) for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+                if 0 <= r + dr < 8 and 0 <= c + dc < 8}
+
+    sets = [inked(b) for b in bitmaps]
+    expected, counts = [], {}
+    for i in range(20):
+        if counts.get(groups[i], 0) >= 4:
+            continue
+        if any(len(sets[i] & sets[j]) / max(len(sets[i] | sets[j]), 1) > 0.6 for j in expected):
+            continue
+        expected.append(i)
+        counts[groups[i]] = counts.get(groups[i], 0) + 1
+    assert 0 < len(expected) < 20
+    for block in (1, 3, 7, 1024):
+        assert drop_near_duplicates(bitmaps, groups, max_per_group=4, threshold=0.6, block=block) == expected

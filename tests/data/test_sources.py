@@ -61,6 +61,9 @@ def test_truncated_and_corrupt_idx_files_are_rejected(tmp_path):
     (tmp_path / "short").write_bytes((tmp_path / "full").read_bytes()[:-3])
     with pytest.raises(ValueError, match="short: idx data has 97 bytes, the header .* needs 100"):
         read_idx(tmp_path / "short")
+    (tmp_path / "long").write_bytes((tmp_path / "full").read_bytes() + b"xy")
+    with pytest.raises(ValueError, match="long: idx data has more than 100 bytes"):
+        read_idx(tmp_path / "long")
     (tmp_path / "junk").write_bytes(b"PK\x03\x04 not idx")
     with pytest.raises(ValueError, match="junk: not an idx file"):
         read_idx(tmp_path / "junk")
