@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import jax
 import orbax.checkpoint as ocp
 
 BEST_KEPT = 2  # the previous best survives until a new one is saved, so a resume can fall back to it
+CHECKSUMS = "sha256sums.json"  # in each checkpoint's folder: {relative path: sha256 of the file}
 
 
 class WorkdirBusy(ValueError):
@@ -48,6 +50,38 @@ def _writing(path: Path):
                          "checkpoint once there is room or permission") from e
 
 
+def _file_digests(folder: Path) -> dict[str, str]:
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != CHECKSUMS:
+            with path.open("rb") as f:
+                digests[str(path.relative_to(folder))] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests
+
+
+def seal(folder: Path) -> None:
+    """Write ``folder/sha256sums.json`` for a finished checkpoint (single-process runs: with several
+    processes, each may see only its own files)."""
+    if jax.process_count() == 1:
+        tmp = folder / (CHECKSUMS + ".tmp")
+        tmp.write_text(json.dumps(_file_digests(folder), indent=0) + "\n")
+        tmp.replace(folder / CHECKSUMS)
+
+
+def verify(folder: Path) -> None:
+    """Check a checkpoint's files against its ``sha256sums.json``; a ValueError names the first file that is
+    missing or altered. Checkpoints without the file (older runs, shipped ones) pass unchecked."""
+    sums = folder / CHECKSUMS
+    if jax.process_count() > 1 or not sums.exists():
+        return
+    expected = json.loads(sums.read_text())
+    found = _file_digests(folder)
+    for name, digest in expected.items():
+        if found.get(name) != digest:
+            raise ValueError(f"{folder / name}: {'missing' if name not in found else 'sha256 mismatch'} "
+                             f"(the file changed after the checkpoint was written)")
+
+
 def _manager(path: Path, max_to_keep: int) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True))
@@ -60,7 +94,9 @@ class Workdir:
     On resume, metric lines logged after the restored checkpoint are dropped, so a resumed run's
     log reads exactly like an uninterrupted one; so are best checkpoints saved after it (a run killed
     between saving ``best/N`` and ``checkpoints/N`` saves ``best/N`` again when it gets there), and a
-    last metrics line torn by a crash mid-write. ``create=False`` opens an existing folder read-only.
+    last metrics line torn by a crash mid-write. Every checkpoint gets a ``sha256sums.json`` of its files
+    once written; a restore checks it first, so a file altered later (bit rot, a bad copy) is found rather
+    than loaded, and a damaged newest checkpoint falls back to the previous one. ``create=False`` opens an existing folder read-only.
     In a multi-process run only process 0 writes metrics and JSON; every process takes part in checkpoints.
     """
 
@@ -164,6 +200,7 @@ class Workdir:
         with _writing(self.path / "checkpoints" / str(step)):
             self.checkpoints.save(step, args=ocp.args.StandardSave(tree), force=True)
             self.checkpoints.wait_until_finished()
+            seal(self.path / "checkpoints" / str(step))
 
     def restore_latest(self, like: Any) -> tuple[int, Any]:
         """(step, tree) of the newest checkpoint, or (0, ``like``) when there is none."""
@@ -199,6 +236,7 @@ class Workdir:
         errors = []
         for step in sorted(self.checkpoints.all_steps(), reverse=True):
             try:
+                verify(self.path / "checkpoints" / str(step))
                 tree = self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
             except Exception as e:  # orbax and tensorstore raise many kinds for damaged files
                 errors.append(f"checkpoints/{step}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
@@ -219,6 +257,7 @@ class Workdir:
         with _writing(self.path / "best" / str(step)):
             self.best.save(step, args=ocp.args.StandardSave(tree), force=True)
             self.best.wait_until_finished()
+            seal(self.path / "best" / str(step))
         self._write_best_metrics({**self._best_history(), step: {"step": step, **metrics}})
 
     def best_metrics(self) -> dict:
@@ -235,6 +274,7 @@ class Workdir:
         if step not in self.best.all_steps():
             raise FileNotFoundError(f"{self.path / 'best'}: no checkpoint of step {step} "
                                     f"(kept: {list(self.best.all_steps())})")
+        verify(self.path / "best" / str(step))
         return step, self.best.restore(step, args=ocp.args.StandardRestore(like))
 
     def write_json(self, name: str, obj: Any) -> Path:

@@ -1,0 +1,42 @@
+"""Checkpoint checksums: a file altered after its checkpoint was written is found, not loaded."""
+
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from acljax.workdir import Workdir
+
+
+def _flip_one_bit_of_the_largest_array_file(step_dir):
+    files = [p for p in (step_dir / "default").rglob("*") if p.is_file()]
+    largest = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(largest.read_bytes())
+    data[len(data) // 2] ^= 1
+    largest.write_bytes(bytes(data))
+
+
+def test_a_silently_altered_checkpoint_is_caught_and_the_previous_one_used(tmp_path, capsys):
+    tree = {"w": jnp.arange(1000.0), "b": jnp.ones((50, 50))}
+    workdir = Workdir(tmp_path)
+    workdir.save(1, tree)
+    newer = {k: v + 1 for k, v in tree.items()}
+    workdir.save(2, newer)
+    _flip_one_bit_of_the_largest_array_file(tmp_path / "checkpoints" / "2")
+    # what makes the checksums necessary: orbax alone restores the altered values without a word
+    altered = workdir.checkpoints.restore(2, args=ocp.args.StandardRestore(tree))
+    assert not all(np.array_equal(altered[k], newer[k]) for k in tree)
+
+    step, restored = Workdir(tmp_path).restore_latest(tree)
+    assert step == 1 and all(np.array_equal(restored[k], tree[k]) for k in tree)
+    err = capsys.readouterr().err
+    assert "checkpoints/2/default/" in err and "sha256 mismatch" in err and "resuming from the intact checkpoints/1" in err
+
+
+def test_an_altered_best_checkpoint_is_an_error_naming_the_file(tmp_path):
+    tree = {"w": jnp.arange(1000.0)}
+    workdir = Workdir(tmp_path)
+    workdir.save_best(3, tree, {"loss": 1.0})
+    _flip_one_bit_of_the_largest_array_file(tmp_path / "best" / "3")
+    with pytest.raises(ValueError, match=r"best/3/default/.*: sha256 mismatch"):
+        Workdir(tmp_path).restore_best(tree)
