@@ -25,29 +25,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def load_config(path: str):
-    """Call ``get_config()`` of an experiment file."""
-    import importlib.util
-    from pathlib import Path
+def _configured(args: argparse.Namespace, default=None):
+    """The config of ``--config`` (or ``default``), then ``--smoke`` and every ``--set``."""
+    from acljax import configs
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--config {path}: no such file (experiment configs live in experiments/)")
-    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"--config {path}: an experiment file must define get_config()")
-    try:
-        return module.get_config()
-    except TypeError as e:  # e.g. a field the config class does not have
-        raise ValueError(f"--config {path}: get_config() failed: {e}") from e
+    config = configs.load(args.config) if args.config else default
+    if args.smoke:
+        config = configs.smoke(config)
+    return configs.override(config, args.set)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from acljax.demo import RecallDemoConfig, train
 
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
-    config = dataclasses.replace(load_config(args.config) if args.config else RecallDemoConfig(), **overrides)
+    config = dataclasses.replace(_configured(args, RecallDemoConfig()), **overrides)
     print(f"In-context associative recall: {config.num_pairs} (key, value) pairs per sequence, then "
           f"{config.num_queries} queries; chance accuracy {1 / config.num_values:.3f}. Workdir: {args.workdir}")
     results = train(config, args.workdir)
@@ -71,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"--distributed: {str(e).rstrip('.')}; outside Cloud TPU, SLURM and Open MPI give "
                              "--coordinator HOST:PORT, --num-processes N and --process-id I (or set "
                              "JAX_COORDINATOR_ADDRESS)") from e
-    config = load_config(args.config)
+    config = _configured(args)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from),
                                    ("num_devices", args.num_devices)) if v is not None}
     if args.no_acl:
@@ -119,9 +111,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _quickstart(args: argparse.Namespace) -> int:
+    from acljax import configs
     from acljax.acl import quickstart
 
-    base = load_config(str(quickstart.CONFIG))
+    base = configs.load(quickstart.CONFIG)
     print("ACL quickstart: two in-context learners read glyph task A (5-way 5-shot), then task B. One was meta-trained "
           "with the ACL objective, one without its backward term.")
     summary = quickstart.run(base, args.workdir, steps=args.steps, from_scratch=args.from_scratch)
@@ -164,22 +157,39 @@ def _data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config_changes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any config field by its dotted path, e.g. --set model.num_heads=8 --set "
+                             "learning_rate=3e-4 --set tasks.1.k_shot=1 (repeatable; the flags below win)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the config shrunk to a run of seconds (2 steps, batch 2, 1 evaluation batch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
+
+    from acljax import configs
+    from acljax.pretrained import pretrained_names
 
     parser = argparse.ArgumentParser(prog="acljax", description=__doc__)
     parser.add_argument("--version", action="version", version=f"acljax {version('acljax')}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser = partial(commands.add_parser, formatter_class=_HelpFormatter)
     demo = commands.add_parser("demo", help="train an SRWM model on in-context associative recall (CPU, ~1 min)")
-    demo.add_argument("--config", default=None, help="experiment file with get_config() (default: the built-in demo)")
+    demo.add_argument("--config", default=None,
+                      help="a shipped config (recall_demo) or a .py file with get_config() (default: the built-in "
+                           "demo)")
+    _add_config_changes(demo)
     demo.add_argument("--workdir", default="runs/demo", help="checkpoints, metrics.jsonl and results.json go here")
     demo.add_argument("--steps", type=_positive_int, default=None, help="training steps (default 600)")
     demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
 
     train = commands.add_parser("train", help="meta-train an in-context learner with the ACL objective")
-    train.add_argument("--config", required=True, help="experiment file with get_config() -> ACLConfig")
+    train.add_argument("--config", required=True,
+                       help="a shipped config (" + ", ".join(n for n in configs.NAMES if n.startswith("acl_")) +
+                            ") or a .py file with get_config() -> ACLConfig")
+    _add_config_changes(train)
     train.add_argument("--workdir", required=True, help="checkpoints, best/, metrics.jsonl, results.json; resumes")
     train.add_argument("--steps", type=_positive_int, default=None, help="override the config's steps")
     train.add_argument("--seed", type=int, default=None, help="override the config's seed")
@@ -199,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="in-context continual learning on a task stream (accuracy matrix)")
-    evaluate.add_argument("--model", default="pretrained/split_mnist_domain_acl",
-                          help="a workdir of acljax train or a folder in pretrained/")
+    evaluate.add_argument("--model", default="split_mnist_domain_acl",
+                          help="a workdir of acljax train or a shipped model (" + ", ".join(pretrained_names()) + ")")
     evaluate.add_argument("--stream", default="split_mnist_domain",
                           help="split_mnist_domain, split_mnist_class, split_mnist_class2, split_fashion_mnist_domain, "
                                "mnist_then_fashion_mnist, or PATH.npz (Split-X of your data)")
@@ -216,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="both models' runs (acl/, no_acl/), the summary table and the plots go here")
     quick.add_argument("--steps", type=_positive_int, default=300,
                        help="meta-training steps per model on top of the shipped checkpoints")
-    quick.add_argument("--from-scratch", action="store_true", help="ignore pretrained/ (needs ~5000 steps)")
+    quick.add_argument("--from-scratch", action="store_true",
+                       help="ignore the shipped checkpoints (needs ~5000 steps)")
     quick.set_defaults(func=_quickstart)
 
     data = commands.add_parser("data", help="list, prepare and look at data sets").add_subparsers(

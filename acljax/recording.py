@@ -18,12 +18,13 @@ from pathlib import Path
 
 def environment() -> dict:
     """Device, platform and versions of this process, stored beside every recorded figure."""
+    from importlib.metadata import version
+
     import jax  # here, not at import: scripts set XLA_FLAGS before jax starts
-    import jaxlib
 
     device = jax.devices()[0]
     return {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "jaxlib": version("jaxlib"), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "machine": platform.machine()}
 
 

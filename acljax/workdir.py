@@ -96,7 +96,8 @@ class Workdir:
     between saving ``best/N`` and ``checkpoints/N`` saves ``best/N`` again when it gets there), and a
     last metrics line torn by a crash mid-write. Every checkpoint gets a ``sha256sums.json`` of its files
     once written; a restore checks it first, so a file altered later (bit rot, a bad copy) is found rather
-    than loaded, and a damaged newest checkpoint falls back to the previous one. ``create=False`` opens an existing folder read-only.
+    than loaded, and a damaged newest checkpoint falls back to the previous one. ``create=False`` opens an
+    existing folder read-only.
     In a multi-process run only process 0 writes metrics and JSON; every process takes part in checkpoints.
     """
 

@@ -32,19 +32,17 @@ def main(argv=None) -> int:
     import platform
     import statistics
     import time
-    from pathlib import Path
 
     import jax
     import numpy as np
 
+    from acljax import configs
     from acljax.acl.trainer import MetaLearner, sample
-    from acljax.cli import load_config
     from acljax.data.episodes import ClassPool
     from acljax.data.store import ImageSet
     from acljax.distributed import make_mesh, replicate, shard_batch
 
-    root = Path(__file__).resolve().parents[1]
-    config = dataclasses.replace(load_config(str(root / "experiments" / "acl_glyphs_quickstart.py")),
+    config = dataclasses.replace(configs.load("acl_glyphs_quickstart"),
                                  batch_size=args.batch)
     rng = np.random.default_rng(0)
     shape = (32, 32, 1)

@@ -1,6 +1,6 @@
 """Where a paper-size ACL meta-training step spends its time and memory, by component.
 
-    python benchmarks/meta_step.py [--config experiments/acl_glyphs_2task.py] [--repeats 3] [--record]
+    python benchmarks/meta_step.py [--config acl_glyphs_2task] [--repeats 3] [--record]
 
 The model, tasks and batch of the config (default: the paper's Conv-4 model on two 5-way 15-shot tasks
 with first shots, batch 32: 162 images per sequence, 5,184 per step), on random inputs. Rows: the Conv-4
@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from acljax import configs
 from acljax.acl.trainer import MetaLearner
-from acljax.cli import load_config
 from acljax.nn import learner as learner_module
 from acljax.recording import add_output_arguments, environment, save_rows
 
@@ -73,11 +73,11 @@ def programs(learner: MetaLearner, batch_size: int, length: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="experiments/acl_glyphs_2task.py")
+    parser.add_argument("--config", default="acl_glyphs_2task")
     parser.add_argument("--repeats", type=int, default=3)
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    config = configs.load(args.config)
     if config.model.encoder != "conv4":
         parser.error(f"--config {args.config}: the comparison is about the Conv-4 encoder, this config uses "
                      f"{config.model.encoder!r}")

@@ -22,17 +22,48 @@ def empty_data_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def quickstart_on_empty_cache(tmp_path_factory):
-    """Runs ``acljax quickstart --steps 2`` (the README's command with fewer steps) with a new, empty
-    ``ACLJAX_DATA_DIR``; returns (completed process, data dir, workdir)."""
+def installed_acljax(tmp_path_factory):
+    """acljax as a user gets it: a wheel built from this checkout, installed (not editable) into a new
+    virtual environment; the packages it depends on come from this one's site-packages (a path in a .pth
+    file: this environment's own .pth files, among them the editable install of acljax, are not run).
+    Returns the new environment's bin folder."""
+    import sysconfig
+
+    tmp = tmp_path_factory.mktemp("installed")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                    str(tmp / "dist"), str(ROOT)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")], check=True)
+    python = tmp / "venv" / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "dependencies_from_the_test_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    [wheel] = (tmp / "dist").glob("acljax-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
+                   check=True, capture_output=True)
+    return python.parent
+
+
+@pytest.fixture(scope="session")
+def fresh_cache(tmp_path_factory):
+    """A new, empty data cache for the commands run from the installed wheel (shared by them)."""
     if not NOTO_DIR.exists() and not os.environ.get("CI"):
         pytest.skip("needs the Noto fonts (bash scripts/setup.sh installs them as root); CI always runs this")
-    data, workdir = tmp_path_factory.mktemp("fresh_cache"), tmp_path_factory.mktemp("quickstart")
-    command = Path(sys.executable).with_name("acljax")  # the entry point pip installed beside this python
-    done = subprocess.run([str(command), "quickstart", "--workdir", str(workdir), "--steps", "2"], cwd=ROOT,
-                          env={**os.environ, "ACLJAX_DATA_DIR": str(data)}, capture_output=True, text=True,
-                          timeout=900)
-    return done, data, workdir
+    return tmp_path_factory.mktemp("fresh_cache")
+
+
+def run_installed(installed_acljax, fresh_cache, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """``acljax ARGS`` from the installed wheel, run in ``tmp_path`` (not the checkout) on ``fresh_cache``."""
+    return subprocess.run([str(installed_acljax / "acljax"), *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "ACLJAX_DATA_DIR": str(fresh_cache)}, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def quickstart_on_empty_cache(installed_acljax, fresh_cache, tmp_path_factory):
+    """Runs ``acljax quickstart --steps 2`` (the README's command with fewer steps) from the installed wheel,
+    in an empty folder, with a new, empty ``ACLJAX_DATA_DIR``; returns (completed process, data dir, workdir)."""
+    workdir = tmp_path_factory.mktemp("quickstart")
+    done = run_installed(installed_acljax, fresh_cache, workdir, "quickstart", "--workdir", ".", "--steps", "2")
+    return done, fresh_cache, workdir
 
 
 @pytest.fixture

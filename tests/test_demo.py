@@ -41,11 +41,11 @@ def test_cli_rejects_bad_steps(capsys):
 
 
 def test_experiment_file_gives_the_documented_demo(tmp_path):
-    from acljax.cli import load_config
+    from acljax.configs import load as load_config
 
-    path = Path(__file__).parent.parent / "experiments" / "recall_demo.py"
-    assert load_config(str(path)) == RecallDemoConfig()  # the file restates the defaults
-    with pytest.raises(FileNotFoundError, match="--config nowhere.py: no such file"):
+    path = Path(__file__).parent.parent / "acljax" / "configs" / "recall_demo.py"
+    assert load_config(str(path)) == load_config("recall_demo") == RecallDemoConfig()  # it restates the defaults
+    with pytest.raises(FileNotFoundError, match="--config nowhere.py: neither a shipped config"):
         load_config("nowhere.py")
 
 

@@ -1,6 +1,6 @@
 """Configuration of an ACL meta-training run: data pools, tasks, model, objective and optimiser.
 
-An experiment file in ``experiments/`` defines ``get_config() -> ACLConfig``. The config is saved as
+A config module (``acljax/configs/``, or any file) defines ``get_config() -> ACLConfig``. The config is saved as
 ``config.json`` in the workdir, and :func:`config_from_dict` rebuilds it (for evaluation and resume).
 """
 
@@ -85,10 +85,11 @@ class ACLConfig:
     adam_b2: float = 0.995
     adam_eps: float = 1e-9
     log_every: int = 50
-    validate_every: int = 500  # also the checkpoint interval
+    validate_every: int = 500  # meta-validation (and a best/ candidate); a checkpoint is saved there too
+    checkpoint_every: int | None = None  # steps between checkpoints in between (preemptible jobs); None: none
     validation_batches: int = 8
     test_batches: int = 16
-    init_from: str | None = None  # a workdir or pretrained folder to start from (meta-finetuning)
+    init_from: str | None = None  # a workdir or a shipped model's name to start from (meta-finetuning)
     num_devices: int | None = None  # data-parallel devices (the ``data`` mesh axis); None: all of them
     skip_nonfinite_steps: int = 0  # consecutive NaN/inf-loss steps to discard (update not applied) before stopping
     seed: int = 0
@@ -104,10 +105,15 @@ class ACLConfig:
         if not isinstance(self.skip_nonfinite_steps, int) or self.skip_nonfinite_steps < 0:
             raise ValueError(f"ACLConfig.skip_nonfinite_steps must be an int >= 0, got {self.skip_nonfinite_steps!r}")
         for name in ("batch_size", "steps", "warmup_steps", "log_every", "validate_every", "validation_batches",
-                     "test_batches"):
+                     "test_batches", "checkpoint_every"):
             value = getattr(self, name)
+            if name == "checkpoint_every" and value is None:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ACLConfig.{name} must be a positive int, got {value!r}")
+        if self.checkpoint_every is not None and self.checkpoint_every % self.log_every:
+            raise ValueError(f"ACLConfig.checkpoint_every must be a multiple of log_every={self.log_every} (a resume "
+                             f"then logs what an uninterrupted run logs), got {self.checkpoint_every}")
         require_positive_finite("ACLConfig", learning_rate=self.learning_rate, adam_eps=self.adam_eps)
         require_finite("ACLConfig", adam_b1=self.adam_b1, adam_b2=self.adam_b2)
         for name in ("adam_b1", "adam_b2"):

@@ -2,8 +2,8 @@
 
 Two in-context learners read glyph task A (5-way 5-shot), then task B. One is meta-trained with the
 ACL objective, one without its backward term. Both continue meta-training (``steps``, shown live) from
-the checkpoints shipped in ``pretrained/`` (or start from scratch), then are meta-tested on held-out
-glyph alphabets' characters. Without ACL, task A's accuracy collapses once B is learned in context.
+the checkpoints shipped in ``acljax/pretrained/`` (or start from scratch), then are meta-tested on
+held-out glyph alphabets' characters. Without ACL, task A's accuracy collapses once B is learned in context.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from acljax.acl.objective import term_label
 from acljax.acl.plots import fast_weight_evolution, term_bars, term_curves
 from acljax.acl.pools import build_pools
 from acljax.acl.trainer import TEST_STREAM, MetaLearner, image_shape, load_params, meta_train, sample
+from acljax.pretrained import PRETRAINED_DIR
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "experiments" / "acl_glyphs_quickstart.py"
-PRETRAINED = {True: REPO / "pretrained" / "glyphs_2task_acl", False: REPO / "pretrained" / "glyphs_2task_no_acl"}
+CONFIG = "acl_glyphs_quickstart"  # in acljax.configs
+PRETRAINED = {True: PRETRAINED_DIR / "glyphs_2task_acl", False: PRETRAINED_DIR / "glyphs_2task_no_acl"}
 VARIANTS = {"ACL": True, "no ACL": False}
 COLUMNS = {f"acc/{term}": term_label(term) for term in ("within_0", "within_1", "backward_0_after_1")}
 
@@ -47,7 +47,7 @@ def run(base: ACLConfig, workdir: str | Path, *, steps: int, from_scratch: bool 
         config = dataclasses.replace(base, use_acl=use_acl, steps=steps, validate_every=steps,
                                      init_from=None if init is None else str(init))
         runs[label] = workdir / ("acl" if use_acl else "no_acl")
-        print(f"\n{label}: meta-training {steps} steps" + (f" from {init.relative_to(REPO)}" if init else
+        print(f"\n{label}: meta-training {steps} steps" + (f" from the shipped {init.name}" if init else
                                                           " from scratch"))
         results[label] = meta_train(config, runs[label], progress=progress)["test"]
     chance = 1 / base.tasks[0].n_way

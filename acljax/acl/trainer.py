@@ -28,6 +28,7 @@ from acljax.checks import NonFiniteLoss
 from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.nn.learner import InContextLearner
+from acljax.pretrained import model_dir
 from acljax.workdir import Workdir
 
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
@@ -167,8 +168,8 @@ def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches
 
 
 def load_params(path: str | Path, like):
-    """Parameters saved in ``best/`` of a workdir or a pretrained folder (``path/best``)."""
-    workdir = Workdir(path, create=False)
+    """Parameters saved in ``best/`` of a workdir or of a shipped model (by name)."""
+    workdir = Workdir(model_dir(path), create=False)
     step, params = workdir.restore_best(like)
     if step is None:
         raise FileNotFoundError(f"{path}: no best/ checkpoint (train one with: acljax train --workdir {path})")
@@ -176,7 +177,8 @@ def load_params(path: str | Path, like):
 
 
 def load_config(path: str | Path) -> ACLConfig:
-    file = Path(path) / "config.json"
+    """The config of a workdir or of a shipped model (by name)."""
+    file = model_dir(path) / "config.json"
     if not file.is_file():
         raise FileNotFoundError(f"{path}: no config.json (not a workdir written by acljax train)")
     return config_from_dict(json.loads(file.read_text()))
@@ -187,16 +189,17 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
     also written to ``workdir/results.json`` (best step, validation and meta-test term metrics).
 
-    A resume must use the configuration the workdir was started with (``steps`` and ``num_devices`` may
-    change); ``allow_config_change`` goes on with another one and records the change. One run at a time
-    holds a workdir."""
+    A resume must use the configuration the workdir was started with (``steps``, ``num_devices`` and
+    ``checkpoint_every`` may change); ``allow_config_change`` goes on with another one and records the
+    change. One run at a time holds a workdir."""
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
     learner = MetaLearner(config, image_shape(config, train_pools))
     mesh = make_mesh(config.num_devices)
     run = Workdir(workdir)  # created only once the data and the model are known to be usable
     with run.exclusive():
-        run.check_config(dataclasses.asdict(config), free=("steps", "num_devices"), allow_change=allow_config_change)
+        run.check_config(dataclasses.asdict(config), free=("steps", "num_devices", "checkpoint_every"),
+                         allow_change=allow_config_change)
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
             raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
                              "to go on, or another workdir")
@@ -245,7 +248,8 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
             seconds = (time.perf_counter() - tick) / len(window)
             run.log(done, **means, learning_rate=float(learning_rate_schedule(config)(step)), sec_per_step=seconds)
             window, tick = [], time.perf_counter()
-        if done % config.validate_every == 0 or done == config.steps:
+        validating = done % config.validate_every == 0 or done == config.steps
+        if validating:
             valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, config.validation_batches,
                                    mesh)
             run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
@@ -253,6 +257,7 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
                 state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
                          "best_step": jnp.asarray(done, jnp.int32)}
                 run.save_best(done, state["params"], {"step": done, **valid})
+        if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
             run.save(done, state)
     bar.close()
     best = run.restore_best(state["params"], int(state["best_step"]))[1]

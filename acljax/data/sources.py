@@ -121,8 +121,12 @@ def import_npz(path: str | Path) -> dict[str, ImageSet]:
 def import_tfds(name: str, data_dir: str | Path | None, *, image_key: str = "image", label_key: str = "label",
                 progress: bool = True) -> dict[str, ImageSet]:
     """Every split of a prepared TFDS image-classification data set, read with ``tfds.data_source``
-    (no TensorFlow needed)."""
-    import tensorflow_datasets as tfds
+    (no TensorFlow needed; needs the ``tfds`` extra)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ValueError(f"reading the TFDS data set {name!r} needs tensorflow-datasets: pip install 'acljax[tfds]'"
+                         ) from e
 
     data_dir = None if data_dir is None else str(data_dir)
     try:

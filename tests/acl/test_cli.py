@@ -3,14 +3,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from acljax.cli import main
-
-QUICKSTART_CONFIG = Path(__file__).parents[2] / "experiments" / "acl_glyphs_quickstart.py"
 
 CONFIG = '''
 from acljax.acl import ACLConfig, ModelConfig, PoolConfig
@@ -51,7 +48,10 @@ def test_train_then_eval_a_custom_npz(tmp_path, capsys):
 
 def test_eval_of_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "nothing"), "--stream", "split_mnist_domain"]) == 2
-    assert "no config.json" in capsys.readouterr().err
+    assert "nothing: neither a workdir nor a shipped model (glyphs_2task_acl, " in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", "--model", str(tmp_path / "empty"), "--stream", "split_mnist_domain"]) == 2
+    assert "empty: no config.json" in capsys.readouterr().err
 
 
 def test_version_and_help_show_what_a_newcomer_needs(capsys):
@@ -74,7 +74,7 @@ def test_version_and_help_show_what_a_newcomer_needs(capsys):
 
 
 def test_distributed_without_a_cluster_is_a_clear_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "acljax.cli", "train", "--config", str(QUICKSTART_CONFIG),
+    done = subprocess.run([sys.executable, "-m", "acljax.cli", "train", "--config", "acl_glyphs_quickstart",
                            "--workdir", str(tmp_path / "run"), "--distributed"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("acljax: error: --distributed: ")
     assert "--coordinator HOST:PORT" in done.stderr and "Traceback" not in done.stderr
@@ -98,5 +98,5 @@ def test_config_and_output_errors_are_one_line(tmp_path, capsys):
     assert "get_config() failed: ACLConfig.__init__() got an unexpected keyword argument 'stpes'" in \
         capsys.readouterr().err
     (tmp_path / "a_file").write_text("")
-    assert main(["eval", "--model", "pretrained/split_mnist_domain_acl", "--out", str(tmp_path / "a_file" / "x")]) == 2
+    assert main(["eval", "--model", "split_mnist_domain_acl", "--out", str(tmp_path / "a_file" / "x")]) == 2
     assert "--out" in capsys.readouterr().err and not (tmp_path / "run").exists()

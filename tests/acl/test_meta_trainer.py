@@ -5,6 +5,7 @@ import json
 import logging
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -56,8 +57,7 @@ def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog):
     learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
     best_full = load_params(tmp_path / "full", learner.params)
     best_resumed = load_params(tmp_path / "resumed", learner.params)
-    for a, b in zip(jax.tree.leaves(best_full), jax.tree.leaves(best_resumed)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(best_full, best_resumed)
     rows = _lines(tmp_path / "full")
     assert {"loss", "loss/within_0", "acc/backward_0_after_1", "acc/first_shot_1"} <= set(rows[0])
     valid = [r for r in rows if "valid/loss" in r]
@@ -196,9 +196,7 @@ def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monk
     if fault.startswith("damaged"):
         assert "checkpoints/5: " in err and "resuming from the intact checkpoints/3" in err
     learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
-    for a, b in zip(jax.tree.leaves(load_params(run, learner.params)),
-                    jax.tree.leaves(load_params(full_dir, learner.params))):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 
 
 def test_a_damaged_metrics_line_before_the_last_is_an_error_naming_the_file(npz, tmp_path):
@@ -282,9 +280,7 @@ def test_kill_9_at_a_save_then_resume_ends_as_an_uninterrupted_run(npz, tmp_path
     full_dir, full = uninterrupted
     assert _lines(run) == _lines(full_dir) and resumed == full
     learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
-    for a, b in zip(jax.tree.leaves(load_params(run, learner.params)),
-                    jax.tree.leaves(load_params(full_dir, learner.params))):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 
 
 def test_a_workdir_that_cannot_be_created_is_a_one_line_error(npz, tmp_path):
@@ -309,11 +305,28 @@ def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatc
     monkeypatch.setattr(MetaLearner, "train_step", nan_at_steps_2_and_3)
     config = _config(npz, skip_nonfinite_steps=2)
     meta_train(config, tmp_path / "skips", progress=False)
-    for a, b in zip(jax.tree.leaves(calls[1]), jax.tree.leaves(calls[3])):
-        np.testing.assert_array_equal(a, b)  # steps 2 and 3 changed nothing: step 4 started from step 1's result
+    chex.assert_trees_all_equal(calls[1], calls[3])  # steps 2 and 3 changed nothing: step 4 began at step 1's result
     assert [r["step"] for r in _lines(tmp_path / "skips") if r.get("skipped_nonfinite_step")] == [2, 3]
     calls.clear()
     from acljax.checks import NonFiniteLoss
 
     with pytest.raises(NonFiniteLoss, match="meta-training step 3, after 1 skipped in a row"):
         meta_train(_config(npz, skip_nonfinite_steps=1), tmp_path / "stops", progress=False)
+
+
+def test_checkpoints_between_validations_resume_as_an_uninterrupted_run(npz, tmp_path):
+    """checkpoint_every saves between meta-validations (here only at the end): a run killed late resumes from
+    the newest of them and ends as a run that never checkpointed in between and never stopped."""
+    from acljax.workdir import Workdir
+
+    config = _config(npz, validate_every=6, checkpoint_every=2)
+    plain = meta_train(dataclasses.replace(config, checkpoint_every=None), tmp_path / "plain", progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Workdir, "save", _killed_before_checkpoint(6))
+        with pytest.raises(KeyboardInterrupt):
+            meta_train(config, tmp_path / "run", progress=False)
+    assert sorted(Workdir(tmp_path / "run").checkpoints.all_steps()) == [2, 4]
+    assert meta_train(config, tmp_path / "run", progress=False) == plain
+    assert _lines(tmp_path / "run") == _lines(tmp_path / "plain")
+    with pytest.raises(ValueError, match="checkpoint_every must be a multiple of log_every=2"):
+        _config(npz, log_every=2, checkpoint_every=3)

@@ -1,5 +1,6 @@
 """Regularisers and importances against brute-force loops and hand computations on a tiny MLP."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,8 +36,7 @@ def tiny(seed=0):
 
 
 def _close(a, b, tol=1e-5):
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(u, v, rtol=tol, atol=tol)
+    chex.assert_trees_all_close(a, b, rtol=tol, atol=tol)
 
 
 def log_prob(params, xi, k):

@@ -1,13 +1,14 @@
 """The paper's 3-task experiment (REFERENCE §3): three 5-way 15-shot tasks per sequence from three data
 sets, cyclic task orders only, the 9 terms (3 first-shot, 3 within, 3 backward) each weighted 0.11.
-The third data set is any prepared one (here CIFAR-100 via TFDS; set THIRD to yours).
+The third data set is any prepared one (here CIFAR-100 via TFDS; another: --set pools.2.dataset=NAME).
 
-    acljax train --config experiments/acl_paper_3task.py --workdir runs/paper_3task
+    acljax train --config acl_paper_3task --workdir runs/paper_3task
 """
 
 import dataclasses
 
 from acljax.acl import ACLConfig, PoolConfig
+from acljax.configs import acl_paper_2task as two
 from acljax.data.episodes import TaskSpec
 
 THIRD = PoolConfig(dataset="cifar100", split="train", size=32, channels=3, validation_fraction=0.2,
@@ -15,12 +16,6 @@ THIRD = PoolConfig(dataset="cifar100", split="train", size=32, channels=3, valid
 
 
 def get_config() -> ACLConfig:
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("two", Path(__file__).with_name("acl_paper_2task.py"))
-    two = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(two)
     base = two.get_config()
     return dataclasses.replace(
         base, pools=(two.OMNIGLOT, two.MINI_IMAGENET, THIRD),

@@ -3,25 +3,21 @@ classes, labels {0, 1} in every task, uniform mean over the 15 terms (5 within +
 constant learning rate 1e-3. Starts from the shipped 2-task glyph ACL model; meta-validates on 5-task
 sequences from MNIST's validation split (never the test set).
 
-    acljax train --config experiments/acl_split_mnist_domain.py --workdir runs/split_mnist_domain
+    acljax train --config acl_split_mnist_domain --workdir runs/split_mnist_domain
     acljax eval --model runs/split_mnist_domain --stream split_mnist_domain
 """
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 from acljax.acl import ACLConfig, PoolConfig
+from acljax.configs import acl_glyphs_quickstart
 from acljax.data.episodes import TaskSpec
 
-QUICKSTART_MODEL = "pretrained/glyphs_2task_acl"
+QUICKSTART_MODEL = "glyphs_2task_acl"  # a shipped model (acljax/pretrained/), found by name
 
 
 def split_mnist_config(label_offsets: list[int]) -> ACLConfig:
-    spec = importlib.util.spec_from_file_location("quickstart", Path(__file__).with_name("acl_glyphs_quickstart.py"))
-    quickstart = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quickstart)
-    base = quickstart.get_config()  # the model of the checkpoint it starts from
+    base = acl_glyphs_quickstart.get_config()  # the model of the checkpoint it starts from
     return dataclasses.replace(
         base,
         pools=(PoolConfig(dataset="glyphs", split="background", size=32, channels=1, validation_split="validation",

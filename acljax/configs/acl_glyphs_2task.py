@@ -4,8 +4,8 @@ one query each, an auxiliary 1-shot term per task, order swapped every step, the
 The loss is the official 0.2 x [s_A (fs_A + main_A) + s_B (fs_B + main_B) + acl_A]; with two tasks of one
 data set both scales are 1 (the paper uses 0.1 on its Omniglot task).
 
-    acljax train --config experiments/acl_glyphs_2task.py --workdir runs/glyphs_2task           # ACL
-    acljax train --config experiments/acl_glyphs_2task.py --workdir runs/glyphs_2task_no_acl --no-acl
+    acljax train --config acl_glyphs_2task --workdir runs/glyphs_2task           # ACL
+    acljax train --config acl_glyphs_2task --workdir runs/glyphs_2task_no_acl --no-acl
 
 Conv-4 runs at about 12 s per step of batch 32 on a 2-core CPU, with 8.3 GB peak memory
 (benchmarks/meta_step.py): this one wants a GPU.

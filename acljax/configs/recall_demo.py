@@ -1,6 +1,6 @@
 """The foundation demo: in-context associative recall with a 2-block SRWM network (CPU, about a minute).
 
-    acljax demo --config experiments/recall_demo.py --workdir runs/demo
+    acljax demo --config recall_demo --workdir runs/demo
 """
 
 from acljax.demo import RecallDemoConfig

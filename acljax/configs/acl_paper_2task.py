@@ -6,7 +6,7 @@ about 476k steps (GPU).
 Needs both data sets prepared (neither can be downloaded here; `acljax data list` says how):
     acljax data prepare omniglot --from TFDS_DATA_DIR
     acljax data prepare mini_imagenet --from mini_imagenet.npz   # x, y (train classes) + x_test, y_test
-    acljax train --config experiments/acl_paper_2task.py --workdir runs/paper_2task
+    acljax train --config acl_paper_2task --workdir runs/paper_2task
 """
 
 from acljax.acl import ACLConfig, ModelConfig, PoolConfig

@@ -1,6 +1,6 @@
 """The quickstart: ACL on the offline glyph set, 2 tasks of 5-way 5-shot, a small MLP-encoder model (CPU).
 
-    acljax train --config experiments/acl_glyphs_quickstart.py --workdir runs/acl_quickstart
+    acljax train --config acl_glyphs_quickstart --workdir runs/acl_quickstart
     acljax quickstart --workdir runs/quickstart      # with and without ACL, table and plots
 
 Held-out glyph characters validate (10% of "background") and the "evaluation" split meta-tests.

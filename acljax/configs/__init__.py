@@ -1,0 +1,110 @@
+"""Experiment configurations shipped with acljax, and how any config is loaded, overridden and shrunk.
+
+Each module here defines ``get_config()``. ``--config`` takes a module name of this package or the
+path of any ``.py`` file that defines ``get_config()``::
+
+    acljax train --config acl_glyphs_quickstart --workdir runs/q --set model.num_heads=4 --set learning_rate=3e-4
+    acljax train --config my_experiment.py --workdir runs/mine --smoke
+
+:func:`override` sets any field by its dotted path (``tasks.1.k_shot=1`` indexes a tuple); values are
+parsed as Python literals and must match the field's current type. :func:`smoke` is the same config
+made tiny (a few steps, small batches), for checking that a config runs end to end.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import importlib.util
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
+SMOKE = {"steps": 2, "batch_size": 2, "log_every": 1, "validate_every": 2, "checkpoint_every": 2,
+         "validation_batches": 1, "test_batches": 1, "eval_sequences": 8}  # applied to the fields a config has
+
+
+def load(spec: str) -> Any:
+    """``get_config()`` of a module of this package (by name) or of a ``.py`` file (by path)."""
+    if spec in NAMES:
+        module = importlib.import_module(f"{__name__}.{spec}")
+    elif spec.endswith(".py") and Path(spec).is_file():
+        loader_spec = importlib.util.spec_from_file_location(Path(spec).stem, spec)
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+    else:
+        raise FileNotFoundError(f"--config {spec}: neither a shipped config ({', '.join(NAMES)}) nor a .py file")
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"--config {spec}: an experiment file must define get_config()")
+    try:
+        return module.get_config()
+    except TypeError as e:  # e.g. a field the config class does not have
+        raise ValueError(f"--config {spec}: get_config() failed: {e}") from e
+
+
+def override(config: Any, assignments: list[str]) -> Any:
+    """``config`` with each ``"dotted.path=value"`` of ``assignments`` applied, validated by the config
+    classes as if written in the file. Errors name the assignment and what is accepted."""
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. --set model.num_heads=8")
+        try:
+            config = _replaced(config, path.split("."), text, assignment)
+        except TypeError as e:
+            raise ValueError(f"--set {assignment!r}: {e}") from e
+    return config
+
+
+def smoke(config: Any) -> Any:
+    """``config`` shrunk to a run of seconds: the :data:`SMOKE` sizes for the fields it has."""
+    fields = {f.name for f in dataclasses.fields(config)}
+    return dataclasses.replace(config, **{k: v for k, v in SMOKE.items() if k in fields})
+
+
+def _replaced(node: Any, keys: list[str], text: str, assignment: str) -> Any:
+    key, rest = keys[0], keys[1:]
+    if dataclasses.is_dataclass(node):
+        names = [f.name for f in dataclasses.fields(node)]
+        if key not in names:
+            raise ValueError(f"--set {assignment!r}: {type(node).__name__} has no field {key!r}; "
+                             f"its fields: {', '.join(names)}")
+        old = getattr(node, key)
+        new = _replaced(old, rest, text, assignment) if rest else _parse(text, old, assignment)
+        return dataclasses.replace(node, **{key: new})
+    if isinstance(node, tuple) and key.isdigit() and int(key) < len(node):
+        items = list(node)
+        items[int(key)] = _replaced(node[int(key)], rest, text, assignment) if rest else _parse(
+            text, node[int(key)], assignment)
+        return tuple(items)
+    raise ValueError(f"--set {assignment!r}: {key!r} does not index a value of type {type(node).__name__}"
+                     + (f" (indices 0..{len(node) - 1})" if isinstance(node, tuple) else ""))
+
+
+def _parse(text: str, old: Any, assignment: str) -> Any:
+    """``text`` as a Python literal of ``old``'s type (an int is accepted for a float; a bare word is a string;
+    None is accepted where the field has no value yet or holds a string or number)."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text  # a bare word: a string
+    if isinstance(old, bool) or isinstance(value, bool):
+        ok = isinstance(value, bool) and (old is None or isinstance(old, bool))
+    elif isinstance(old, float):
+        ok, value = isinstance(value, int | float), float(value) if isinstance(value, int | float) else value
+    elif isinstance(old, tuple) and any(dataclasses.is_dataclass(item) for item in old):
+        ok = False
+    elif isinstance(old, tuple):
+        ok, value = isinstance(value, list | tuple), tuple(value) if isinstance(value, list | tuple) else value
+    elif dataclasses.is_dataclass(old):
+        ok = False
+    else:
+        ok = old is None or value is None or isinstance(value, type(old))
+    if not ok:
+        structured = dataclasses.is_dataclass(old) or isinstance(old, tuple) and any(map(dataclasses.is_dataclass, old))
+        wanted = "one field inside it (e.g. model.num_heads, pools.0.dataset)" if structured else \
+            f"a value of type {type(old).__name__}"
+        raise ValueError(f"--set {assignment!r}: the field holds {old!r}; give {wanted}, got {value!r}")
+    return value
