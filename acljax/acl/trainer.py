@@ -40,7 +40,7 @@ def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> I
                             conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
                             num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
                             dropout_rate=m.dropout_rate, state_gradient=m.state_gradient, impl=m.impl,
-                            rngs=nnx.Rngs(config.seed if seed is None else seed))
+                            precision=m.precision, rngs=nnx.Rngs(config.seed if seed is None else seed))
 
 
 def image_shape(config: ACLConfig, pools) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,10 @@ import numpy as np
 from flax import nnx
 
 from acljax.nn.net import SRWMNet
+from acljax.nn.srwm import StateGradient
 from acljax.srwm import SRWMState
+from acljax.srwm.api import Impl
+from acljax.srwm.step import Precision
 
 ENCODERS = ("conv4", "mlp")
 
@@ -72,13 +76,15 @@ class InContextLearner(nnx.Module):
     Call: ``images (B, L, H, W, C)``, ``feedback (B, L)`` int, optional per-block states ->
     ``(logits (B, L, N), states)``; ``update=False`` reads the positions as queries that do not change
     the states. :meth:`embed` and :meth:`sequence` split the call, so an objective can encode each
-    image once and run the SRWM part segment by segment.
+    image once and run the SRWM part segment by segment. ``state_gradient``, ``impl``, ``chunk_size`` and
+    ``precision`` go to the SRWM layers (see :class:`acljax.nn.SRWMLayer`).
     """
 
-    def __init__(self, image_shape: Sequence[int], num_classes: int, *, encoder: str = "conv4",
+    def __init__(self, image_shape: Sequence[int], num_classes: int, *, encoder: Literal["conv4", "mlp"] = "conv4",
                  conv_channels: int = 32, mlp_features: Sequence[int] = (256,), num_features: int = 256,
                  num_heads: int = 16, num_blocks: int = 2, hidden_features: int | None = 512,
-                 dropout_rate: float = 0.1, rngs: nnx.Rngs, **srwm_kwargs):
+                 dropout_rate: float = 0.1, state_gradient: StateGradient = "exact", impl: Impl = "auto",
+                 chunk_size: int | None = None, precision: Precision = "highest", rngs: nnx.Rngs):
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if len(image_shape) != 3 or min(image_shape) < 1:
@@ -100,7 +106,8 @@ class InContextLearner(nnx.Module):
         self.image_shape = tuple(image_shape)
         self.net = SRWMNet(encoded + num_classes + 1, num_classes, num_features=num_features, num_heads=num_heads,
                            num_blocks=num_blocks, hidden_features=hidden_features, dropout_rate=dropout_rate,
-                           rngs=rngs, **srwm_kwargs)
+                           state_gradient=state_gradient, impl=impl, chunk_size=chunk_size, precision=precision,
+                           rngs=rngs)
 
     def embed(self, images: jax.Array, feedback: jax.Array) -> jax.Array:
         """images (B, L, H, W, C), feedback (B, L) in [0, N] -> net inputs (B, L, F + N + 1)."""

@@ -1,75 +1,208 @@
-"""Thin Flax Linen wrappers over the same functional core, for Linen users.
+"""Flax Linen twins of the NNX modules, over the same functional core, for Linen users.
 
-Parameter names and shapes match the NNX modules: ``SRWM`` holds ``w_y, w_q, w_k, w_b``;
-``SRWMLayer`` holds ``srwm``, ``out_proj`` (Dense, no bias) and ``norm`` (LayerNorm).
+Same arguments, same computation, same parameter names and shapes as ``acljax.nn``: ``SRWM`` holds
+``w_y, w_q, w_k, w_b``; ``SRWMLayer`` ``srwm``, ``out_proj`` (no bias) and ``norm``; ``FeedForward``
+``norm``, ``linear1``, ``linear2``; ``SRWMBlock`` ``srwm_layer`` and ``feed_forward``; ``SRWMNet``
+``in_proj``, ``blocks_0 .. blocks_{n-1}`` and ``head`` (NNX: ``blocks/0 ..``). Dropout is active when
+``deterministic=False`` (give a ``"dropout"`` rng).
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
-from acljax.srwm import SRWMState, init_state, srwm_scan, validate_state
-from acljax.srwm.state import continue_from
+from acljax.nn.srwm import RESIDUALS, Residual, StateGradient, split_heads
+from acljax.srwm import SRWMState, init_state, srwm_read, srwm_scan, validate_state
+from acljax.srwm.api import Impl, check_impl
+from acljax.srwm.state import STATE_GRADIENTS, continue_from
+from acljax.srwm.step import Precision, check_precision
 
 
 class SRWM(nn.Module):
-    """Bare SRWM: ``x: (B, T, D)`` -> ``(y (B, T, D), final_state)``; W_0 initialised as the paper."""
+    """Bare SRWM: ``x: (B, T, D)``, optional state -> ``(y (B, T, D), final_state)``; ``update=False`` reads
+    against the incoming state (W_0 without one) and returns it, as :class:`acljax.nn.SRWM`."""
 
     num_heads: int
     n_beta: int = 4
     init_scale: float = 1.0
     q_init_scale: float = 0.01
     beta_init: float = 0.0
-    impl: str = "scan"
+    impl: Impl = "auto"
+    chunk_size: int | None = None
     input_softmax: bool = False
-    state_gradient: str = "exact"
+    state_gradient: StateGradient = "exact"
+    precision: Precision = "highest"
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, state: SRWMState | None = None):
-        if x.ndim != 3 or x.shape[-1] % self.num_heads:
-            raise ValueError(f"x must be (B, T, D) with D a multiple of num_heads={self.num_heads}, got {x.shape}")
+    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
+        if x.ndim != 3:
+            raise ValueError(f"x must be (B, T, D), got shape {x.shape}")
+        if self.state_gradient not in STATE_GRADIENTS:
+            raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {self.state_gradient!r}")
+        check_impl(self.impl)
+        check_precision(self.precision)
+        x = x if self.dtype is None else x.astype(self.dtype)
         batch, steps, features = x.shape
-        head_dim = features // self.num_heads
+        head_dim = split_heads(features, self.num_heads)
 
         def block_init(name):
             return lambda key: getattr(init_state(key, self.num_heads, head_dim, n_beta=self.n_beta,
                                                   init_scale=self.init_scale, q_init_scale=self.q_init_scale,
-                                                  beta_init=self.beta_init), name)
+                                                  beta_init=self.beta_init), name).astype(self.param_dtype)
 
         w0 = SRWMState(*(self.param(name, block_init(name)) for name in SRWMState._fields))
+        start = w0
         if state is not None:
             validate_state(state, num_heads=self.num_heads, head_dim=head_dim)
-            state = continue_from(state, w0, self.state_gradient)
-        y, final = srwm_scan(w0 if state is None else state, x.reshape(batch, steps, self.num_heads, head_dim),
-                             impl=self.impl, input_softmax=self.input_softmax)
-        return y.reshape(batch, steps, features), final
+            start = continue_from(state, w0, self.state_gradient)
+        heads = x.reshape(batch, steps, self.num_heads, head_dim)
+        if not update:
+            y = srwm_read(start, heads, input_softmax=self.input_softmax, precision=self.precision)
+            return y.reshape(batch, steps, -1), start if state is None else state
+        y, final = srwm_scan(start, heads, impl=self.impl, chunk_size=self.chunk_size,
+                             input_softmax=self.input_softmax, precision=self.precision)
+        return y.reshape(batch, steps, -1), final
 
 
 class SRWMLayer(nn.Module):
-    """Linen twin of :class:`acljax.nn.SRWMLayer` (same residual forms, same carried-state options)."""
+    """Twin of :class:`acljax.nn.SRWMLayer` (same residual forms, carried-state options and read path)."""
 
     num_heads: int
     dropout_rate: float = 0.1
-    residual: str = "paper"
-    state_gradient: str = "exact"
+    residual: Residual = "paper"
     layer_norm_eps: float = 1e-5
     n_beta: int = 4
-    impl: str = "scan"
+    init_scale: float = 1.0
+    q_init_scale: float = 0.01
+    beta_init: float = 0.0
+    impl: Impl = "auto"
+    chunk_size: int | None = None
+    input_softmax: bool = False
+    state_gradient: StateGradient = "exact"
+    precision: Precision = "highest"
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, deterministic: bool = True):
-        if self.residual not in ("paper", "pre_ln"):
-            raise ValueError(f"residual must be one of ('paper', 'pre_ln'), got {self.residual!r}")
-        srwm = SRWM(self.num_heads, n_beta=self.n_beta, impl=self.impl, state_gradient=self.state_gradient,
-                    name="srwm")
-        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="norm")
+    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True,
+                 deterministic: bool = True):
+        if self.residual not in RESIDUALS:
+            raise ValueError(f"residual must be one of {RESIDUALS}, got {self.residual!r}")
+        srwm = SRWM(self.num_heads, n_beta=self.n_beta, init_scale=self.init_scale, q_init_scale=self.q_init_scale,
+                    beta_init=self.beta_init, impl=self.impl, chunk_size=self.chunk_size,
+                    input_softmax=self.input_softmax, state_gradient=self.state_gradient, precision=self.precision,
+                    dtype=self.dtype, param_dtype=self.param_dtype, name="srwm")
+        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")
         core_in = x if self.residual == "paper" else norm(x)
-        y, final = srwm(core_in, state)
-        update = nn.Dense(x.shape[-1], use_bias=False, name="out_proj")(y.astype(x.dtype))
-        update = nn.Dropout(self.dropout_rate)(update, deterministic=deterministic)
+        y, final = srwm(core_in, state, update=update)
+        change = nn.Dense(x.shape[-1], use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                          name="out_proj")(y)
+        change = nn.Dropout(self.dropout_rate)(change, deterministic=deterministic)
         skip = norm(x) if self.residual == "paper" else x
-        return skip + update, final
+        return skip + change, final
 
 
-__all__ = ["SRWM", "SRWMLayer"]
+class FeedForward(nn.Module):
+    """Twin of :class:`acljax.nn.FeedForward`: pre-LN, D -> hidden (default 2 D) -> D, residual."""
+
+    hidden_features: int | None = None
+    dropout_rate: float = 0.1
+    layer_norm_eps: float = 1e-5
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        dense = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        dropout = nn.Dropout(self.dropout_rate)
+        h = nn.LayerNorm(epsilon=self.layer_norm_eps, name="norm", **dense)(x)
+        h = nn.Dense(self.hidden_features or 2 * x.shape[-1], name="linear1", **dense)(h)
+        h = dropout(jax.nn.relu(h), deterministic=deterministic)
+        return x + dropout(nn.Dense(x.shape[-1], name="linear2", **dense)(h), deterministic=deterministic)
+
+
+class SRWMBlock(nn.Module):
+    """Twin of :class:`acljax.nn.SRWMBlock`: an :class:`SRWMLayer`, then a :class:`FeedForward`."""
+
+    num_heads: int
+    hidden_features: int | None = None
+    dropout_rate: float = 0.1
+    residual: Residual = "paper"
+    layer_norm_eps: float = 1e-5
+    n_beta: int = 4
+    init_scale: float = 1.0
+    q_init_scale: float = 0.01
+    beta_init: float = 0.0
+    impl: Impl = "auto"
+    chunk_size: int | None = None
+    input_softmax: bool = False
+    state_gradient: StateGradient = "exact"
+    precision: Precision = "highest"
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True,
+                 deterministic: bool = True):
+        h, final = SRWMLayer(
+            self.num_heads, dropout_rate=self.dropout_rate, residual=self.residual,
+            layer_norm_eps=self.layer_norm_eps, n_beta=self.n_beta, init_scale=self.init_scale,
+            q_init_scale=self.q_init_scale, beta_init=self.beta_init, impl=self.impl, chunk_size=self.chunk_size,
+            input_softmax=self.input_softmax, state_gradient=self.state_gradient, precision=self.precision,
+            dtype=self.dtype, param_dtype=self.param_dtype, name="srwm_layer")(
+                x, state, update=update, deterministic=deterministic)
+        out = FeedForward(self.hidden_features, dropout_rate=self.dropout_rate, layer_norm_eps=self.layer_norm_eps,
+                          dtype=self.dtype, param_dtype=self.param_dtype, name="feed_forward")(
+                              h, deterministic=deterministic)
+        return out, final
+
+
+class SRWMNet(nn.Module):
+    """Twin of :class:`acljax.nn.SRWMNet`: ``Dense(D)``, ``num_blocks`` x :class:`SRWMBlock`, ``Dense(out)``.
+    Call: ``x (B, T, in)``, optional per-block states -> ``(logits (B, T, out), states)``."""
+
+    out_features: int
+    num_features: int = 256
+    num_heads: int = 16
+    num_blocks: int = 2
+    hidden_features: int | None = None
+    dropout_rate: float = 0.1
+    residual: Residual = "paper"
+    layer_norm_eps: float = 1e-5
+    n_beta: int = 4
+    init_scale: float = 1.0
+    q_init_scale: float = 0.01
+    beta_init: float = 0.0
+    impl: Impl = "auto"
+    chunk_size: int | None = None
+    input_softmax: bool = False
+    state_gradient: StateGradient = "exact"
+    precision: Precision = "highest"
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, states: tuple[SRWMState, ...] | None = None, *, update: bool = True,
+                 deterministic: bool = True):
+        if states is not None and len(states) != self.num_blocks:
+            raise ValueError(f"states must hold one state per block ({self.num_blocks}), got {len(states)}")
+        dense = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        h = nn.Dense(self.num_features, name="in_proj", **dense)(x)
+        finals = []
+        for i in range(self.num_blocks):
+            h, final = SRWMBlock(
+                self.num_heads, hidden_features=self.hidden_features, dropout_rate=self.dropout_rate,
+                residual=self.residual, layer_norm_eps=self.layer_norm_eps, n_beta=self.n_beta,
+                init_scale=self.init_scale, q_init_scale=self.q_init_scale, beta_init=self.beta_init,
+                impl=self.impl, chunk_size=self.chunk_size, input_softmax=self.input_softmax,
+                state_gradient=self.state_gradient, precision=self.precision, name=f"blocks_{i}", **dense)(
+                    h, None if states is None else states[i], update=update, deterministic=deterministic)
+            finals.append(final)
+        return nn.Dense(self.out_features, name="head", **dense)(h), tuple(finals)
+
+
+__all__ = ["SRWM", "FeedForward", "SRWMBlock", "SRWMLayer", "SRWMNet"]

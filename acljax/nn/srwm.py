@@ -1,19 +1,30 @@
-"""Flax NNX modules over the functional SRWM core."""
+"""Flax NNX modules over the functional SRWM core.
+
+Every module takes the SRWM options by keyword (``n_beta``, ``impl``, ``chunk_size``, ``input_softmax``,
+``state_gradient``, ``precision`` and the initialisation scales), ``dtype`` (the computation dtype of
+inputs and outputs; None: the input's) and ``param_dtype`` (of every parameter). The fast-weight state
+itself runs in at least float32 whatever the dtypes.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_read, srwm_scan, srwm_step, validate_state
-from acljax.srwm.api import check_impl, validate_input
+from acljax.srwm.api import Impl, check_impl, validate_input
 from acljax.srwm.state import STATE_GRADIENTS, continue_from
+from acljax.srwm.step import Precision, check_precision
 
 RESIDUALS = ("paper", "pre_ln")
+Residual = Literal["paper", "pre_ln"]
+StateGradient = Literal["exact", "official"]
 
 
-def _split_heads(num_features: int, num_heads: int) -> int:
+def split_heads(num_features: int, num_heads: int) -> int:
     if not isinstance(num_heads, int) or num_heads < 1:
         raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
     if not isinstance(num_features, int) or num_features < 1 or num_features % num_heads:
@@ -26,27 +37,30 @@ class SRWM(nnx.Module):
 
     ``x: (B, T, D)`` with ``D = H * d`` -> ``y: (B, T, H * d)`` and the final state (B, H, ...).
     An incoming state continues a sequence; ``state_gradient`` as in :func:`acljax.srwm.continue_from`.
-    ``update=False`` reads every position against the incoming state without changing it (each position
-    gets the output it would get as the first step after that state: queries that do not learn) and
-    returns the incoming state.
+    ``update=False`` reads every position against the incoming state (W_0 when there is none) without
+    changing it (each position gets the output it would get as the first step after that state: queries
+    that do not learn) and returns that state.
     """
 
     def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
-                 q_init_scale: float = 0.01, beta_init: float = 0.0, impl: str = "scan",
-                 chunk_size: int | None = None, input_softmax: bool = False, state_gradient: str = "exact",
-                 rngs: nnx.Rngs):
+                 q_init_scale: float = 0.01, beta_init: float = 0.0, impl: Impl = "auto",
+                 chunk_size: int | None = None, input_softmax: bool = False, state_gradient: StateGradient = "exact",
+                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if state_gradient not in STATE_GRADIENTS:
             raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}")
         check_impl(impl)
+        check_precision(precision)
         self.state_gradient = state_gradient
         self.chunk_size = chunk_size
         self.num_heads = num_heads
-        self.head_dim = _split_heads(num_features, num_heads)
+        self.head_dim = split_heads(num_features, num_heads)
         self.impl = impl
         self.input_softmax = input_softmax
+        self.precision = precision
+        self.dtype = dtype
         w0 = init_state(rngs.params(), num_heads, self.head_dim, n_beta=n_beta, init_scale=init_scale,
                         q_init_scale=q_init_scale, beta_init=beta_init)
-        self.w_y, self.w_q, self.w_k, self.w_b = (nnx.Param(w) for w in w0)
+        self.w_y, self.w_q, self.w_k, self.w_b = (nnx.Param(w.astype(param_dtype)) for w in w0)
 
     @property
     def initial_state(self) -> SRWMState:
@@ -55,6 +69,7 @@ class SRWM(nnx.Module):
 
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         validate_input(x, rank=3, layout="(B, T, D)")
+        x = x if self.dtype is None else x.astype(self.dtype)
         batch, steps, features = x.shape
         if features != self.num_heads * self.head_dim:
             raise ValueError(f"x must have {self.num_heads * self.head_dim} features (D = H * d), got shape {x.shape}")
@@ -65,9 +80,10 @@ class SRWM(nnx.Module):
             start = continue_from(state, self.initial_state, self.state_gradient)
         heads = x.reshape(batch, steps, self.num_heads, self.head_dim)
         if not update:
-            return srwm_read(start, heads, input_softmax=self.input_softmax).reshape(batch, steps, -1), state
-        y, final = srwm_scan(start, heads, impl=self.impl,
-                             chunk_size=self.chunk_size, input_softmax=self.input_softmax)
+            y = srwm_read(start, heads, input_softmax=self.input_softmax, precision=self.precision)
+            return y.reshape(batch, steps, -1), start if state is None else state
+        y, final = srwm_scan(start, heads, impl=self.impl, chunk_size=self.chunk_size,
+                             input_softmax=self.input_softmax, precision=self.precision)
         return y.reshape(batch, steps, -1), final
 
 
@@ -85,11 +101,11 @@ class SRWMLayer(nnx.Module):
     ``update=False`` as in :class:`SRWM`.
     """
 
-    def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, dropout_rate: float = 0.1,
-                 residual: str = "paper", state_gradient: str = "exact", impl: str = "scan",
-                 chunk_size: int | None = None, input_softmax: bool = False, init_scale: float = 1.0,
-                 q_init_scale: float = 0.01, beta_init: float = 0.0, layer_norm_eps: float = 1e-5, dtype=None,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, num_features: int, num_heads: int, *, dropout_rate: float = 0.1, residual: Residual = "paper",
+                 layer_norm_eps: float = 1e-5, n_beta: int = 4, init_scale: float = 1.0, q_init_scale: float = 0.01,
+                 beta_init: float = 0.0, impl: Impl = "auto", chunk_size: int | None = None,
+                 input_softmax: bool = False, state_gradient: StateGradient = "exact",
+                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if residual not in RESIDUALS:
             raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
         if not 0.0 <= dropout_rate < 1.0:
@@ -97,7 +113,8 @@ class SRWMLayer(nnx.Module):
         self.residual = residual
         self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
                          beta_init=beta_init, impl=impl, chunk_size=chunk_size, input_softmax=input_softmax,
-                         state_gradient=state_gradient, rngs=rngs)
+                         state_gradient=state_gradient, precision=precision, dtype=dtype, param_dtype=param_dtype,
+                         rngs=rngs)
         self.out_proj = nnx.Linear(num_features, num_features, use_bias=False, dtype=dtype, param_dtype=param_dtype,
                                    rngs=rngs)
         self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
@@ -107,9 +124,9 @@ class SRWMLayer(nnx.Module):
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         core_in = x if self.residual == "paper" else self.norm(x)
         y, final = self.srwm(core_in, state, update=update)
-        update = self.dropout(self.out_proj(y.astype(x.dtype)))
+        change = self.dropout(self.out_proj(y))
         skip = self.norm(x) if self.residual == "paper" else x
-        return skip + update, final
+        return skip + change, final
 
 
 class FeedForward(nnx.Module):
@@ -118,10 +135,10 @@ class FeedForward(nnx.Module):
     def __init__(self, num_features: int, hidden_features: int | None = None, *, dropout_rate: float = 0.1,
                  layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         hidden_features = 2 * num_features if hidden_features is None else hidden_features
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, **kw)
-        self.linear1 = nnx.Linear(num_features, hidden_features, **kw)
-        self.linear2 = nnx.Linear(hidden_features, num_features, **kw)
+        self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
+                                  rngs=rngs)
+        self.linear1 = nnx.Linear(num_features, hidden_features, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.linear2 = nnx.Linear(hidden_features, num_features, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -130,13 +147,20 @@ class FeedForward(nnx.Module):
 
 
 class SRWMBlock(nnx.Module):
-    """An :class:`SRWMLayer` followed by a :class:`FeedForward`; ``(x, state, update=True) -> (out, final_state)``."""
+    """An :class:`SRWMLayer` followed by a :class:`FeedForward`; ``(x, state, update=True) -> (out, final_state)``.
+    Arguments as :class:`SRWMLayer`'s, plus ``hidden_features`` (default 2 D) of the feed-forward."""
 
     def __init__(self, num_features: int, num_heads: int, *, hidden_features: int | None = None,
-                 dropout_rate: float = 0.1, layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs, **srwm_kwargs):
-        self.srwm_layer = SRWMLayer(num_features, num_heads, dropout_rate=dropout_rate, layer_norm_eps=layer_norm_eps,
-                                    dtype=dtype, param_dtype=param_dtype, rngs=rngs, **srwm_kwargs)
+                 dropout_rate: float = 0.1, residual: Residual = "paper", layer_norm_eps: float = 1e-5,
+                 n_beta: int = 4, init_scale: float = 1.0, q_init_scale: float = 0.01, beta_init: float = 0.0,
+                 impl: Impl = "auto", chunk_size: int | None = None, input_softmax: bool = False,
+                 state_gradient: StateGradient = "exact", precision: Precision = "highest", dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+        self.srwm_layer = SRWMLayer(
+            num_features, num_heads, dropout_rate=dropout_rate, residual=residual, layer_norm_eps=layer_norm_eps,
+            n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale, beta_init=beta_init, impl=impl,
+            chunk_size=chunk_size, input_softmax=input_softmax, state_gradient=state_gradient, precision=precision,
+            dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.feed_forward = FeedForward(num_features, hidden_features, dropout_rate=dropout_rate,
                                         layer_norm_eps=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
                                         rngs=rngs)
@@ -153,9 +177,12 @@ class SRWMCell(nnx.RNNCellBase):
     ``x_t: (B, D) -> y_t: (B, D)`` (no projection, no residual).
     """
 
-    def __init__(self, num_features: int, num_heads: int, *, input_softmax: bool = False, rngs: nnx.Rngs,
-                 **init_kwargs):
-        self.srwm = SRWM(num_features, num_heads, input_softmax=input_softmax, rngs=rngs, **init_kwargs)
+    def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
+                 q_init_scale: float = 0.01, beta_init: float = 0.0, input_softmax: bool = False,
+                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
+                         beta_init=beta_init, input_softmax=input_softmax, precision=precision, dtype=dtype,
+                         param_dtype=param_dtype, rngs=rngs)
 
     def initialize_carry(self, input_shape: tuple[int, ...], rngs=None, carry_init=None) -> SRWMState:
         if len(input_shape) != 2:
@@ -164,8 +191,9 @@ class SRWMCell(nnx.RNNCellBase):
 
     def __call__(self, carry: SRWMState, inputs: jax.Array):
         batch = inputs.shape[0]
+        inputs = inputs if self.srwm.dtype is None else inputs.astype(self.srwm.dtype)
         x_t = inputs.reshape(batch, self.srwm.num_heads, self.srwm.head_dim)
-        carry, y = srwm_step(carry, x_t, input_softmax=self.srwm.input_softmax)
+        carry, y = srwm_step(carry, x_t, input_softmax=self.srwm.input_softmax, precision=self.srwm.precision)
         return carry, y.reshape(batch, -1)
 
     @property

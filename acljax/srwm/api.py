@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +12,9 @@ import numpy as np
 from acljax.srwm.memory import reversible_impl, scan_remat_impl
 from acljax.srwm.reference import reference_impl
 from acljax.srwm.state import SRWMState, broadcast_state
-from acljax.srwm.step import scan_impl
+from acljax.srwm.step import PRECISIONS, Precision, check_precision, scan_impl
 
-# name -> fn(batched state in the compute dtype, x (B, T, H, d), *, input_softmax) -> (y, final state)
+# name -> fn(batched state in the compute dtype, x (B, T, H, d), *, input_softmax, precision) -> (y, final state)
 IMPLEMENTATIONS: dict[str, Callable] = {
     "reference": reference_impl,
     "scan": scan_impl,
@@ -21,6 +22,7 @@ IMPLEMENTATIONS: dict[str, Callable] = {
     "reversible": reversible_impl,
 }
 CHUNKED = ("scan_remat", "reversible")  # the implementations that take chunk_size
+Impl = Literal["auto", "reference", "scan", "scan_remat", "reversible"]
 
 
 def _describe(a) -> str:
@@ -95,8 +97,8 @@ def check_impl(impl: str) -> None:
         raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
 
 
-def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softmax: bool = False,
-              chunk_size: int | None = None, check_finite: bool = False):
+def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_softmax: bool = False,
+              chunk_size: int | None = None, precision: Precision = "highest", check_finite: bool = False):
     """Run the self-referential weight matrix over a sequence.
 
     Args:
@@ -107,6 +109,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
       chunk_size: steps per checkpointed chunk ("scan_remat", default about sqrt(T)) or between
         exact anchor states ("reversible", default 64); ignored by the others.
+      precision: matmul precision of every product, "highest" (full float32), "high" or "default"
+        (faster on GPUs and TPUs, less accurate; see ``acljax.srwm.step.PRECISIONS``).
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
@@ -122,6 +126,7 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
     if steps < 1 or batch < 1:
         raise ValueError(f"x must hold at least one sequence of at least one time step, got {_describe(x)}")
     impl = resolve_impl(impl, steps)
+    check_precision(precision)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     if check_finite:
@@ -129,29 +134,33 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: str = "scan", input_softm
         for name, w in state._asdict().items():
             check_all_finite(w, f"state.{name}")
     run = _run_reference if impl == "reference" else _run_compiled  # a Python loop is not worth compiling
-    return run(state, x, impl=impl, input_softmax=input_softmax, chunk_size=chunk_size if impl in CHUNKED else None)
+    return run(state, x, impl=impl, input_softmax=input_softmax, chunk_size=chunk_size if impl in CHUNKED else None,
+               precision=precision)
 
 
-def _run_reference(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool, chunk_size: int | None):
+def _run_reference(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool, chunk_size: int | None,
+                   precision: Precision):
     dtype = state_dtype(state, x)
     start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, x.shape[0])))
     options = {} if chunk_size is None else {"chunk_size": chunk_size}
-    y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, **options)
+    y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, precision=precision, **options)
     return y.astype(x.dtype), final
 
 
 # Compiled once per shape and option, so that eager calls (a notebook, a layer called outside jit) do not
 # dispatch the scan op by op; under an outer jit it is simply inlined.
-_run_compiled = jax.jit(_run_reference, static_argnames=("impl", "input_softmax", "chunk_size"))
+_run_compiled = jax.jit(_run_reference, static_argnames=("impl", "input_softmax", "chunk_size", "precision"))
 
 
-def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False) -> jax.Array:
+def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False,
+              precision: Precision = "highest") -> jax.Array:
     """Read queries against a state without changing it: each of the Q inputs gets the output it would
     get as the first step of a sequence started from ``state`` (y = x @ W_y; updates are never applied).
 
     Args:
       state: shared (H, d, d_out) or batched (B, H, d, d_out) fast weights.
       x: (B, Q, H, d) queries, any float dtype.
+      precision: matmul precision, as in :func:`srwm_scan`.
 
     Returns:
       y: (B, Q, H, d_out) in x's dtype.
@@ -161,8 +170,9 @@ def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False) ->
     if state.batch_shape not in ((), (x.shape[0],)):
         raise ValueError(f"state batch dims {state.batch_shape} do not match x's batch size {x.shape[0]}; "
                          f"accepted: a shared state (no batch dim) or one with leading dim {x.shape[0]}")
+    check_precision(precision)
     w_y = broadcast_state(state, x.shape[0]).w_y
     xs = x.astype(state_dtype(state, x))
     if input_softmax:
         xs = jax.nn.softmax(xs, axis=-1)
-    return jnp.einsum("bqhi,bhio->bqho", xs, w_y.astype(xs.dtype), precision=jax.lax.Precision.HIGHEST).astype(x.dtype)
+    return jnp.einsum("bqhi,bhio->bqho", xs, w_y.astype(xs.dtype), precision=PRECISIONS[precision]).astype(x.dtype)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from acljax.srwm.state import SRWMState
-from acljax.srwm.step import column_learning_rates, fuse, fused_step, prepare_inputs, unfuse
+from acljax.srwm.step import Precision, column_learning_rates, fuse, fused_step, prepare_inputs, unfuse
 
 DEFAULT_ANCHOR_INTERVAL = 64
 
@@ -39,17 +39,18 @@ def _unchunk(y: jax.Array, steps: int) -> jax.Array:
     return jnp.swapaxes(y.reshape(-1, *y.shape[2:])[:steps], 0, 1)
 
 
-def _scan_steps(w, xs, d_out):
+def _scan_steps(w, xs, d_out, precision):
     """Plain scan over time-major xs (C, B, H, d); also returns what the reversible backward keeps."""
 
     def body(w, x_t):
-        w_next, y_t, (_, k, b, diff) = fused_step(w, x_t, d_out)
+        w_next, y_t, (_, k, b, diff) = fused_step(w, x_t, d_out, precision)
         return w_next, (y_t, (k, b, diff))
 
     return jax.lax.scan(body, w, xs)
 
 
-def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None):
+def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
+                    precision: Precision = "highest"):
     """Outer scan over chunks of C steps, inner scan under ``jax.checkpoint``: the backward keeps one
     state per chunk and recomputes each chunk's steps. Default C: :func:`default_remat_chunk`."""
     steps = x.shape[1]
@@ -58,45 +59,46 @@ def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
 
     @jax.checkpoint
     def chunk(w, xc):
-        w_end, (y, _) = _scan_steps(w, xc, d_out)
+        w_end, (y, _) = _scan_steps(w, xc, d_out, precision)
         return w_end, y
 
     w_final, y = jax.lax.scan(chunk, fuse(state), _chunked_inputs(state, x, input_softmax, chunk_size))
     return _unchunk(y, steps), unfuse(w_final, d_out)
 
 
-def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None):
+def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
+                    precision: Precision = "highest"):
     """Custom VJP that keeps only per-step vectors (k, b, v - vbar; x is the input) and one exact
     anchor state every C steps (default 64); the backward rebuilds earlier states by reverting the
     updates in reverse time, like the official CUDA kernel, restarting from an anchor every C steps."""
     steps = x.shape[1]
-    w_final, y = _reversible(state.d_out, fuse(state),
+    w_final, y = _reversible(state.d_out, precision, fuse(state),
                              _chunked_inputs(state, x, input_softmax, chunk_size or DEFAULT_ANCHOR_INTERVAL))
     return _unchunk(y, steps), unfuse(w_final, state.d_out)
 
 
-def _reversible_forward(d_out, w0, xs):
+def _reversible_forward(d_out, precision, w0, xs):
     def chunk(w, xc):
-        w_end, (y, kept) = _scan_steps(w, xc, d_out)
+        w_end, (y, kept) = _scan_steps(w, xc, d_out, precision)
         return w_end, (w, y, kept)
 
     w_final, (anchors, y, kept) = jax.lax.scan(chunk, w0, xs)
     return w_final, y, anchors, kept
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _reversible(d_out, w0, xs):
-    w_final, y, _, _ = _reversible_forward(d_out, w0, xs)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _reversible(d_out, precision, w0, xs):
+    w_final, y, _, _ = _reversible_forward(d_out, precision, w0, xs)
     return w_final, y
 
 
-def _reversible_fwd(d_out, w0, xs):
-    w_final, y, anchors, kept = _reversible_forward(d_out, w0, xs)
+def _reversible_fwd(d_out, precision, w0, xs):
+    w_final, y, anchors, kept = _reversible_forward(d_out, precision, w0, xs)
     chunk_ends = jnp.concatenate([anchors[1:], w_final[None]])
     return (w_final, y), (chunk_ends, xs, kept)
 
 
-def _reversible_bwd(d_out, residuals, cotangents):
+def _reversible_bwd(d_out, precision, residuals, cotangents):
     chunk_ends, xs, kept = residuals
     dw_final, dy = cotangents
     d = xs.shape[-1]
@@ -105,7 +107,7 @@ def _reversible_bwd(d_out, residuals, cotangents):
         w, dw = carry  # the state after step t and its cotangent
         x_t, (k, b, diff), dy_t = inputs
         w_prev = w - k[..., :, None] * (column_learning_rates(b, d_out, d) * diff)[..., None, :]
-        _, vjp = jax.vjp(lambda w_, x_: fused_step(w_, x_, d_out)[:2], w_prev, x_t)
+        _, vjp = jax.vjp(lambda w_, x_: fused_step(w_, x_, d_out, precision)[:2], w_prev, x_t)
         dw_prev, dx_t = vjp((dw, dy_t))
         return (w_prev, dw_prev), dx_t
 

@@ -9,15 +9,14 @@ import jax
 import jax.numpy as jnp
 
 from acljax.srwm.state import BLOCKS, SRWMState
+from acljax.srwm.step import PRECISIONS, Precision
 
 
-def _times(v, w):
-    """Row vector times matrix per batch element and head: v (B, H, d), w (B, H, d, e) -> (B, H, e)."""
-    return jnp.einsum("bhi,bhie->bhe", v, w, precision=jax.lax.Precision.HIGHEST)
-
-
-def reference_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False):
+def reference_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, precision: Precision = "highest"):
     """state batched (B, H, ...), x: (B, T, H, d) -> (y (B, T, H, d_out), final state)."""
+    def _times(v, w):  # row vector times matrix per batch element and head: (B, H, d), (B, H, d, e) -> (B, H, e)
+        return jnp.einsum("bhi,bhie->bhe", v, w, precision=PRECISIONS[precision])
+
     weights = dict(state._asdict())
     x = x.astype(state.w_y.dtype)
     outputs = []
@@ -35,6 +34,6 @@ def reference_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fals
             v = _times(q_t, old[name])
             v_bar = _times(k_t, old[name])
             update = rate[..., None] * (v - v_bar)
-            weights[name] = old[name] + jnp.einsum("bhi,bhe->bhie", k_t, update)
+            weights[name] = old[name] + jnp.einsum("bhi,bhe->bhie", k_t, update, precision=PRECISIONS[precision])
         outputs.append(y_t)
     return jnp.stack(outputs, axis=1), SRWMState(**weights)

@@ -7,12 +7,19 @@ mat-vecs and one rank-1 update, whatever the number of blocks.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
 from acljax.srwm.state import SRWMState
 
-HIGHEST = jax.lax.Precision.HIGHEST
+Precision = Literal["highest", "high", "default"]
+# the matmul precision of every SRWM product: "highest" is full float32 (the default, and what the tests
+# compare against); "high" (bf16x3) and "default" (one bf16 pass) trade accuracy for speed on GPUs and TPUs.
+# The CPU computes float32 products in full whatever is asked.
+PRECISIONS = {"highest": jax.lax.Precision.HIGHEST, "high": jax.lax.Precision.HIGH,
+              "default": jax.lax.Precision.DEFAULT}
 
 
 def fuse(state: SRWMState) -> jax.Array:
@@ -35,23 +42,28 @@ def column_learning_rates(b: jax.Array, d_out: int, d: int) -> jax.Array:
     return jnp.repeat(b, jnp.array(sizes), axis=-1, total_repeat_length=sum(sizes))
 
 
-def project(w: jax.Array, v: jax.Array) -> jax.Array:
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+
+
+def project(w: jax.Array, v: jax.Array, precision: Precision = "highest") -> jax.Array:
     """Row vectors times their matrices: v (..., d), w (..., d, E) -> (..., E)."""
-    return jnp.einsum("...i,...ie->...e", v, w, precision=HIGHEST)
+    return jnp.einsum("...i,...ie->...e", v, w, precision=PRECISIONS[precision])
 
 
-def fused_step(w: jax.Array, x: jax.Array, d_out: int):
+def fused_step(w: jax.Array, x: jax.Array, d_out: int, precision: Precision = "highest"):
     """One step. w: (B, H, d, E), x: (B, H, d), same float dtype -> (w_next, y: (B, H, d_out)).
 
     Also returns the per-step vectors (q, k, b, v - vbar) that a memory-saving backward needs.
     """
     d = w.shape[-2]
-    out = project(w, x)
+    out = project(w, x, precision)
     y, q, k, b = jnp.split(out, [d_out, d_out + d, d_out + 2 * d], axis=-1)
     q = jax.nn.softmax(q, axis=-1)
     k = jax.nn.softmax(k, axis=-1)
     b = jax.nn.sigmoid(b)
-    diff = project(w, q - k)  # v - vbar for every column, from the weights before this step
+    diff = project(w, q - k, precision)  # v - vbar for every column, from the weights before this step
     delta = column_learning_rates(b, d_out, d) * diff
     w_next = w + k[..., :, None] * delta[..., None, :]
     return w_next, y, (q, k, b, diff)
@@ -63,19 +75,19 @@ def prepare_inputs(x: jax.Array, dtype, input_softmax: bool) -> jax.Array:
     return jax.nn.softmax(x, axis=-1) if input_softmax else x
 
 
-def scan_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False):
+def scan_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, precision: Precision = "highest"):
     """``jax.lax.scan`` over time. state batched (B, H, ...), x: (B, T, H, d)."""
     d_out = state.d_out
 
     def body(w, x_t):
-        w_next, y_t, _ = fused_step(w, x_t, d_out)
+        w_next, y_t, _ = fused_step(w, x_t, d_out, precision)
         return w_next, y_t
 
     w_final, y = jax.lax.scan(body, fuse(state), prepare_inputs(x, state.w_y.dtype, input_softmax))
     return jnp.swapaxes(y, 0, 1), unfuse(w_final, d_out)
 
 
-def srwm_step(state: SRWMState, x_t: jax.Array, *, input_softmax: bool = False):
+def srwm_step(state: SRWMState, x_t: jax.Array, *, input_softmax: bool = False, precision: Precision = "highest"):
     """One time step on separate blocks: state (B, H, ...), x_t: (B, H, d) -> (state', y_t (B, H, d_out)).
 
     Used by recurrent cells; the output has x_t's dtype, the state keeps its own (float32 or float64).
@@ -83,5 +95,6 @@ def srwm_step(state: SRWMState, x_t: jax.Array, *, input_softmax: bool = False):
     x_s = x_t.astype(state.w_y.dtype)
     if input_softmax:
         x_s = jax.nn.softmax(x_s, axis=-1)
-    w_next, y, _ = fused_step(fuse(state), x_s, state.d_out)
+    check_precision(precision)
+    w_next, y, _ = fused_step(fuse(state), x_s, state.d_out, precision)
     return unfuse(w_next, state.d_out), y.astype(x_t.dtype)

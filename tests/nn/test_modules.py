@@ -1,14 +1,15 @@
 """Flax modules over the SRWM core: agreement with the core, hand-built residual forms, Linen twins."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from acljax.nn import SRWMBlock, SRWMCell, SRWMLayer, SRWMNet
+from acljax.nn import SRWM, FeedForward, SRWMBlock, SRWMCell, SRWMLayer, SRWMNet
 from acljax.nn import linen as nn_linen
-from acljax.srwm import SRWMState, broadcast_state, srwm_scan
+from acljax.srwm import broadcast_state, srwm_scan
 
 D, H = 16, 4
 
@@ -90,22 +91,72 @@ def test_official_state_gradient_adds_the_identity_path():
     assert float(jnp.abs(d_mid.w_y).max()) > 1e-3  # the two modes really differ
 
 
-def test_linen_layer_equals_nnx_layer_for_the_same_parameters():
-    layer = SRWMLayer(D, H, rngs=nnx.Rngs(4))
-    layer.eval()
-    linen_layer = nn_linen.SRWMLayer(num_heads=H)
-    x = _x()
-    init = linen_layer.init(jax.random.key(0), x)
-    params = {"srwm": {n: getattr(layer.srwm, n)[...] for n in SRWMState._fields},
-              "out_proj": {"kernel": layer.out_proj.kernel[...]},
-              "norm": {"scale": layer.norm.scale[...], "bias": layer.norm.bias[...]}}
-    assert jax.tree.map(jnp.shape, init["params"]) == jax.tree.map(jnp.shape, params)
-    out, final = layer(x)
-    out_l, final_l = linen_layer.apply({"params": params}, x)
+def _as_linen(params: dict) -> dict:
+    """NNX parameters as a Linen tree: nnx.List entries ``blocks/i`` are Linen's ``blocks_i``."""
+    out = {}
+    for key, value in params.items():
+        if key == "blocks":
+            out.update({f"blocks_{i}": _as_linen(v) for i, v in value.items()})
+        else:
+            out[key] = _as_linen(value) if isinstance(value, dict) else value
+    return out
+
+
+NON_DEFAULT = dict(n_beta=1, input_softmax=True, impl="scan_remat", chunk_size=3, state_gradient="official",
+                   init_scale=0.5, q_init_scale=0.05, beta_init=-1.0, precision="high")
+
+
+@pytest.mark.parametrize("name, nnx_module, linen_module", [
+    ("SRWM", lambda: SRWM(D, H, **NON_DEFAULT, rngs=nnx.Rngs(4)), lambda: nn_linen.SRWM(H, **NON_DEFAULT)),
+    ("SRWMLayer", lambda: SRWMLayer(D, H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT, rngs=nnx.Rngs(4)),
+     lambda: nn_linen.SRWMLayer(H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT)),
+    ("FeedForward", lambda: FeedForward(D, 24, layer_norm_eps=1e-3, rngs=nnx.Rngs(4)),
+     lambda: nn_linen.FeedForward(24, layer_norm_eps=1e-3)),
+    ("SRWMBlock", lambda: SRWMBlock(D, H, hidden_features=24, **NON_DEFAULT, rngs=nnx.Rngs(4)),
+     lambda: nn_linen.SRWMBlock(H, hidden_features=24, **NON_DEFAULT)),
+    ("SRWMNet", lambda: SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT,
+                                rngs=nnx.Rngs(4)),
+     lambda: nn_linen.SRWMNet(3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT)),
+])
+def test_linen_twins_equal_the_nnx_modules_for_the_same_parameters(name, nnx_module, linen_module):
+    """Same parameter tree (names and shapes), same outputs and states: a fresh sequence, a carried state
+    and the read path (update=False), with non-default arguments throughout."""
+    module, twin = nnx_module(), linen_module()
+    module.eval()
+    x = jax.random.normal(jax.random.key(1), (2, 7, 5 if name == "SRWMNet" else D))
+    params = _as_linen(nnx.to_pure_dict(nnx.state(module, nnx.Param)))
+    init = twin.init(jax.random.key(0), x)["params"]
+    assert jax.tree.map(jnp.shape, init) == jax.tree.map(jnp.shape, params)
+    if name == "FeedForward":
+        np.testing.assert_allclose(twin.apply({"params": params}, x), module(x), atol=1e-6)
+        return
+    out, state = module(x)
+    out_l, state_l = twin.apply({"params": params}, x)
     np.testing.assert_allclose(out_l, out, atol=1e-6)
-    out2, _ = layer(x, final)
-    out2_l, _ = linen_layer.apply({"params": params}, x, final_l)
-    np.testing.assert_allclose(out2_l, out2, atol=1e-6)
+    chex.assert_trees_all_close(state_l, state, atol=1e-6)
+    for update in (True, False):  # continuing the sequence, and reading queries against its state
+        out, _ = module(x, state, update=update)
+        out_l, _ = twin.apply({"params": params}, x, state_l, update=update)
+        np.testing.assert_allclose(out_l, out, atol=1e-6)
+
+
+def test_dtypes_reach_every_parameter_and_the_output():
+    net = SRWMNet(5, 3, num_features=D, num_heads=H, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    assert {p.dtype for p in jax.tree.leaves(nnx.state(net, nnx.Param))} == {jnp.dtype(jnp.bfloat16)}
+    logits, states = net(jnp.ones((2, 4, 5), jnp.float32))
+    assert logits.dtype == jnp.bfloat16 and states[0].w_y.dtype == jnp.float32  # the fast weights stay float32
+    twin = nn_linen.SRWMNet(3, num_features=D, num_heads=H, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    params = twin.init(jax.random.key(0), jnp.ones((2, 4, 5)))["params"]
+    assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_reading_without_a_state_reads_w0_and_returns_it():
+    layer = SRWM(D, H, rngs=nnx.Rngs(0))
+    x = _x()
+    y, state = layer(x, update=False)
+    chex.assert_trees_all_equal(state, layer.initial_state)
+    first, _ = layer(x[:, :1])  # the first step of a sequence reads W_0 before any update
+    np.testing.assert_allclose(y[:, :1], first, atol=1e-6)
 
 
 def test_memory_saving_layer_matches_the_default():

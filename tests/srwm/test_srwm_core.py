@@ -242,3 +242,21 @@ def test_eager_calls_compile_once_per_shape(caplog):
     assert len(compiled) == 1, [r.getMessage() for r in compiled]
     np.testing.assert_allclose(first[0], srwm_scan(state, x, impl="reference")[0], atol=1e-5)
     assert not np.allclose(first[0], again[0])
+
+
+@pytest.mark.parametrize("impl", ["reference", "scan", "scan_remat", "reversible"])
+@pytest.mark.parametrize("precision", ["highest", "high", "default"])
+def test_precision_reaches_every_product_forward_and_backward(impl, precision):
+    """Every dot_general of the compiled forward+backward (the reversible custom backward included) carries
+    the requested precision (a CPU computes float32 products in full regardless, so the program is checked)."""
+    import re
+
+    w0 = init_state(jax.random.key(0), 2, 4)
+    x = jnp.ones((1, 5, 2, 4))
+    grad = jax.grad(lambda w, x: srwm_scan(w, x, impl=impl, precision=precision)[0].sum(), argnums=(0, 1))
+    text = jax.jit(grad).lower(w0, x).as_text()
+    dots = re.findall(r"stablehlo.dot_general[^\n]*", text)
+    assert len(dots) >= 4
+    assert all(f"precision = [{precision.upper()}, {precision.upper()}]" in dot for dot in dots), dots
+    with pytest.raises(ValueError, match="precision must be one of \\('highest', 'high', 'default'\\)"):
+        srwm_scan(w0, x, precision="fp8")
