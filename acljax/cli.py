@@ -63,6 +63,10 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"--distributed: {str(e).rstrip('.')}; outside Cloud TPU, SLURM and Open MPI give "
                              "--coordinator HOST:PORT, --num-processes N and --process-id I (or set "
                              "JAX_COORDINATOR_ADDRESS)") from e
+    import jax
+
+    if jax.process_index() != 0:  # a multi-host run reports once, from process 0
+        sys.stdout = open(os.devnull, "w")  # for the rest of this process
     config = _configured(args)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from),
                                    ("num_devices", args.num_devices)) if v is not None}
@@ -71,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, **overrides)
     print(f"Meta-training {args.config} ({'with' if config.use_acl else 'without'} the ACL term) for {config.steps} "
           f"steps. Workdir: {args.workdir} (metrics.jsonl, checkpoints/, best/, results.json)")
-    results = meta_train(config, args.workdir, allow_config_change=args.allow_config_change)
+    results = meta_train(config, args.workdir, allow_config_change=args.allow_config_change,
+                         profile_dir=args.profile)
     tested = "test" in results
     print(f"\nbest step {results['best_step']}; " + ("meta-test (held-out classes of the test split):" if tested else
                                                     "meta-validation of the best parameters (no test split set):"))
@@ -198,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--allow-config-change", action="store_true",
                        help="resume a workdir with a configuration other than the one it was started with (the "
                             "differences are recorded in config_changes.jsonl)")
+    train.add_argument("--profile", default=None, metavar="DIR",
+                       help="write a jax.profiler trace of 5 steps after the first (compiling) one to DIR (view with "
+                            "TensorBoard's profile plugin or ui.perfetto.dev)")
     train.add_argument("--num-devices", type=_positive_int, default=None,
                        help="data-parallel devices (default: every device, on every host)")
     train.add_argument("--distributed", action="store_true",

@@ -95,6 +95,7 @@ class ACLConfig:
     test_batches: int = 16
     init_from: str | None = None  # a workdir or a shipped model's name to start from (meta-finetuning)
     num_devices: int | None = None  # data-parallel devices (the ``data`` mesh axis); None: all of them
+    prefetch: int = 2  # meta-batches sampled ahead in a background thread (0: in the loop); results are the same
     skip_nonfinite_steps: int = 0  # consecutive NaN/inf-loss steps to discard (update not applied) before stopping
     seed: int = 0
 
@@ -106,8 +107,9 @@ class ACLConfig:
                              f"got {self.task_scales!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"ACLConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not isinstance(self.skip_nonfinite_steps, int) or self.skip_nonfinite_steps < 0:
-            raise ValueError(f"ACLConfig.skip_nonfinite_steps must be an int >= 0, got {self.skip_nonfinite_steps!r}")
+        for name in ("skip_nonfinite_steps", "prefetch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"ACLConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
         for name in ("batch_size", "steps", "warmup_steps", "log_every", "validate_every", "validation_batches",
                      "test_batches", "checkpoint_every"):
             value = getattr(self, name)

@@ -8,6 +8,7 @@ checkpoints so that a killed run resumes with the numbers it would have had.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -28,10 +29,12 @@ from acljax.checks import NonFiniteLoss
 from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.nn.learner import InContextLearner
+from acljax.prefetch import prefetched
 from acljax.pretrained import model_dir
 from acljax.workdir import Workdir
 
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
+PROFILED_STEPS = 5
 
 
 def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
@@ -107,14 +110,18 @@ class MetaLearner:
             model.eval()
         return model
 
-    @partial(jax.jit, static_argnums=(0, 1))
-    def train_step(self, objective, params, rest, opt_state, batch, scales, key):
+    def _train_step(self, objective, params, rest, opt_state, batch, scales, key):
         def loss_fn(params, rest):
             return objective(self.model(params, rest, train=True, key=key), *batch, scales)
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
         updates, opt_state = self.tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, terms
+
+    # -> (params, opt_state, loss, (term losses, term accuracies)). The donating twin reuses the buffers of
+    # params and opt_state for their updates (no second copy on the device); the caller must not use them again.
+    train_step = partial(jax.jit, static_argnums=(0, 1))(_train_step)
+    train_step_donating = partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2, 4))(_train_step)
 
     @partial(jax.jit, static_argnums=(0, 1))
     def evaluate(self, objective, params, rest, batch, scales):
@@ -184,30 +191,56 @@ def load_config(path: str | Path) -> ACLConfig:
     return config_from_dict(json.loads(file.read_text()))
 
 
+@contextlib.contextmanager
+def step_profiler(profile_dir: str | Path | None, first: int, count: int):
+    """Yields ``at(step)``, to call at the start of every step: steps ``first .. first + count - 1`` are
+    traced with ``jax.profiler`` into ``profile_dir`` (nothing when it is None); the trace is closed
+    whichever way the loop ends."""
+    tracing = False
+
+    def at(step: int) -> None:
+        nonlocal tracing
+        if profile_dir is not None and step == first:
+            jax.profiler.start_trace(str(profile_dir))
+            tracing = True
+        elif tracing and step == first + count:
+            jax.profiler.stop_trace()
+            tracing = False
+
+    try:
+        yield at
+    finally:
+        if tracing:
+            jax.profiler.stop_trace()
+
+
 def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
-               allow_config_change: bool = False) -> dict:
+               allow_config_change: bool = False, profile_dir: str | Path | None = None) -> dict:
     """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
     also written to ``workdir/results.json`` (best step, validation and meta-test term metrics).
 
-    A resume must use the configuration the workdir was started with (``steps``, ``num_devices`` and
-    ``checkpoint_every`` may change); ``allow_config_change`` goes on with another one and records the
-    change. One run at a time holds a workdir."""
+    A resume must use the configuration the workdir was started with (``steps``, ``num_devices``,
+    ``checkpoint_every`` and ``prefetch`` may change); ``allow_config_change`` goes on with another one and records the
+    change. One run at a time holds a workdir. Only process 0 of a multi-process run shows progress.
+    ``profile_dir``: a ``jax.profiler`` trace of ``PROFILED_STEPS`` steps after the first (compiling) one,
+    for TensorBoard's profile plugin or Perfetto."""
+    progress = progress and jax.process_index() == 0
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
     learner = MetaLearner(config, image_shape(config, train_pools))
     mesh = make_mesh(config.num_devices)
     run = Workdir(workdir)  # created only once the data and the model are known to be usable
     with run.exclusive():
-        run.check_config(dataclasses.asdict(config), free=("steps", "num_devices", "checkpoint_every"),
+        run.check_config(dataclasses.asdict(config), free=("steps", "num_devices", "checkpoint_every", "prefetch"),
                          allow_change=allow_config_change)
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
             raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
                              "to go on, or another workdir")
-        return _meta_train(config, run, learner, mesh, train_pools, valid_pools, progress)
+        return _meta_train(config, run, learner, mesh, train_pools, valid_pools, progress, profile_dir)
 
 
 def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, train_pools, valid_pools,
-                progress: bool) -> dict:
+                progress: bool, profile_dir: str | Path | None) -> dict:
     run.write_json("config.json", dataclasses.asdict(config))
     if progress:
         device = mesh.devices.flat[0]
@@ -215,50 +248,58 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
         print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
               f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
     params = learner.params if config.init_from is None else load_params(config.init_from, learner.params)
-    fresh = replicate(mesh, {"params": params, "opt_state": learner.tx.init(params),
+    fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": learner.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
     start, state = run.restore_latest(fresh)  # restored onto this run's mesh, whatever the saving run's was
     rest = replicate(mesh, learner.rest)
     orders = task_orders(config)
     window: list[dict[str, float]] = []
     skipped_in_a_row = 0  # not checkpointed: a resume starts counting again
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="meta-training",
-               disable=not progress)
+    # with skipping, a step's inputs must survive it (a discarded update goes back to them): no donation
+    train_step = learner.train_step if config.skip_nonfinite_steps else learner.train_step_donating
+    bar = tqdm(total=config.steps, initial=start, desc="meta-training", disable=not progress)
+
+    def batch_of(step):  # depends on the step only, so it can be prepared ahead (config.prefetch)
+        return sample_sharded(config, train_pools, [config.seed, step], orders[step % len(orders)], mesh)
+
     tick = time.perf_counter()
-    for step in bar:
-        k = step % len(orders)
-        batch, scales = sample_sharded(config, train_pools, [config.seed, step], orders[k], mesh)
-        key = jax.random.fold_in(jax.random.key(config.seed), step)
-        params, opt_state, loss, (losses, accs) = learner.train_step(
-            learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
-        done = step + 1
-        metrics = term_metrics(learner.objectives[k], loss, (losses, accs))
-        if np.isfinite(metrics["loss"]):
-            state, skipped_in_a_row = {**state, "params": params, "opt_state": opt_state}, 0
-            window.append(metrics)
-            bar.set_postfix(progress_postfix(window), refresh=False)
-        elif skipped_in_a_row < config.skip_nonfinite_steps:  # the update is discarded, the step counted
-            skipped_in_a_row += 1
-            run.log(done, skipped_nonfinite_step=True)
-        else:
-            raise NonFiniteLoss(f"meta-training step {done}" + (f", after {skipped_in_a_row} skipped in a row"
-                                                                if skipped_in_a_row else ""))
-        if window and (done % config.log_every == 0 or done % config.validate_every == 0 or done == config.steps):
-            means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
-            seconds = (time.perf_counter() - tick) / len(window)
-            run.log(done, **means, learning_rate=float(learning_rate_schedule(config)(step)), sec_per_step=seconds)
-            window, tick = [], time.perf_counter()
-        validating = done % config.validate_every == 0 or done == config.steps
-        if validating:
-            valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, config.validation_batches,
-                                   mesh)
-            run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
-            if valid["loss"] <= float(state["best_loss"]):
-                state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
-                         "best_step": jnp.asarray(done, jnp.int32)}
-                run.save_best(done, state["params"], {"step": done, **valid})
-        if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
-            run.save(done, state)
+    with step_profiler(profile_dir, start + 1, PROFILED_STEPS) as profile_step:
+        for step, (batch, scales) in prefetched(batch_of, range(start, config.steps), config.prefetch):
+            profile_step(step)
+            k = step % len(orders)
+            key = jax.random.fold_in(jax.random.key(config.seed), step)
+            params, opt_state, loss, (losses, accs) = train_step(
+                learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
+            done = step + 1
+            metrics = term_metrics(learner.objectives[k], loss, (losses, accs))
+            if np.isfinite(metrics["loss"]):
+                state, skipped_in_a_row = {**state, "params": params, "opt_state": opt_state}, 0
+                window.append(metrics)
+                bar.set_postfix(progress_postfix(window), refresh=False)
+            elif skipped_in_a_row < config.skip_nonfinite_steps:  # the update is discarded, the step counted
+                skipped_in_a_row += 1
+                run.log(done, skipped_nonfinite_step=True)
+            else:
+                raise NonFiniteLoss(f"meta-training step {done}" + (
+                    f", after {skipped_in_a_row} skipped in a row" if skipped_in_a_row else ""))
+            validating = done % config.validate_every == 0 or done == config.steps
+            if window and (done % config.log_every == 0 or validating):
+                means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
+                seconds = (time.perf_counter() - tick) / len(window)
+                rate = float(learning_rate_schedule(config)(step))
+                run.log(done, **means, learning_rate=rate, sec_per_step=seconds)
+                window, tick = [], time.perf_counter()
+            if validating:
+                valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM,
+                                       config.validation_batches, mesh)
+                run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
+                if valid["loss"] <= float(state["best_loss"]):
+                    state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
+                             "best_step": jnp.asarray(done, jnp.int32)}
+                    run.save_best(done, state["params"], {"step": done, **valid})
+            if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
+                run.save(done, state)
+            bar.update()
     bar.close()
     best = run.restore_best(state["params"], int(state["best_step"]))[1]
     summary = {"steps": config.steps, "best_step": int(state["best_step"]),

@@ -12,7 +12,7 @@ import pytest
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import MetaLearner, image_shape, learning_rate_schedule, load_params, meta_train
+from acljax.acl.trainer import MetaLearner, image_shape, learning_rate_schedule, load_params, meta_train, sample
 from acljax.data.episodes import TaskSpec
 
 
@@ -330,3 +330,30 @@ def test_checkpoints_between_validations_resume_as_an_uninterrupted_run(npz, tmp
     assert _lines(tmp_path / "run") == _lines(tmp_path / "plain")
     with pytest.raises(ValueError, match="checkpoint_every must be a multiple of log_every=2"):
         _config(npz, log_every=2, checkpoint_every=3)
+
+
+def test_prefetching_and_donation_change_no_number(npz, tmp_path, uninterrupted):
+    """Sampled inline (prefetch 0) or ahead, donating buffers or not (skipping allowed): the same run."""
+    full_dir, full = uninterrupted  # prefetch 2, donating
+    inline = meta_train(_config(npz, prefetch=0, skip_nonfinite_steps=1), tmp_path / "inline", progress=False)
+    assert inline == full and _lines(tmp_path / "inline") == _lines(full_dir)
+
+
+def test_the_donating_step_reuses_the_parameters_buffers(npz):
+    config = _config(npz)
+    pools = build_pools(config, "train")
+    learner = MetaLearner(config, image_shape(config, pools))
+    params = jax.tree.map(jax.numpy.copy, learner.params)
+    opt_state = learner.tx.init(params)
+    batch, scales = sample(config, pools, np.random.default_rng(0), [0, 1], config.batch_size)
+    learner.train_step_donating(learner.objectives[0], params, learner.rest, opt_state, batch, scales,
+                                jax.random.key(0))
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(params))
+
+
+def test_a_profile_of_the_steps_after_compilation_is_written_and_closed(npz, tmp_path):
+    meta_train(_config(npz, steps=3, validate_every=3), tmp_path / "run", progress=False,
+               profile_dir=tmp_path / "profile")
+    assert list((tmp_path / "profile").rglob("*.xplane.pb"))
+    jax.profiler.start_trace(str(tmp_path / "again"))  # fails if the run left its trace open
+    jax.profiler.stop_trace()
