@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Meta-training {args.config} ({'with' if config.use_acl else 'without'} the ACL term) for {config.steps} "
           f"steps. Workdir: {args.workdir} (metrics.jsonl, checkpoints/, best/, results.json)")
     results = meta_train(config, args.workdir, allow_config_change=args.allow_config_change,
-                         profile_dir=args.profile)
+                         profile_dir=args.profile, tensorboard=args.tensorboard)
     tested = "test" in results
     print(f"\nbest step {results['best_step']}; " + ("meta-test (held-out classes of the test split):" if tested else
                                                     "meta-validation of the best parameters (no test split set):"))
@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default=None, metavar="DIR",
                        help="write a jax.profiler trace of 5 steps after the first (compiling) one to DIR (view with "
                             "TensorBoard's profile plugin or ui.perfetto.dev)")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also write the metrics as TensorBoard scalars to WORKDIR/tensorboard (needs pip install "
+                            "'acljax[tensorboard]'; metrics.jsonl stays the record)")
     train.add_argument("--num-devices", type=_positive_int, default=None,
                        help="data-parallel devices (default: every device, on every host)")
     train.add_argument("--distributed", action="store_true",

@@ -113,6 +113,19 @@ class Workdir:
         self.max_to_keep = max_to_keep
         self._checkpoints = self._best = None
         self._best_metrics: dict | None = None
+        self._tensorboard = None
+
+    def mirror_to_tensorboard(self) -> None:
+        """From now on, :meth:`log` also writes every number as a TensorBoard scalar under ``workdir/tensorboard``
+        (process 0; metrics.jsonl stays the record a resume trusts). Events reach the file every 10 s and when
+        :meth:`exclusive` ends. Needs the ``tensorboard`` extra."""
+        if not self.writes:
+            return
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as e:
+            raise ValueError("--tensorboard needs tensorboardX: pip install 'acljax[tensorboard]'") from e
+        self._tensorboard = SummaryWriter(str(self.path / "tensorboard"), flush_secs=10)
 
     @contextlib.contextmanager
     def exclusive(self):
@@ -135,6 +148,9 @@ class Workdir:
             try:
                 yield
             finally:
+                if self._tensorboard is not None:
+                    self._tensorboard.close()
+                    self._tensorboard = None
                 f.truncate(0)
                 fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -179,6 +195,10 @@ class Workdir:
             return
         with _writing(self.metrics_path), self.metrics_path.open("a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self._tensorboard is not None:
+            for name, value in metrics.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self._tensorboard.add_scalar(name, value, step)
 
     def read_metrics(self) -> list[dict]:
         """Every line of metrics.jsonl; a torn last line (a crash mid-write) is left out, said on stderr."""

@@ -43,3 +43,31 @@ def test_an_altered_best_checkpoint_is_an_error_naming_the_file(tmp_path):
     _flip_one_bit_of_the_largest_array_file(tmp_path / "best" / "3")
     with pytest.raises(ValueError, match=r"best/3/default/.*: sha256 mismatch"):
         Workdir(tmp_path).restore_best(tree)
+
+
+def _tensorboard_scalars(folder):
+    """(step, tag, value) of every scalar in the event files, read as TFRecords by hand."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            scalars += [(event.step, v.tag, v.simple_value) for v in event.summary.value]
+            offset += 12 + length + 4
+    return scalars
+
+
+def test_metrics_are_mirrored_to_tensorboard(tmp_path):
+    workdir = Workdir(tmp_path)
+    with workdir.exclusive():  # as meta_train runs: the events are all written when it ends
+        workdir.mirror_to_tensorboard()
+        workdir.log(1, loss=0.5, **{"acc/within_0": 0.25}, skipped_nonfinite_step=True)
+        workdir.log(2, loss=0.125)
+    assert _tensorboard_scalars(tmp_path / "tensorboard") == [(1, "loss", 0.5), (1, "acc/within_0", 0.25),
+                                                              (2, "loss", 0.125)]
+    assert len(workdir.read_metrics()) == 2  # the JSON lines are written as before

@@ -215,7 +215,8 @@ def step_profiler(profile_dir: str | Path | None, first: int, count: int):
 
 
 def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
-               allow_config_change: bool = False, profile_dir: str | Path | None = None) -> dict:
+               allow_config_change: bool = False, profile_dir: str | Path | None = None,
+               tensorboard: bool = False) -> dict:
     """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
     also written to ``workdir/results.json`` (best step, validation and meta-test term metrics).
 
@@ -223,7 +224,8 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     ``checkpoint_every`` and ``prefetch`` may change); ``allow_config_change`` goes on with another one and records the
     change. One run at a time holds a workdir. Only process 0 of a multi-process run shows progress.
     ``profile_dir``: a ``jax.profiler`` trace of ``PROFILED_STEPS`` steps after the first (compiling) one,
-    for TensorBoard's profile plugin or Perfetto."""
+    for TensorBoard's profile plugin or Perfetto. ``tensorboard``: also write the metrics as TensorBoard
+    scalars (``workdir/tensorboard``; the ``tensorboard`` extra)."""
     progress = progress and jax.process_index() == 0
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
@@ -231,6 +233,8 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     mesh = make_mesh(config.num_devices)
     run = Workdir(workdir)  # created only once the data and the model are known to be usable
     with run.exclusive():
+        if tensorboard:
+            run.mirror_to_tensorboard()
         run.check_config(dataclasses.asdict(config), free=("steps", "num_devices", "checkpoint_every", "prefetch"),
                          allow_change=allow_config_change)
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
