@@ -82,9 +82,9 @@ def verify(folder: Path) -> None:
                              f"(the file changed after the checkpoint was written)")
 
 
-def _manager(path: Path, max_to_keep: int) -> ocp.CheckpointManager:
+def _manager(path: Path, max_to_keep: int, asynchronous: bool = False) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True))
+        max_to_keep=max_to_keep, enable_async_checkpointing=asynchronous, create=True))
 
 
 class Workdir:
@@ -101,7 +101,8 @@ class Workdir:
     In a multi-process run only process 0 writes metrics and JSON; every process takes part in checkpoints.
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_to_keep: int = 2, create: bool = True):
+    def __init__(self, path: str | os.PathLike, *, max_to_keep: int = 2, create: bool = True,
+                 async_checkpoints: bool = False):
         self.path = Path(path).absolute()
         if not create and not self.path.is_dir():
             raise FileNotFoundError(f"{path}: no such workdir")
@@ -111,6 +112,8 @@ class Workdir:
             raise ValueError(f"workdir {path}: cannot create it ({e.strerror})") from e
         self.metrics_path = self.path / "metrics.jsonl"
         self.max_to_keep = max_to_keep
+        self.async_checkpoints = async_checkpoints
+        self._unsealed: int | None = None  # an asynchronous checkpoint still being written
         self._checkpoints = self._best = None
         self._best_metrics: dict | None = None
         self._tensorboard = None
@@ -147,6 +150,7 @@ class Workdir:
             f.flush()
             try:
                 yield
+                self.finish_saving()
             finally:
                 if self._tensorboard is not None:
                     self._tensorboard.close()
@@ -177,7 +181,7 @@ class Workdir:
     @property
     def checkpoints(self) -> ocp.CheckpointManager:
         if self._checkpoints is None:
-            self._checkpoints = _manager(self.path / "checkpoints", self.max_to_keep)
+            self._checkpoints = _manager(self.path / "checkpoints", self.max_to_keep, self.async_checkpoints)
         return self._checkpoints
 
     @property
@@ -218,10 +222,25 @@ class Workdir:
         return rows
 
     def save(self, step: int, tree: Any) -> None:
+        """Checkpoint ``tree`` as ``checkpoints/<step>``. With ``async_checkpoints`` the files are written in the
+        background after the arrays are copied to the host: the call returns before they are on disk, and the
+        checkpoint counts (and is sealed with its checksums) once it is complete, at the next save or
+        :meth:`finish_saving`."""
+        self.finish_saving()
         with _writing(self.path / "checkpoints" / str(step)):
             self.checkpoints.save(step, args=ocp.args.StandardSave(tree), force=True)
+        self._unsealed = step
+        if not self.async_checkpoints:
+            self.finish_saving()
+
+    def finish_saving(self) -> None:
+        """Wait for a checkpoint being written in the background, then seal it."""
+        if self._unsealed is None:
+            return
+        with _writing(self.path / "checkpoints" / str(self._unsealed)):
             self.checkpoints.wait_until_finished()
-            seal(self.path / "checkpoints" / str(step))
+        seal(self.path / "checkpoints" / str(self._unsealed))
+        self._unsealed = None
 
     def restore_latest(self, like: Any) -> tuple[int, Any]:
         """(step, tree) of the newest checkpoint, or (0, ``like``) when there is none."""

@@ -95,6 +95,7 @@ class ACLConfig:
     test_batches: int = 16
     init_from: str | None = None  # a workdir or a shipped model's name to start from (meta-finetuning)
     num_devices: int | None = None  # data-parallel devices (the ``data`` mesh axis); None: all of them
+    async_checkpoints: bool = False  # write checkpoints in the background (the loop waits only for the host copy)
     prefetch: int = 2  # meta-batches sampled ahead in a background thread (0: in the loop); results are the same
     skip_nonfinite_steps: int = 0  # consecutive NaN/inf-loss steps to discard (update not applied) before stopping
     seed: int = 0

@@ -35,6 +35,8 @@ from acljax.workdir import Workdir
 
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
 PROFILED_STEPS = 5
+# what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
+FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints")
 
 
 def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
@@ -220,9 +222,8 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     """Meta-train (resuming from ``workdir``), keep the best parameters by validation loss; returns the summary
     also written to ``workdir/results.json`` (best step, validation and meta-test term metrics).
 
-    A resume must use the configuration the workdir was started with (``steps``, ``num_devices``,
-    ``checkpoint_every`` and ``prefetch`` may change); ``allow_config_change`` goes on with another one and records the
-    change. One run at a time holds a workdir. Only process 0 of a multi-process run shows progress.
+    A resume must use the configuration the workdir was started with (the fields in ``FREE_ON_RESUME`` may
+    change); ``allow_config_change`` goes on with another one and records the change. One run at a time holds a workdir. Only process 0 of a multi-process run shows progress.
     ``profile_dir``: a ``jax.profiler`` trace of ``PROFILED_STEPS`` steps after the first (compiling) one,
     for TensorBoard's profile plugin or Perfetto. ``tensorboard``: also write the metrics as TensorBoard
     scalars (``workdir/tensorboard``; the ``tensorboard`` extra)."""
@@ -231,12 +232,11 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     valid_pools = build_pools(config, "validation", progress=progress)
     learner = MetaLearner(config, image_shape(config, train_pools))
     mesh = make_mesh(config.num_devices)
-    run = Workdir(workdir)  # created only once the data and the model are known to be usable
+    run = Workdir(workdir, async_checkpoints=config.async_checkpoints)  # created once data and model are usable
     with run.exclusive():
         if tensorboard:
             run.mirror_to_tensorboard()
-        run.check_config(dataclasses.asdict(config), free=("steps", "num_devices", "checkpoint_every", "prefetch"),
-                         allow_change=allow_config_change)
+        run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, allow_change=allow_config_change)
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
             raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
                              "to go on, or another workdir")

@@ -357,3 +357,15 @@ def test_a_profile_of_the_steps_after_compilation_is_written_and_closed(npz, tmp
     assert list((tmp_path / "profile").rglob("*.xplane.pb"))
     jax.profiler.start_trace(str(tmp_path / "again"))  # fails if the run left its trace open
     jax.profiler.stop_trace()
+
+
+def test_asynchronous_checkpoints_give_the_same_run_and_are_sealed(npz, tmp_path, uninterrupted):
+    from acljax.workdir import CHECKSUMS, Workdir
+
+    full_dir, full = uninterrupted
+    config = _config(npz, async_checkpoints=True)
+    meta_train(dataclasses.replace(config, steps=3), tmp_path / "run", progress=False)  # stopped at step 3
+    assert meta_train(config, tmp_path / "run", progress=False) == full
+    assert _lines(tmp_path / "run") == _lines(full_dir)
+    steps = sorted(Workdir(tmp_path / "run").checkpoints.all_steps())
+    assert steps == [3, 6] and all((tmp_path / "run" / "checkpoints" / str(s) / CHECKSUMS).exists() for s in steps)
