@@ -223,7 +223,8 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     also written to ``workdir/results.json`` (best step, validation and meta-test term metrics).
 
     A resume must use the configuration the workdir was started with (the fields in ``FREE_ON_RESUME`` may
-    change); ``allow_config_change`` goes on with another one and records the change. One run at a time holds a workdir. Only process 0 of a multi-process run shows progress.
+    change); ``allow_config_change`` goes on with another one and records the change. One run at a time
+    holds a workdir. Only process 0 of a multi-process run shows progress.
     ``profile_dir``: a ``jax.profiler`` trace of ``PROFILED_STEPS`` steps after the first (compiling) one,
     for TensorBoard's profile plugin or Perfetto. ``tensorboard``: also write the metrics as TensorBoard
     scalars (``workdir/tensorboard``; the ``tensorboard`` extra)."""
