@@ -100,3 +100,22 @@ def test_config_and_output_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "a_file").write_text("")
     assert main(["eval", "--model", "split_mnist_domain_acl", "--out", str(tmp_path / "a_file" / "x")]) == 2
     assert "--out" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_only_process_0_of_a_multi_host_run_prints(tmp_path, monkeypatch, capsys):
+    import sys
+
+    import jax
+
+    import acljax.acl
+
+    summary = {"best_step": 2, "best_validation": {"loss": 1.0, "loss/within_0": 1.0, "acc/within_0": 0.5}}
+    monkeypatch.setattr(acljax.acl, "meta_train", lambda *args, **kwargs: summary)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # restored after the test, whatever the command does to it
+    (tmp_path / "exp.py").write_text(CONFIG.format(npz=tmp_path / "unused.npz"))
+    command = ["train", "--config", str(tmp_path / "exp.py"), "--workdir", str(tmp_path / "run")]
+    assert main(command) == 0
+    assert "| A after A | within_0 |" in capsys.readouterr().out  # process 0 reports
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    assert main(command) == 0
+    assert capsys.readouterr().out == ""  # any other process stays quiet
