@@ -9,14 +9,16 @@ Same arguments, same computation, same parameter names and shapes as ``acljax.nn
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from acljax.nn.srwm import RESIDUALS, Residual, StateGradient, split_heads
-from acljax.srwm import SRWMState, init_state, srwm_read, srwm_scan, validate_state
-from acljax.srwm.api import Impl, check_impl
-from acljax.srwm.state import STATE_GRADIENTS, continue_from
+from acljax.nn.srwm import RESIDUALS, Residual, StateGradient, apply_srwm, split_heads
+from acljax.srwm import SRWMState, init_state
+from acljax.srwm.api import Impl, check_impl, validate_input
+from acljax.srwm.state import STATE_GRADIENTS
 from acljax.srwm.step import Precision, check_precision
 
 
@@ -39,15 +41,13 @@ class SRWM(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
-        if x.ndim != 3:
-            raise ValueError(f"x must be (B, T, D), got shape {x.shape}")
+        validate_input(x, rank=3, layout="(B, T, D)")
         if self.state_gradient not in STATE_GRADIENTS:
             raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {self.state_gradient!r}")
         check_impl(self.impl)
         check_precision(self.precision)
         x = x if self.dtype is None else x.astype(self.dtype)
-        batch, steps, features = x.shape
-        head_dim = split_heads(features, self.num_heads)
+        head_dim = split_heads(x.shape[-1], self.num_heads)
 
         def block_init(name):
             return lambda key: getattr(init_state(key, self.num_heads, head_dim, n_beta=self.n_beta,
@@ -55,17 +55,9 @@ class SRWM(nn.Module):
                                                   beta_init=self.beta_init), name).astype(self.param_dtype)
 
         w0 = SRWMState(*(self.param(name, block_init(name)) for name in SRWMState._fields))
-        start = w0
-        if state is not None:
-            validate_state(state, num_heads=self.num_heads, head_dim=head_dim)
-            start = continue_from(state, w0, self.state_gradient)
-        heads = x.reshape(batch, steps, self.num_heads, head_dim)
-        if not update:
-            y = srwm_read(start, heads, input_softmax=self.input_softmax, precision=self.precision)
-            return y.reshape(batch, steps, -1), start if state is None else state
-        y, final = srwm_scan(start, heads, impl=self.impl, chunk_size=self.chunk_size,
-                             input_softmax=self.input_softmax, precision=self.precision)
-        return y.reshape(batch, steps, -1), final
+        return apply_srwm(w0, x, state, update=update, impl=self.impl, chunk_size=self.chunk_size,
+                          input_softmax=self.input_softmax, state_gradient=self.state_gradient,
+                          precision=self.precision)
 
 
 class SRWMLayer(nn.Module):
@@ -125,36 +117,18 @@ class FeedForward(nn.Module):
         return x + dropout(nn.Dense(x.shape[-1], name="linear2", **dense)(h), deterministic=deterministic)
 
 
-class SRWMBlock(nn.Module):
-    """Twin of :class:`acljax.nn.SRWMBlock`: an :class:`SRWMLayer`, then a :class:`FeedForward`."""
+class SRWMBlock(SRWMLayer):
+    """Twin of :class:`acljax.nn.SRWMBlock`: an :class:`SRWMLayer` (every field of which it has), then a
+    :class:`FeedForward` with ``hidden_features`` (default 2 D)."""
 
-    num_heads: int
     hidden_features: int | None = None
-    dropout_rate: float = 0.1
-    residual: Residual = "paper"
-    layer_norm_eps: float = 1e-5
-    n_beta: int = 4
-    init_scale: float = 1.0
-    q_init_scale: float = 0.01
-    beta_init: float = 0.0
-    impl: Impl = "auto"
-    chunk_size: int | None = None
-    input_softmax: bool = False
-    state_gradient: StateGradient = "exact"
-    precision: Precision = "highest"
-    dtype: jnp.dtype | None = None
-    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True,
                  deterministic: bool = True):
-        h, final = SRWMLayer(
-            self.num_heads, dropout_rate=self.dropout_rate, residual=self.residual,
-            layer_norm_eps=self.layer_norm_eps, n_beta=self.n_beta, init_scale=self.init_scale,
-            q_init_scale=self.q_init_scale, beta_init=self.beta_init, impl=self.impl, chunk_size=self.chunk_size,
-            input_softmax=self.input_softmax, state_gradient=self.state_gradient, precision=self.precision,
-            dtype=self.dtype, param_dtype=self.param_dtype, name="srwm_layer")(
-                x, state, update=update, deterministic=deterministic)
+        layer_fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(SRWMLayer)
+                        if f.init and f.name not in ("parent", "name")}
+        h, final = SRWMLayer(**layer_fields, name="srwm_layer")(x, state, update=update, deterministic=deterministic)
         out = FeedForward(self.hidden_features, dropout_rate=self.dropout_rate, layer_norm_eps=self.layer_norm_eps,
                           dtype=self.dtype, param_dtype=self.param_dtype, name="feed_forward")(
                               h, deterministic=deterministic)

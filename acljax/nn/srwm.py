@@ -32,6 +32,28 @@ def split_heads(num_features: int, num_heads: int) -> int:
     return num_features // num_heads
 
 
+def apply_srwm(w0: SRWMState, x: jax.Array, state: SRWMState | None, *, update: bool, impl: Impl,
+               chunk_size: int | None, input_softmax: bool, state_gradient: StateGradient, precision: Precision):
+    """What the SRWM modules (NNX and Linen) compute: ``x (B, T, H * d)`` from W_0 (shared) or an incoming
+    state (continued per ``state_gradient``) -> ``(y (B, T, H * d_out), state)``, the final state, or with
+    ``update=False`` the state read against (the incoming one, else W_0)."""
+    batch, steps, features = x.shape
+    num_heads, head_dim = w0.num_heads, w0.head_dim
+    if features != num_heads * head_dim:
+        raise ValueError(f"x must have {num_heads * head_dim} features (D = H * d), got shape {x.shape}")
+    start = w0
+    if state is not None:
+        validate_state(state, num_heads=num_heads, head_dim=head_dim)
+        start = continue_from(state, w0, state_gradient)
+    heads = x.reshape(batch, steps, num_heads, head_dim)
+    if not update:
+        y = srwm_read(start, heads, input_softmax=input_softmax, precision=precision)
+        return y.reshape(batch, steps, -1), start if state is None else state
+    y, final = srwm_scan(start, heads, impl=impl, chunk_size=chunk_size, input_softmax=input_softmax,
+                         precision=precision)
+    return y.reshape(batch, steps, -1), final
+
+
 class SRWM(nnx.Module):
     """The bare self-referential weight matrix: trainable W_0 and the recurrence.
 
@@ -69,22 +91,9 @@ class SRWM(nnx.Module):
 
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         validate_input(x, rank=3, layout="(B, T, D)")
-        x = x if self.dtype is None else x.astype(self.dtype)
-        batch, steps, features = x.shape
-        if features != self.num_heads * self.head_dim:
-            raise ValueError(f"x must have {self.num_heads * self.head_dim} features (D = H * d), got shape {x.shape}")
-        if state is None:
-            start = self.initial_state
-        else:
-            validate_state(state, num_heads=self.num_heads, head_dim=self.head_dim)
-            start = continue_from(state, self.initial_state, self.state_gradient)
-        heads = x.reshape(batch, steps, self.num_heads, self.head_dim)
-        if not update:
-            y = srwm_read(start, heads, input_softmax=self.input_softmax, precision=self.precision)
-            return y.reshape(batch, steps, -1), start if state is None else state
-        y, final = srwm_scan(start, heads, impl=self.impl, chunk_size=self.chunk_size,
-                             input_softmax=self.input_softmax, precision=self.precision)
-        return y.reshape(batch, steps, -1), final
+        return apply_srwm(self.initial_state, x if self.dtype is None else x.astype(self.dtype), state,
+                          update=update, impl=self.impl, chunk_size=self.chunk_size, input_softmax=self.input_softmax,
+                          state_gradient=self.state_gradient, precision=self.precision)
 
 
 class SRWMLayer(nnx.Module):
