@@ -62,7 +62,7 @@ def programs(learner: MetaLearner, batch_size: int, length: int) -> dict:
         return learner.model(params, rest, train=True, key=key).sequence(tokens)[0].sum()
 
     def train_step(params, rest, opt_state, batch, scales, key):
-        return MetaLearner.train_step.__wrapped__(learner, objective, params, rest, opt_state, batch, scales, key)
+        return learner._train_step(objective, params, rest, opt_state, batch, scales, key)
 
     scales = jnp.ones(len(learner.config.tasks), jnp.float32)
     return {"encoder fwd+bwd": (jax.jit(jax.grad(encoder)), (learner.params, learner.rest, images)),

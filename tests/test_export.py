@@ -1,0 +1,63 @@
+"""Every training program lowers for GPU and TPU (``jax.export`` on this CPU-only jaxlib): the SRWM
+implementations forward and forward+backward at the paper's sizes, one full ACL meta-training step of
+the paper's 2-task Conv-4 model, and one step of the sequential baselines trainer for every method.
+Lowering catches unsupported ops, shapes and layouts before a user meets them on a device."""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import export
+
+from acljax import configs
+from acljax.acl.trainer import MetaLearner
+from acljax.cl.trainer import METHODS, SequentialConfig, SequentialLearner
+from acljax.srwm import init_state, srwm_scan
+
+PLATFORMS = ("cuda", "tpu")
+
+
+def _lowers(fn, *args, platform: str) -> None:
+    exported = export.export(jax.jit(fn), platforms=[platform])(*args)
+    assert exported.platforms == (platform,) and exported.mlir_module()
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("impl", ["scan", "scan_remat", "reversible", "auto"])
+@pytest.mark.parametrize("steps", [150, 2000])
+def test_srwm_scan_lowers_forward_and_backward(platform, impl, steps):
+    w0 = init_state(jax.random.key(0), 16, 16)  # the paper's H = 16 heads of d = 16
+    x = jax.ShapeDtypeStruct((32, steps, 16, 16), jnp.float32)  # batch 32
+    _lowers(lambda w, x: srwm_scan(w, x, impl=impl), w0, x, platform=platform)
+    grad = jax.grad(lambda w, x: srwm_scan(w, x, impl=impl)[0].sum(), argnums=(0, 1))
+    _lowers(grad, w0, x, platform=platform)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_paper_acl_meta_training_step_lowers(platform):
+    config = configs.load("acl_paper_2task")  # Conv-4, 2 x 5-way 15-shot + first shots, batch 32, warm-up Adam
+    learner = MetaLearner(config, (32, 32, 3))
+    length = sum(task.length for task in config.tasks)
+    batch = (jax.ShapeDtypeStruct((config.batch_size, length, 32, 32, 3), jnp.float32),
+             jax.ShapeDtypeStruct((config.batch_size, length), jnp.int32),
+             jax.ShapeDtypeStruct((config.batch_size, length), jnp.int32))
+    opt_state = jax.eval_shape(learner.tx.init, learner.params)
+    step = partial(MetaLearner._train_step, learner, learner.objectives[0])  # what acljax train compiles
+    _lowers(step, learner.params, learner.rest, opt_state, batch, jnp.ones(2, jnp.float32), jax.random.key(0),
+            platform=platform)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("method", METHODS)
+def test_a_sequential_baseline_step_lowers(platform, method):
+    config = SequentialConfig(method=method, strength=1.0, memory_size=64, memory_batch=16, batch_size=32)
+    learner = SequentialLearner(config, 10, (28, 28, 1), 0.5, 0.25, progress=False)
+    learner.reset([0, 1, 2])
+    x = np.zeros((3, 32, 784), np.float32)
+    y = np.zeros((3, 32), np.int32)
+    masks = (jnp.ones(10, bool), jnp.ones((10, 10), bool), jnp.zeros(10, bool))
+    args = (learner.params, learner.opt_state, x, y, masks, learner._context(0, 0))
+    exported = export.export(learner._step, platforms=[platform])(*args)  # the vmapped, jitted step it runs
+    assert exported.platforms == (platform,)
