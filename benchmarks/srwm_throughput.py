@@ -20,15 +20,20 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from acljax.recording import add_output_arguments, environment, output_dir
-from acljax.srwm import init_state, srwm_scan
+from acljax.srwm import init_state, memory, srwm_scan
+from acljax.srwm.step import column_learning_rates, fused_step
 
-IMPLS = ("scan", "scan_remat", "reversible")
+IMPLS = ("scan", "scan_remat", "reversible", "reversible_autodiff_step")
+# "reversible_autodiff_step": the reversible implementation as it was before 2026-11-23, each step's backward
+# taken by jax.vjp of the forward step instead of acljax.srwm.memory.step_backward's hand-derived one
+BASELINES = {"reversible_autodiff_step": "reversible"}
 FULL_SIZES = [(16, 16, 16, 150), (16, 16, 16, 1000), (32, 16, 16, 500)]  # (B, H, d, T)
 QUICK_SIZES = [(4, 4, 16, 200)]
 
@@ -40,9 +45,34 @@ def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> f
     return 3 * forward if backward else forward
 
 
+@contextmanager
+def variant(impl: str):
+    """Trace ``impl``: a baseline swaps in its old step backward while its program is traced (with JAX's
+    tracing caches cleared before and after, so that no trace is shared with the current version)."""
+    if impl not in BASELINES:
+        yield
+        return
+
+    def by_autodiff(w, x_t, kept, dw, dy_t, d_out, precision):
+        _, k, b, diff = kept
+        w_prev = w - k[..., :, None] * (column_learning_rates(b, d_out, w.shape[-2]) * diff)[..., None, :]
+        _, vjp = jax.vjp(lambda w_, x_: fused_step(w_, x_, d_out, precision)[:2], w_prev, x_t)
+        dw_prev, dx_t = vjp((dw, dy_t))
+        return w_prev, dw_prev, dx_t
+
+    original = memory.step_backward
+    memory.step_backward = by_autodiff
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        memory.step_backward = original
+        jax.clear_caches()
+
+
 def make_fn(impl: str, backward: bool):
     def forward(state, x):
-        y, final = srwm_scan(state, x, impl=impl)
+        y, final = srwm_scan(state, x, impl=BASELINES.get(impl, impl))
         return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
 
     return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
@@ -56,7 +86,8 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
     rows, compiled = [], {}
     for impl in impls:
         start = time.perf_counter()
-        compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
+        with variant(impl):
+            compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
         memory = compiled[impl].memory_analysis()
         rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
                      "T": steps, "compile_s": round(time.perf_counter() - start, 3),
@@ -130,7 +161,8 @@ def main(argv=None) -> int:
     if args.long_sequence:
         rows = bench_group(list(dict.fromkeys(["scan", *args.impls])), 16, 16, 16, args.long_sequence, True, 0,
                            run=False)
-        rows += [peak_rss_of_training_step(i, 16, 16, 16, args.long_sequence) for i in args.impls if i != "scan"]
+        rows += [peak_rss_of_training_step(i, 16, 16, 16, args.long_sequence) for i in args.impls
+                 if i != "scan" and i not in BASELINES]
         name = f"srwm_long_T{args.long_sequence}_{env['platform']}.json"
     else:
         rows = [row for size in (QUICK_SIZES if args.quick else FULL_SIZES) for backward in (False, True)

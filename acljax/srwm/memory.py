@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from acljax.srwm.state import SRWMState
-from acljax.srwm.step import Precision, column_learning_rates, fuse, fused_step, prepare_inputs, unfuse
+from acljax.srwm.step import PRECISIONS, Precision, column_learning_rates, fuse, fused_step, prepare_inputs, unfuse
 
 DEFAULT_ANCHOR_INTERVAL = 64
 
@@ -43,8 +43,8 @@ def _scan_steps(w, xs, d_out, precision):
     """Plain scan over time-major xs (C, B, H, d); also returns what the reversible backward keeps."""
 
     def body(w, x_t):
-        w_next, y_t, (_, k, b, diff) = fused_step(w, x_t, d_out, precision)
-        return w_next, (y_t, (k, b, diff))
+        w_next, y_t, kept = fused_step(w, x_t, d_out, precision)
+        return w_next, (y_t, kept)
 
     return jax.lax.scan(body, w, xs)
 
@@ -68,9 +68,10 @@ def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
 
 def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
                     precision: Precision = "highest"):
-    """Custom VJP that keeps only per-step vectors (k, b, v - vbar; x is the input) and one exact
+    """Custom VJP that keeps only per-step vectors (q, k, b, v - vbar; x is the input) and one exact
     anchor state every C steps (default 64); the backward rebuilds earlier states by reverting the
-    updates in reverse time, like the official CUDA kernel, restarting from an anchor every C steps."""
+    updates in reverse time, like the official CUDA kernel, restarting from an anchor every C steps, and
+    applies each step's hand-derived gradient (:func:`step_backward`)."""
     steps = x.shape[1]
     w_final, y = _reversible(state.d_out, precision, fuse(state),
                              _chunked_inputs(state, x, input_softmax, chunk_size or DEFAULT_ANCHOR_INTERVAL))
@@ -98,17 +99,50 @@ def _reversible_fwd(d_out, precision, w0, xs):
     return (w_final, y), (chunk_ends, xs, kept)
 
 
+def _group_sums(d_rates: jax.Array, d_out: int, d: int, n_beta: int) -> jax.Array:
+    """Gradient of the per-column learning rates (..., E) -> of the n_beta rates (..., n_beta)."""
+    if n_beta == 1:
+        return d_rates.sum(-1, keepdims=True)
+    return jnp.stack([part.sum(-1) for part in jnp.split(d_rates, [d_out, d_out + d, d_out + 2 * d], -1)], -1)
+
+
+def step_backward(w: jax.Array, x_t: jax.Array, kept, dw: jax.Array, dy_t: jax.Array, d_out: int,
+                  precision: Precision):
+    """One step of :func:`acljax.srwm.step.fused_step` backwards, by hand: from the state after the step
+    ``w`` (B, H, d, E), its input ``x_t`` (B, H, d), the kept vectors (q, k, b, v - vbar) and the cotangents
+    of the state after it and of its output -> (state before the step, its cotangent, dx_t).
+
+    Forward: ``out = x W``; ``q, k = softmax``, ``b = sigmoid`` of its blocks; ``diff = (q - k) W``;
+    ``W' = W + k (rates(b) * diff)^T``. The two rank-1 contributions to dW are one rank-2 update."""
+    q, k, b, diff = kept
+    d, n_beta = w.shape[-2], b.shape[-1]
+    rates = column_learning_rates(b, d_out, d)
+    delta = rates * diff
+    w_prev = w - k[..., :, None] * delta[..., None, :]  # revert the update
+    level = PRECISIONS[precision]
+    dk = jnp.einsum("...ie,...e->...i", dw, delta, precision=level)  # through the outer product's k
+    d_delta = jnp.einsum("...i,...ie->...e", k, dw, precision=level)
+    d_diff = rates * d_delta
+    db = _group_sums(diff * d_delta, d_out, d, n_beta) * b * (1 - b)  # through the sigmoid
+    d_qk = jnp.einsum("...ie,...e->...i", w_prev, d_diff, precision=level)
+    dq, dk = d_qk, dk - d_qk
+    dq = q * (dq - (q * dq).sum(-1, keepdims=True))  # through the softmaxes
+    dk = k * (dk - (k * dk).sum(-1, keepdims=True))
+    d_out_vec = jnp.concatenate([dy_t, dq, dk, db], -1)  # cotangent of out = x W
+    dx_t = jnp.einsum("...ie,...e->...i", w_prev, d_out_vec, precision=level)
+    rows, cols = jnp.stack([q - k, x_t], -2), jnp.stack([d_diff, d_out_vec], -2)
+    dw_prev = dw + jnp.einsum("...vi,...ve->...ie", rows, cols, precision=level)
+    return w_prev, dw_prev, dx_t
+
+
 def _reversible_bwd(d_out, precision, residuals, cotangents):
     chunk_ends, xs, kept = residuals
     dw_final, dy = cotangents
-    d = xs.shape[-1]
 
     def step_back(carry, inputs):
         w, dw = carry  # the state after step t and its cotangent
-        x_t, (k, b, diff), dy_t = inputs
-        w_prev = w - k[..., :, None] * (column_learning_rates(b, d_out, d) * diff)[..., None, :]
-        _, vjp = jax.vjp(lambda w_, x_: fused_step(w_, x_, d_out, precision)[:2], w_prev, x_t)
-        dw_prev, dx_t = vjp((dw, dy_t))
+        x_t, kept_t, dy_t = inputs
+        w_prev, dw_prev, dx_t = step_backward(w, x_t, kept_t, dw, dy_t, d_out, precision)
         return (w_prev, dw_prev), dx_t
 
     def chunk_back(dw, inputs):

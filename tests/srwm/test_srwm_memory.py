@@ -86,3 +86,22 @@ def test_default_remat_chunk_divides_near_sqrt(steps, expected):
     from acljax.srwm.memory import default_remat_chunk
 
     assert default_remat_chunk(steps) == expected  # 97 is prime: ceil(sqrt(97)) = 10
+
+
+@pytest.mark.parametrize("n_beta, d_out", [(4, 4), (1, 6)])
+def test_the_hand_derived_step_backward_equals_autodiff_of_the_step(x64, n_beta, d_out):
+    from acljax.srwm.memory import step_backward
+    from acljax.srwm.step import fuse, fused_step
+
+    state = broadcast_state(init_state(jax.random.key(0), 2, 4, d_out=d_out, n_beta=n_beta, q_init_scale=1.0,
+                                       dtype=jnp.float64), 3)
+    w_prev, x_t = fuse(state), jax.random.normal(jax.random.key(1), (3, 2, 4), jnp.float64)
+    w, y, kept = fused_step(w_prev, x_t, d_out)
+    dw = jax.random.normal(jax.random.key(2), w.shape, jnp.float64)
+    dy = jax.random.normal(jax.random.key(3), y.shape, jnp.float64)
+    _, vjp = jax.vjp(lambda w_, x_: fused_step(w_, x_, d_out)[:2], w_prev, x_t)
+    expected_dw, expected_dx = vjp((dw, dy))
+    reverted, got_dw, got_dx = step_backward(w, x_t, kept, dw, dy, d_out, "highest")
+    np.testing.assert_allclose(reverted, w_prev, atol=1e-12)
+    np.testing.assert_allclose(got_dw, expected_dw, atol=1e-12)
+    np.testing.assert_allclose(got_dx, expected_dx, atol=1e-12)
