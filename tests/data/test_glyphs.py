@@ -12,8 +12,15 @@ pytestmark = pytest.mark.skipif(not NOTO_DIR.exists(), reason="needs fonts-noto-
 
 
 @pytest.fixture(scope="module")
-def glyphs():
-    return build_glyph_set(GlyphConfig(), progress=False)
+def glyphs(quickstart_on_empty_cache):
+    """The default glyph set (``build_glyph_set(GlyphConfig())``) as the fresh-cache quickstart rendered and
+    stored it: (splits, info), read back from that cache rather than rendered a second time."""
+    from acljax.data.store import read_info, read_split
+
+    _, cache, _ = quickstart_on_empty_cache
+    info = read_info("glyphs", cache)
+    assert info["config"] == dataclasses.asdict(GlyphConfig())
+    return {split: read_split("glyphs", split, cache) for split in info["splits"]}, info
 
 
 def test_size_alphabets_and_drawers(glyphs):
