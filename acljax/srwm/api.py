@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from acljax.srwm.memory import reversible_impl, scan_remat_impl
+from acljax.srwm.pallas import pallas_impl
 from acljax.srwm.reference import reference_impl
 from acljax.srwm.state import SRWMState, broadcast_state
 from acljax.srwm.step import PRECISIONS, Precision, check_precision, scan_impl
@@ -20,9 +21,11 @@ IMPLEMENTATIONS: dict[str, Callable] = {
     "scan": scan_impl,
     "scan_remat": scan_remat_impl,
     "reversible": reversible_impl,
+    "pallas": pallas_impl,
 }
-CHUNKED = ("scan_remat", "reversible")  # the implementations that take chunk_size
-Impl = Literal["auto", "reference", "scan", "scan_remat", "reversible"]
+CHUNKED = ("scan_remat", "reversible", "pallas")  # the implementations that take chunk_size
+Impl = Literal["auto", "reference", "scan", "scan_remat", "reversible", "pallas"]
+ACCELERATORS = ("gpu", "tpu")  # jax.default_backend() values on which "auto" picks the Pallas kernels
 
 
 def _describe(a) -> str:
@@ -81,15 +84,16 @@ def state_dtype(state: SRWMState, x: jax.Array):
 AUTO_LONG_SEQUENCE = 512
 
 
-def resolve_impl(impl: str, steps: int) -> str:
-    """``"auto"``: ``"scan"`` up to ``AUTO_LONG_SEQUENCE`` steps (its O(T d^2) backward memory is
-    affordable there), ``"scan_remat"`` beyond: O(sqrt(T) d^2) backward memory, which in XLA beats the
-    reversible backward's O(T d) at every practical T (benchmarks/README.md). The same rule on every
-    platform until an accelerator kernel exists."""
+def resolve_impl(impl: str, steps: int, backend: str | None = None) -> str:
+    """``"auto"``: ``"pallas"`` on GPUs and TPUs (``backend``, default ``jax.default_backend()``, the
+    platform being traced for); elsewhere ``"scan"`` up to ``AUTO_LONG_SEQUENCE`` steps (its O(T d^2)
+    backward memory is affordable there) and ``"scan_remat"`` beyond (benchmarks/README.md)."""
     check_impl(impl)
-    if impl == "auto":
-        return "scan" if steps <= AUTO_LONG_SEQUENCE else "scan_remat"
-    return impl
+    if impl != "auto":
+        return impl
+    if (backend or jax.default_backend()) in ACCELERATORS:
+        return "pallas"
+    return "scan" if steps <= AUTO_LONG_SEQUENCE else "scan_remat"
 
 
 def check_impl(impl: str) -> None:
@@ -105,10 +109,12 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_soft
       state: W_0 shared across the batch (w_y: (H, d, d_out)) or a carried state (B, H, d, d_out).
       x: (B, T, H, d) inputs, any float dtype.
       impl: "reference" (slow Python loop), "scan" (``lax.scan``), "scan_remat" (chunked
-        checkpointing), "reversible" (custom VJP reverting updates in reverse time) or "auto".
+        checkpointing), "reversible" (custom VJP reverting updates in reverse time), "pallas" (GPU/TPU
+        kernels, :mod:`acljax.srwm.pallas`; Pallas interpret mode elsewhere, for tests) or "auto"
+        (see :func:`resolve_impl`).
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
       chunk_size: steps per checkpointed chunk ("scan_remat", default about sqrt(T)) or between
-        exact anchor states ("reversible", default 64); ignored by the others.
+        exact anchor states ("reversible", "pallas", default 64); ignored by the others.
       precision: matmul precision of every product, "highest" (full float32), "high" or "default"
         (faster on GPUs and TPUs, less accurate; see ``acljax.srwm.step.PRECISIONS``).
       check_finite: raise if x or the state hold NaN/inf (eager calls only).

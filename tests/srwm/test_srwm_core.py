@@ -189,7 +189,7 @@ def test_bad_input_raises_a_clear_error(make, message, impl):
 def test_bad_impl_and_non_finite_input_are_rejected():
     state = init_state(jax.random.key(0), 3, 4)
     x = jnp.ones((2, 5, 3, 4))
-    with pytest.raises(ValueError, match=r"impl must be 'auto' or one of \['reference', 'reversible', 'scan',"):
+    with pytest.raises(ValueError, match=r"impl must be 'auto' or one of \['pallas', 'reference', 'reversible',"):
         srwm_scan(state, x, impl="cuda")
     with pytest.raises(ValueError, match="x contains NaN or inf"):
         srwm_scan(state, x.at[1, 2, 0, 0].set(jnp.nan), check_finite=True)

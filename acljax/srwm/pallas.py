@@ -1,0 +1,371 @@
+"""Pallas SRWM kernels (``impl="pallas"``): forward and a reversible backward for GPUs and TPUs.
+
+Layout ("lanes"): every (batch row, head) pair is one lane n of N = B * H. A state block X of the
+fused step is held as ``(d, e_X, N)`` (rows, columns, lanes), inputs as ``(T, d, 1, N)``. One program
+owns a block of G lanes for the whole sequence: its four fast-weight blocks stay on-chip (registers /
+shared memory on GPUs, VMEM on TPUs) while an in-kernel loop runs over time. Every product is an
+elementwise multiply and a reduction over rows or columns, in float32: a head's mat-vecs (16 x 52) are
+far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU lanes busy.
+
+- GPU: Pallas' Triton lowering, grid (N / 8, 1), each program loops over all T steps. Chosen over
+  Mosaic GPU because the step is small elementwise/reduction work with no matmul to feed warpgroup
+  MMA, and Triton runs on every CUDA GPU since Ampere (and on ROCm) where Mosaic GPU needs Hopper.
+  Triton needs power-of-two block sizes, so d and d_out are padded up to one (masked / exact no-op).
+- TPU: Mosaic, grid (N / 128, T / C) with time "arbitrary": the state is carried in the resident
+  output block across time blocks of C steps, inputs stream in per block.
+- The kernel body is the same on both; only the grid and block shapes differ.
+
+The backward (``jax.custom_vjp``) is the official CUDA kernel's reversible scheme: the forward keeps
+per-step q, k, b, v - vbar and an exact anchor state every C steps (default 64); the backward walks
+time in reverse, reverting each update on-chip from the next anchor and applying the step's
+hand-derived gradient (the same derivation as :func:`acljax.srwm.memory.step_backward`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import tpu as pltpu
+from jax.experimental.pallas import triton as pltriton
+
+from acljax.srwm.memory import DEFAULT_ANCHOR_INTERVAL
+from acljax.srwm.state import SRWMState
+from acljax.srwm.step import Precision, prepare_inputs
+
+LAYOUTS = ("gpu", "tpu")
+GPU_LANE_BLOCK = 8  # lanes (heads) per Triton program; untuned (no GPU was available to tune it)
+GPU_NUM_WARPS = 4
+TPU_LANE_BLOCK = 128  # one vreg row of lanes
+
+
+# ---- the kernel body: vectors are "rows" (d, 1, G) or "columns" (1, e, G) ----------------------------
+
+def _read(v_row, w):
+    """v W per lane: (d, 1, G), (d, e, G) -> (1, e, G)."""
+    return jnp.sum(v_row * w, axis=0, keepdims=True)
+
+
+def _apply(w, u_col):
+    """W u per lane: (d, e, G), (1, e, G) -> (d, 1, G)."""
+    return jnp.sum(w * u_col, axis=1, keepdims=True)
+
+
+def _eye(size, lanes):
+    shape = (size, size, lanes)
+    return jax.lax.broadcasted_iota(jnp.int32, shape, 0) == jax.lax.broadcasted_iota(jnp.int32, shape, 1)
+
+
+def _col_to_row(col):
+    """(1, d, G) -> (d, 1, G) with a masked reduction (no transpose op needed on either backend)."""
+    _, d, g = col.shape
+    return jnp.sum(jnp.where(_eye(d, g), jnp.broadcast_to(col, (d, d, g)), 0.0), axis=1, keepdims=True)
+
+
+def _row_to_col(row):
+    """(d, 1, G) -> (1, d, G)."""
+    d, _, g = row.shape
+    return jnp.sum(jnp.where(_eye(d, g), jnp.broadcast_to(row, (d, d, g)), 0.0), axis=0, keepdims=True)
+
+
+def _softmax_col(logits, size):
+    """Softmax over the first ``size`` entries of a column (1, d_pad, G); padded entries get 0."""
+    valid = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 1) < size
+    top = jnp.max(jnp.where(valid, logits, -jnp.inf), axis=1, keepdims=True)
+    e = jnp.where(valid, jnp.exp(logits - top), 0.0)
+    return e / jnp.sum(e, axis=1, keepdims=True)
+
+
+def _block_rates(b):
+    """(1, n_beta, G) learning rates -> one (1, 1, G) rate per block (y, q, k, b)."""
+    if b.shape[1] == 1:
+        return (b,) * 4
+    index = jax.lax.broadcasted_iota(jnp.int32, b.shape, 1)
+    return tuple(jnp.sum(jnp.where(index == i, b, 0.0), axis=1, keepdims=True) for i in range(4))
+
+
+def _forward_step(ws, x_row, head_dim):
+    """One SRWM step on the four blocks (each (d, e, G)); x_row (d, 1, G)."""
+    y, q_logits, k_logits, b_logits = (_read(x_row, w) for w in ws)
+    q = _col_to_row(_softmax_col(q_logits, head_dim))
+    k = _col_to_row(_softmax_col(k_logits, head_dim))
+    b = 1.0 / (1.0 + jnp.exp(-b_logits))
+    diffs = tuple(_read(q - k, w) for w in ws)  # v - vbar per block, from the weights before the update
+    ws = tuple(w + k * (rate * diff) for w, rate, diff in zip(ws, _block_rates(b), diffs))
+    return ws, y, (q, k, b, diffs)
+
+
+def _backward_step(ws, dws, x_row, q, k, b, diffs, dy):
+    """The step backwards: state after it and its cotangent -> state before it, its cotangent, dx."""
+    rates = _block_rates(b)
+    deltas = tuple(rate * diff for rate, diff in zip(rates, diffs))
+    ws_prev = tuple(w - k * delta for w, delta in zip(ws, deltas))  # revert the update
+    dk = sum(_apply(dw, delta) for dw, delta in zip(dws, deltas))  # through the outer product's k
+    d_deltas = tuple(_read(k, dw) for dw in dws)
+    d_diffs = tuple(rate * d_delta for rate, d_delta in zip(rates, d_deltas))
+    d_rates = tuple(jnp.sum(diff * d_delta, axis=1, keepdims=True) for diff, d_delta in zip(diffs, d_deltas))
+    if b.shape[1] == 1:
+        db = sum(d_rates)
+    else:
+        index = jax.lax.broadcasted_iota(jnp.int32, b.shape, 1)
+        db = sum(jnp.where(index == i, d_rate, 0.0) for i, d_rate in enumerate(d_rates))
+    db = db * b * (1.0 - b)  # through the sigmoid
+    d_qk = sum(_apply(w, d_diff) for w, d_diff in zip(ws_prev, d_diffs))
+    dq, dk = d_qk, dk - d_qk
+    dq = q * (dq - jnp.sum(q * dq, axis=0, keepdims=True))  # through the softmaxes
+    dk = k * (dk - jnp.sum(k * dk, axis=0, keepdims=True))
+    d_outs = (dy, _row_to_col(dq), _row_to_col(dk), db)  # cotangents of x W per block
+    dx = sum(_apply(w, d_out) for w, d_out in zip(ws_prev, d_outs))
+    dws_prev = tuple(dw + (q - k) * d_diff + x_row * d_out for dw, d_diff, d_out in zip(dws, d_diffs, d_outs))
+    return ws_prev, dws_prev, dx
+
+
+def _forward_kernel(x_ref, *refs, head_dim, keep):
+    """refs: W_0 blocks (4), then outputs y, final state (4) and, if ``keep``, q, k, b, diffs (4),
+    anchors (4) (the state at the start of each chunk of the program's time block)."""
+    w0_refs, (y_ref, *rest) = refs[:4], refs[4:]
+    w_refs = rest[:4]
+
+    @pl.when(pl.program_id(1) == 0)
+    def _start():
+        for w0_ref, w_ref in zip(w0_refs, w_refs):
+            w_ref[...] = w0_ref[...]
+
+    def step(t, ws):
+        ws, y, (q, k, b, diffs) = _forward_step(ws, x_ref[t], head_dim)
+        y_ref[t] = y
+        if keep:
+            q_ref, k_ref, b_ref = rest[4:7]
+            q_ref[t], k_ref[t], b_ref[t] = q, k, b
+            for diff_ref, diff in zip(rest[7:11], diffs):
+                diff_ref[t] = diff
+        return ws
+
+    ws = tuple(w_ref[...] for w_ref in w_refs)
+    if keep:
+        anchor_refs = rest[11:15]
+        chunks = anchor_refs[0].shape[0]
+        chunk = x_ref.shape[0] // chunks
+
+        def run_chunk(c, ws):
+            for anchor_ref, w in zip(anchor_refs, ws):
+                anchor_ref[c] = w
+            return jax.lax.fori_loop(c * chunk, (c + 1) * chunk, step, ws)
+
+        ws = jax.lax.fori_loop(0, chunks, run_chunk, ws)
+    else:
+        ws = jax.lax.fori_loop(0, x_ref.shape[0], step, ws)
+    for w_ref, w in zip(w_refs, ws):
+        w_ref[...] = w
+
+
+def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs):
+    """refs: diffs (4), chunk end states (4), dy, d(final state) (4); outputs dx, d(W_0) (4)."""
+    diff_refs, end_refs, (dy_ref,), dw_final_refs, (dx_ref,), dw_refs = (
+        refs[0:4], refs[4:8], refs[8:9], refs[9:13], refs[13:14], refs[14:18])
+
+    @pl.when(pl.program_id(1) == 0)
+    def _start():
+        for dw_final_ref, dw_ref in zip(dw_final_refs, dw_refs):
+            dw_ref[...] = dw_final_ref[...]
+
+    chunks = end_refs[0].shape[0]
+    chunk = x_ref.shape[0] // chunks
+
+    def run_chunk(c_back, dws):
+        c = chunks - 1 - c_back
+        ws = tuple(end_ref[c] for end_ref in end_refs)
+
+        def step(s, carry):
+            t = (c + 1) * chunk - 1 - s
+            ws, dws = carry
+            ws, dws, dx = _backward_step(ws, dws, x_ref[t], q_ref[t], k_ref[t], b_ref[t],
+                                         tuple(diff_ref[t] for diff_ref in diff_refs), dy_ref[t])
+            dx_ref[t] = dx
+            return ws, dws
+
+        return jax.lax.fori_loop(0, chunk, step, (ws, dws))[1]
+
+    dws = jax.lax.fori_loop(0, chunks, run_chunk, tuple(dw_ref[...] for dw_ref in dw_refs))
+    for dw_ref, dw in zip(dw_refs, dws):
+        dw_ref[...] = dw
+
+
+# ---- pallas_call wiring per layout ---------------------------------------------------------------------
+
+def _lane_block(layout: str, lanes: int) -> int:
+    if layout == "gpu":
+        return GPU_LANE_BLOCK
+    return lanes if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
+
+
+def padded_lanes(lanes: int) -> int:
+    """N rounded up so that both layouts tile it: to 8 up to 128 lanes, to 128 beyond."""
+    step = GPU_LANE_BLOCK if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
+    return -(-lanes // step) * step
+
+
+class _Specs:
+    """Grid and BlockSpecs of one layout. Time-major arrays (T, rows, cols, N) are split in time blocks
+    (the whole sequence on GPUs, one chunk per grid step on TPUs), per-chunk arrays (chunks, d, e, N)
+    likewise, per-lane arrays (rows, cols, N) are one block per lane block."""
+
+    def __init__(self, layout: str, steps: int, chunk: int, lanes: int, reverse: bool = False):
+        self.layout, self.lanes = layout, _lane_block(layout, lanes)
+        chunks = steps // chunk
+        self.time_blocks = 1 if layout == "gpu" else chunks
+        self.steps_per_block, self.chunks_per_block = steps // self.time_blocks, chunks // self.time_blocks
+        self.grid = (lanes // self.lanes, self.time_blocks)
+        last = self.time_blocks - 1
+        self._time = (lambda t: last - t) if reverse else (lambda t: t)
+
+    def per_step(self, rows, cols):
+        return pl.BlockSpec((self.steps_per_block, rows, cols, self.lanes), lambda g, t: (self._time(t), 0, 0, g))
+
+    def per_chunk(self, rows, cols):
+        return pl.BlockSpec((self.chunks_per_block, rows, cols, self.lanes), lambda g, t: (self._time(t), 0, 0, g))
+
+    def per_lane(self, rows, cols):
+        return pl.BlockSpec((rows, cols, self.lanes), lambda g, t: (0, 0, g))
+
+    def compiler_params(self):
+        if self.layout == "gpu":
+            return pltriton.CompilerParams(num_warps=GPU_NUM_WARPS)
+        return pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary"))
+
+
+def _forward_call(layout, interpret, head_dim, chunk, keep, ws0, xs):
+    steps, d, _, lanes = xs.shape
+    specs = _Specs(layout, steps, chunk, lanes)
+    cols = [w.shape[1] for w in ws0]
+    dtype = xs.dtype
+    out_specs = [specs.per_step(1, cols[0]), *(specs.per_lane(d, e) for e in cols)]
+    out_shape = [jax.ShapeDtypeStruct((steps, 1, cols[0], lanes), dtype),
+                 *(jax.ShapeDtypeStruct(w.shape, dtype) for w in ws0)]
+    if keep:
+        n_beta = cols[3]
+        out_specs += [specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, n_beta),
+                      *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols)]
+        out_shape += [jax.ShapeDtypeStruct((steps, d, 1, lanes), dtype)] * 2
+        out_shape += [jax.ShapeDtypeStruct((steps, 1, n_beta, lanes), dtype)]
+        out_shape += [jax.ShapeDtypeStruct((steps, 1, e, lanes), dtype) for e in cols]
+        out_shape += [jax.ShapeDtypeStruct((steps // chunk, d, e, lanes), dtype) for e in cols]
+    outs = pl.pallas_call(
+        functools.partial(_forward_kernel, head_dim=head_dim, keep=keep), grid=specs.grid,
+        in_specs=[specs.per_step(d, 1), *(specs.per_lane(d, e) for e in cols)],
+        out_specs=out_specs, out_shape=out_shape, compiler_params=specs.compiler_params(),
+        interpret=interpret, name="srwm_forward")(xs, *ws0)
+    y, ws = outs[0], tuple(outs[1:5])
+    if not keep:
+        return ws, y
+    q, k, b, diffs, anchors = outs[5], outs[6], outs[7], tuple(outs[8:12]), tuple(outs[12:16])
+    return ws, y, (q, k, b, diffs, anchors)
+
+
+def _backward_call(layout, interpret, chunk, xs, q, k, b, diffs, ends, dy, dws_final):
+    steps, d, _, lanes = xs.shape
+    specs = _Specs(layout, steps, chunk, lanes, reverse=True)
+    cols = [w.shape[1] for w in dws_final]
+    outs = pl.pallas_call(
+        _backward_kernel, grid=specs.grid,
+        in_specs=[specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, cols[3]),
+                  *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols),
+                  specs.per_step(1, cols[0]), *(specs.per_lane(d, e) for e in cols)],
+        out_specs=[specs.per_step(d, 1), *(specs.per_lane(d, e) for e in cols)],
+        out_shape=[jax.ShapeDtypeStruct(xs.shape, xs.dtype), *(jax.ShapeDtypeStruct(w.shape, xs.dtype)
+                                                              for w in dws_final)],
+        compiler_params=specs.compiler_params(), interpret=interpret, name="srwm_backward",
+    )(xs, q, k, b, *diffs, *ends, dy, *dws_final)
+    return tuple(outs[1:]), outs[0]
+
+
+def _on_platform(call, interpret, *args):
+    """Run ``call(layout, interpret, *args)`` with the layout of the platform being lowered for; on any
+    other platform (CPU) the TPU layout in Pallas interpret mode. ``interpret`` (see :func:`pallas_impl`)
+    forces interpret mode."""
+    if isinstance(interpret, pltpu.InterpretParams):
+        return call("tpu", interpret, *args)
+    if interpret is not None:
+        return call(interpret, True, *args)
+    gpu = functools.partial(call, "gpu", False)
+    return jax.lax.platform_dependent(*args, cuda=gpu, rocm=gpu, tpu=functools.partial(call, "tpu", False),
+                                      default=functools.partial(call, "tpu", True))
+
+
+# ---- the differentiable core over lane-layout arrays ---------------------------------------------------
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _pallas_core(head_dim, chunk, interpret, ws0, xs):
+    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, keep=False)
+    return _on_platform(lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x),
+                        interpret, ws0, xs)
+
+
+def _pallas_core_fwd(head_dim, chunk, interpret, ws0, xs):
+    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, keep=True)
+    ws, y, (q, k, b, diffs, anchors) = _on_platform(
+        lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x), interpret, ws0, xs)
+    ends = tuple(jnp.concatenate([a[1:], w[None]]) for a, w in zip(anchors, ws))  # state at each chunk's end
+    return (ws, y), (xs, q, k, b, diffs, ends)
+
+
+def _pallas_core_bwd(head_dim, chunk, interpret, residuals, cotangents):
+    xs, q, k, b, diffs, ends = residuals
+    dws_final, dy = cotangents
+    dws0, dxs = _on_platform(lambda layout, interpret, *args: _backward_call(layout, interpret, chunk, *args),
+                             interpret, xs, q, k, b, diffs, ends, dy, dws_final)
+    return dws0, dxs
+
+
+_pallas_core.defvjp(_pallas_core_fwd, _pallas_core_bwd)
+
+
+# ---- conversion from and to the library's (B, T, H, d) layout ----------------------------------------
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _to_lanes(w: jax.Array, rows: int, cols: int, lanes: int) -> jax.Array:
+    """(B, H, r, c) -> (rows, cols, lanes), zero-padded."""
+    batch, heads, r, c = w.shape
+    w = jnp.transpose(w, (2, 3, 0, 1)).reshape(r, c, batch * heads)
+    return jnp.pad(w, [(0, rows - r), (0, cols - c), (0, lanes - batch * heads)])
+
+
+def _from_lanes(w: jax.Array, batch: int, heads: int, rows: int, cols: int) -> jax.Array:
+    """(rows_pad, cols_pad, lanes) -> (B, H, rows, cols)."""
+    w = w[:rows, :cols, :batch * heads].reshape(rows, cols, batch, heads)
+    return jnp.transpose(w, (2, 3, 0, 1))
+
+
+def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
+                precision: Precision = "highest", interpret: str | pltpu.InterpretParams | None = None):
+    """state batched (B, H, ...), x: (B, T, H, d) -> (y (B, T, H, d_out), final state).
+
+    Products are float32 elementwise multiply-adds whatever ``precision`` says (it selects MXU/tensor-core
+    passes, which these kernels do not use). ``chunk_size``: steps between exact anchor states of the
+    backward (default 64). ``interpret``: None (the platform being compiled for picks its kernel; other
+    platforms, the CPU, run the TPU layout in Pallas interpret mode: for tests, slow), "gpu" or "tpu" (that
+    layout's grid in interpret mode on any platform), or a ``pltpu.InterpretParams`` (the TPU layout in
+    the TPU interpreter, which models HBM/VMEM block copies and multiple cores).
+    """
+    del precision
+    if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):
+        raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
+    batch, steps, heads, d = x.shape
+    d_out, n_beta = state.d_out, state.n_beta
+    chunk = chunk_size or DEFAULT_ANCHOR_INTERVAL
+    d_pad, e_pad, lanes = _next_power_of_two(d), _next_power_of_two(d_out), padded_lanes(batch * heads)
+    padded_steps = math.ceil(steps / chunk) * chunk
+    xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d); zero steps appended are no-ops
+    xs = jnp.transpose(xs, (0, 3, 1, 2)).reshape(steps, d, 1, batch * heads)
+    xs = jnp.pad(xs, [(0, padded_steps - steps), (0, d_pad - d), (0, 0), (0, lanes - batch * heads)])
+    ws0 = tuple(_to_lanes(w, d_pad, cols, lanes) for w, cols in zip(state, (e_pad, d_pad, d_pad, n_beta)))
+    ws, y = _pallas_core(d, chunk, interpret, ws0, xs)
+    y = y[:steps, 0, :d_out, :batch * heads].reshape(steps, d_out, batch, heads)
+    final = SRWMState(*(_from_lanes(w, batch, heads, d, cols) for w, cols in zip(ws, (d_out, d, d, n_beta))))
+    return jnp.transpose(y, (2, 0, 3, 1)), final

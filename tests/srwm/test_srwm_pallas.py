@@ -1,0 +1,149 @@
+"""The Pallas kernels in interpret mode against the reference loop: both grid layouts (GPU: one program
+per lane block over the whole sequence; TPU: time blocks carried in the resident output block), and the
+TPU layout once more in the TPU interpreter, which models the HBM <-> VMEM block copies, two cores
+splitting the parallel axis and uninitialised memory as NaN. Lowering for CUDA/TPU: tests/test_export.py."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental.pallas import tpu as pltpu
+from jax.test_util import check_grads
+
+from acljax.srwm import broadcast_state, init_state, srwm_scan
+from acljax.srwm.api import resolve_impl
+from acljax.srwm.pallas import padded_lanes, pallas_impl
+from acljax.srwm.reference import reference_impl
+
+TPU_INTERPRETER = pltpu.InterpretParams(num_cores_or_threads=2, uninitialized_memory="nan")
+
+
+def _loss(y, final):
+    return jnp.sum(jnp.sin(y)) + sum(jnp.sum(jnp.cos(w)) for w in final)
+
+
+def _outputs_and_gradients(run, state, x):
+    """(y, final) and the gradients of a loss of both w.r.t. the (batched) start state and x."""
+    def loss(s, x):
+        out = run(s, x)
+        return _loss(*out), out
+
+    grads, out = jax.grad(loss, (0, 1), has_aux=True)(state, x)
+    return out, grads
+
+
+def _reference(state, x, input_softmax=False):
+    return reference_impl(state, x.astype(state.w_y.dtype), input_softmax=input_softmax)
+
+
+def _assert_close(got, expected, rtol):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                   rtol=rtol, atol=rtol * float(jnp.abs(b).max()))
+
+
+CASES = {  # (B, T, H, d, d_out, n_beta, input_softmax, chunk_size)
+    "T=1": (2, 1, 3, 4, 4, 4, False, 8),
+    "T not a multiple of the chunk": (2, 13, 3, 4, 4, 4, False, 4),
+    "one learning rate, input softmax": (2, 9, 2, 4, 4, 1, True, 4),
+    "d_out != d, neither a power of two (padded for Triton)": (3, 10, 2, 6, 5, 4, False, 4),
+    "more lanes than one TPU block": (9, 6, 16, 4, 4, 4, False, 4),  # B*H = 144 -> two 128-lane blocks
+}
+
+
+@functools.cache
+def _case(name):
+    """Inputs (a carried, batched start state) and the reference's outputs and gradients, once per case."""
+    batch, steps, heads, d, d_out, n_beta, input_softmax, chunk = CASES[name]
+    state = init_state(jax.random.key(0), heads, d, d_out=d_out, n_beta=n_beta, q_init_scale=1.0)
+    state = jax.tree.map(lambda w: w + 0.1 * jax.random.normal(jax.random.key(2), (batch, *w.shape)), state)
+    x = jax.random.normal(jax.random.key(1), (batch, steps, heads, d))
+    expected = jax.jit(_outputs_and_gradients, static_argnums=0)(
+        lambda s, x: _reference(s, x, input_softmax), state, x)
+    return state, x, expected
+
+
+@pytest.mark.parametrize("interpret", ["gpu", "tpu"])
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_matches_the_reference(interpret, case):
+    state, x, expected = _case(case)
+    input_softmax, chunk = CASES[case][-2:]
+    got = jax.jit(_outputs_and_gradients, static_argnums=0)(
+        lambda s, x: pallas_impl(s, x, interpret=interpret, chunk_size=chunk, input_softmax=input_softmax), state, x)
+    _assert_close(got, expected, rtol=2e-5)
+
+
+def test_tpu_layout_in_the_tpu_interpreter():
+    state = broadcast_state(init_state(jax.random.key(0), 3, 8, n_beta=4, q_init_scale=1.0), 2)
+    x = jax.random.normal(jax.random.key(1), (2, 5, 3, 8))  # two time blocks of 4, the last one padded
+    got = jax.jit(_outputs_and_gradients, static_argnums=0)(
+        lambda s, x: pallas_impl(s, x, interpret=TPU_INTERPRETER, chunk_size=4), state, x)
+    _assert_close(got, _outputs_and_gradients(_reference, state, x), rtol=2e-5)
+
+
+def test_two_thousand_steps_stay_accurate():
+    """Reverting 2000 updates in float32 from anchors every 64 steps: the kernel's gradient is as close to
+    a float64 computation as the float32 scan's."""
+    state = init_state(jax.random.key(0), 4, 8, q_init_scale=1.0)
+    x = 0.3 * jax.random.normal(jax.random.key(1), (2, 2000, 4, 8))
+
+    def grads(impl, s, x):
+        return jax.jit(jax.grad(lambda s, x: _loss(*srwm_scan(s, x, impl=impl)), (0, 1)))(s, x)
+
+    with jax.enable_x64(True):
+        truth = grads("scan", jax.tree.map(lambda a: a.astype(jnp.float64), state), x.astype(jnp.float64))
+    truth = jax.tree.map(np.asarray, truth)
+    errors = {impl: max(float(np.abs(np.asarray(a) - b).max() / np.abs(b).max())
+                        for a, b in zip(jax.tree.leaves(grads(impl, state, x)), jax.tree.leaves(truth)))
+              for impl in ("scan", "pallas")}  # "pallas" on this CPU: the TPU layout in interpret mode
+    assert errors["scan"] < 1e-3
+    assert errors["pallas"] < 2 * errors["scan"] + 1e-6, errors
+
+
+def test_bfloat16_inputs_give_bfloat16_outputs_from_a_float32_state():
+    state = init_state(jax.random.key(0), 2, 8)
+    x = jax.random.normal(jax.random.key(1), (2, 7, 2, 8)).astype(jnp.bfloat16)
+    y, final = srwm_scan(state, x, impl="pallas")
+    assert y.dtype == jnp.bfloat16 and final.w_y.dtype == jnp.float32
+    y_ref, final_ref = srwm_scan(state, x, impl="reference")  # the reference casts the same way
+    np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(y_ref, np.float32), rtol=1e-2, atol=1e-2)
+    _assert_close(final, final_ref, rtol=1e-5)
+    dx = jax.grad(lambda x: srwm_scan(state, x, impl="pallas")[0].astype(jnp.float32).sum())(x)
+    assert dx.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(dx.astype(jnp.float32))))
+
+
+@pytest.mark.parametrize("interpret", ["gpu", "tpu"])
+def test_gradients_match_finite_differences(x64, interpret):
+    state = broadcast_state(init_state(jax.random.key(0), 2, 3, d_out=2, q_init_scale=1.0, dtype=jnp.float64), 2)
+    x = jax.random.normal(jax.random.key(1), (2, 7, 2, 3), jnp.float64)
+    loss = jax.jit(lambda s, x: _loss(*pallas_impl(s, x, interpret=interpret, chunk_size=3)))
+    check_grads(loss, (state, x), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
+
+
+def test_segments_continue_from_the_returned_state():
+    state = init_state(jax.random.key(0), 2, 4)
+    x = jax.random.normal(jax.random.key(1), (2, 12, 2, 4))
+    y, final = srwm_scan(state, x, impl="pallas")
+    y1, mid = srwm_scan(state, x[:, :5], impl="pallas")
+    y2, end = srwm_scan(mid, x[:, 5:], impl="pallas")
+    _assert_close((jnp.concatenate([y1, y2], 1), end), (y, final), rtol=1e-5)
+
+
+def test_auto_picks_the_kernels_on_gpus_and_tpus_only():
+    assert resolve_impl("auto", 100, backend="gpu") == "pallas"
+    assert resolve_impl("auto", 100, backend="tpu") == "pallas"
+    assert resolve_impl("auto", 100, backend="cpu") == "scan"
+
+
+@pytest.mark.parametrize("lanes, expected", [(1, 8), (8, 8), (9, 16), (128, 128), (129, 256), (512, 512)])
+def test_lanes_are_padded_for_both_layouts(lanes, expected):
+    assert padded_lanes(lanes) == expected
+
+
+def test_bad_interpret_option():
+    state = broadcast_state(init_state(jax.random.key(0), 2, 4), 1)
+    with pytest.raises(ValueError, match="interpret must be None, one of \\('gpu', 'tpu'\\)"):
+        pallas_impl(state, jnp.ones((1, 3, 2, 4)), interpret="cpu")
