@@ -20,21 +20,18 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from acljax.recording import add_output_arguments, environment, output_dir
-from acljax.srwm import init_state, memory, srwm_scan
-from acljax.srwm.step import column_learning_rates, fused_step
+from acljax.srwm import init_state, srwm_scan
 
-IMPLS = ("scan", "scan_remat", "reversible", "reversible_autodiff_step")
-# "reversible_autodiff_step": the reversible implementation as it was before 2026-11-23, each step's backward
-# taken by jax.vjp of the forward step instead of acljax.srwm.memory.step_backward's hand-derived one
-BASELINES = {"reversible_autodiff_step": "reversible"}
+IMPLS = ("scan", "scan_remat", "reversible", "pallas")
+CPU_IMPLS = IMPLS[:-1]  # "pallas" runs in interpret mode on a CPU: a test path, not a contender
 FULL_SIZES = [(16, 16, 16, 150), (16, 16, 16, 1000), (32, 16, 16, 500)]  # (B, H, d, T)
+PAPER_SIZES = [(32, 16, 16, 150), (32, 16, 16, 500), (32, 16, 16, 2000)]  # the accelerator sweep
 QUICK_SIZES = [(4, 4, 16, 200)]
 
 
@@ -45,34 +42,9 @@ def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> f
     return 3 * forward if backward else forward
 
 
-@contextmanager
-def variant(impl: str):
-    """Trace ``impl``: a baseline swaps in its old step backward while its program is traced (with JAX's
-    tracing caches cleared before and after, so that no trace is shared with the current version)."""
-    if impl not in BASELINES:
-        yield
-        return
-
-    def by_autodiff(w, x_t, kept, dw, dy_t, d_out, precision):
-        _, k, b, diff = kept
-        w_prev = w - k[..., :, None] * (column_learning_rates(b, d_out, w.shape[-2]) * diff)[..., None, :]
-        _, vjp = jax.vjp(lambda w_, x_: fused_step(w_, x_, d_out, precision)[:2], w_prev, x_t)
-        dw_prev, dx_t = vjp((dw, dy_t))
-        return w_prev, dw_prev, dx_t
-
-    original = memory.step_backward
-    memory.step_backward = by_autodiff
-    jax.clear_caches()
-    try:
-        yield
-    finally:
-        memory.step_backward = original
-        jax.clear_caches()
-
-
 def make_fn(impl: str, backward: bool):
     def forward(state, x):
-        y, final = srwm_scan(state, x, impl=BASELINES.get(impl, impl))
+        y, final = srwm_scan(state, x, impl=impl)
         return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
 
     return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
@@ -86,8 +58,7 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
     rows, compiled = [], {}
     for impl in impls:
         start = time.perf_counter()
-        with variant(impl):
-            compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
+        compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
         memory = compiled[impl].memory_analysis()
         rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
                      "T": steps, "compile_s": round(time.perf_counter() - start, 3),
@@ -148,7 +119,11 @@ def peak_rss_of_training_step(impl, batch, heads, d, steps) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run on CPU")
-    parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument("--impls", nargs="+", choices=IMPLS,
+                        help="default: all on GPU/TPU, all but 'pallas' (interpret mode) on a CPU")
+    parser.add_argument("--sizes", choices=("cpu", "paper"),
+                        help="'cpu': B=16/32 at T=150, 500, 1000; 'paper': B=32, H=16, d=16 at T=150, 500, 2000 "
+                             "(default: 'paper' on GPU/TPU, 'cpu' on a CPU)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per row (median reported)")
     parser.add_argument("--long-sequence", type=int, metavar="T",
                         help="instead of the sweep: peak process memory of one B=16 H=16 d=16 training step "
@@ -158,14 +133,17 @@ def main(argv=None) -> int:
     if args.repeats < 10 and not args.quick:
         parser.error("--repeats must be >= 10 for recorded results")
     env = environment()
+    on_cpu = jax.default_backend() == "cpu"
+    args.impls = args.impls or list(CPU_IMPLS if on_cpu else IMPLS)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES if (args.sizes or ("cpu" if on_cpu else "paper")) == "cpu" \
+        else PAPER_SIZES
     if args.long_sequence:
         rows = bench_group(list(dict.fromkeys(["scan", *args.impls])), 16, 16, 16, args.long_sequence, True, 0,
                            run=False)
-        rows += [peak_rss_of_training_step(i, 16, 16, 16, args.long_sequence) for i in args.impls
-                 if i != "scan" and i not in BASELINES]
+        rows += [peak_rss_of_training_step(i, 16, 16, 16, args.long_sequence) for i in args.impls if i != "scan"]
         name = f"srwm_long_T{args.long_sequence}_{env['platform']}.json"
     else:
-        rows = [row for size in (QUICK_SIZES if args.quick else FULL_SIZES) for backward in (False, True)
+        rows = [row for size in sizes for backward in (False, True)
                 for row in bench_group(args.impls, *size, backward, args.repeats)]
         name = f"srwm_throughput_{env['platform']}{'_quick' if args.quick else ''}.json"
     for row in rows:

@@ -68,10 +68,11 @@ def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
 
 def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
                     precision: Precision = "highest"):
-    """Custom VJP that keeps only per-step vectors (q, k, b, v - vbar; x is the input) and one exact
-    anchor state every C steps (default 64); the backward rebuilds earlier states by reverting the
-    updates in reverse time, like the official CUDA kernel, restarting from an anchor every C steps, and
-    applies each step's hand-derived gradient (:func:`step_backward`)."""
+    """Custom VJP in the manner of the official CUDA kernel, with O(T/C d E + C E) memory: the forward
+    keeps only the state at the start of every chunk of C steps (default 64); the backward, chunk by
+    chunk in reverse, recomputes the chunk's per-step vectors (q, k, b, v - vbar) from its start state,
+    then walks its steps in reverse, rebuilding each earlier state by reverting the update and applying
+    the step's hand-derived gradient (:func:`step_backward`)."""
     steps = x.shape[1]
     w_final, y = _reversible(state.d_out, precision, fuse(state),
                              _chunked_inputs(state, x, input_softmax, chunk_size or DEFAULT_ANCHOR_INTERVAL))
@@ -79,24 +80,24 @@ def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
 
 
 def _reversible_forward(d_out, precision, w0, xs):
+    """-> final state, y (n, C, B, H, d_out), the state at the start of each chunk (n, B, H, d, E)."""
     def chunk(w, xc):
-        w_end, (y, kept) = _scan_steps(w, xc, d_out, precision)
-        return w_end, (w, y, kept)
+        w_end, (y, _) = _scan_steps(w, xc, d_out, precision)
+        return w_end, (w, y)
 
-    w_final, (anchors, y, kept) = jax.lax.scan(chunk, w0, xs)
-    return w_final, y, anchors, kept
+    w_final, (starts, y) = jax.lax.scan(chunk, w0, xs)
+    return w_final, y, starts
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _reversible(d_out, precision, w0, xs):
-    w_final, y, _, _ = _reversible_forward(d_out, precision, w0, xs)
+    w_final, y, _ = _reversible_forward(d_out, precision, w0, xs)
     return w_final, y
 
 
 def _reversible_fwd(d_out, precision, w0, xs):
-    w_final, y, anchors, kept = _reversible_forward(d_out, precision, w0, xs)
-    chunk_ends = jnp.concatenate([anchors[1:], w_final[None]])
-    return (w_final, y), (chunk_ends, xs, kept)
+    w_final, y, starts = _reversible_forward(d_out, precision, w0, xs)
+    return (w_final, y), (starts, xs)
 
 
 def _group_sums(d_rates: jax.Array, d_out: int, d: int, n_beta: int) -> jax.Array:
@@ -136,7 +137,7 @@ def step_backward(w: jax.Array, x_t: jax.Array, kept, dw: jax.Array, dy_t: jax.A
 
 
 def _reversible_bwd(d_out, precision, residuals, cotangents):
-    chunk_ends, xs, kept = residuals
+    starts, xs = residuals
     dw_final, dy = cotangents
 
     def step_back(carry, inputs):
@@ -146,11 +147,12 @@ def _reversible_bwd(d_out, precision, residuals, cotangents):
         return (w_prev, dw_prev), dx_t
 
     def chunk_back(dw, inputs):
-        w_end, xc, kept_c, dy_c = inputs
+        w_start, xc, dy_c = inputs
+        w_end, (_, kept_c) = _scan_steps(w_start, xc, d_out, precision)  # this chunk's per-step vectors
         (_, dw_start), dxc = jax.lax.scan(step_back, (w_end, dw), (xc, kept_c, dy_c), reverse=True)
         return dw_start, dxc
 
-    dw0, dxs = jax.lax.scan(chunk_back, dw_final, (chunk_ends, xs, kept, dy), reverse=True)
+    dw0, dxs = jax.lax.scan(chunk_back, dw_final, (starts, xs, dy), reverse=True)
     return dw0, dxs
 
 
