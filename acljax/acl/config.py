@@ -12,6 +12,7 @@ from typing import Any
 from acljax.checks import require_finite, require_positive_finite
 from acljax.data.episodes import TaskSpec, num_outputs
 from acljax.nn.learner import ENCODERS
+from acljax.srwm.api import IMPLEMENTATIONS
 from acljax.srwm.step import PRECISIONS
 
 SCHEDULES = ("warmup", "constant")
@@ -59,12 +60,14 @@ class ModelConfig:
     hidden_features: int = 512
     dropout_rate: float = 0.1
     state_gradient: str = "exact"
-    impl: str = "scan"
+    impl: str = "auto"  # acljax.srwm.IMPLEMENTATIONS or "auto" (Pallas kernels on GPU/TPU, lax.scan on CPU)
     precision: str = "highest"  # of the SRWM products: "highest" (float32), "high", "default" (faster on GPU/TPU)
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"ModelConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.impl != "auto" and self.impl not in IMPLEMENTATIONS:
+            raise ValueError(f"ModelConfig.impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {self.impl!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"ModelConfig.precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
 

@@ -36,7 +36,8 @@ from acljax.workdir import Workdir
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
 PROFILED_STEPS = 5
 # what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
-FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints")
+# the SRWM implementation may change too: every one computes the same function (to float rounding)
+FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.impl")
 
 
 def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:

@@ -95,6 +95,11 @@ def test_bad_configs(npz, overrides, message):
         _config(npz, **overrides)
 
 
+def test_an_unknown_srwm_implementation_is_refused():
+    with pytest.raises(ValueError, match=r"ModelConfig.impl must be 'auto' or one of \['pallas', 'reference'"):
+        ModelConfig(impl="cuda")
+
+
 def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
     from acljax.acl import quickstart
 
@@ -238,6 +243,10 @@ def test_a_resume_with_another_configuration_is_refused_unless_allowed(npz, tmp_
     with pytest.raises(ValueError, match=r"is at step 3, beyond steps=2"):
         meta_train(_config(npz, steps=2), run, progress=False)
     assert (run / "config.json").read_text() == stored  # nothing rewritten by a refused resume
+    another_impl = _config(npz, steps=3, model=dataclasses.replace(_config(npz).model, impl="reversible"))
+    meta_train(another_impl, run, progress=False)  # model.impl is free on resume: the same function
+    assert json.loads((run / "config.json").read_text())["model"]["impl"] == "reversible"
+    assert not (run / "config_changes.jsonl").exists()
     meta_train(_config(npz, batch_size=4), run, progress=False, allow_config_change=True)
     change = json.loads((run / "config_changes.jsonl").read_text())
     assert change == {"at_step": 3, "changes": {"batch_size": [2, 4]}}
