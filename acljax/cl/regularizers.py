@@ -14,10 +14,12 @@ Conventions: Kirkpatrick's EWC (lambda/2) -> ``strength = lambda``; a loss writt
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Params = optax.Params
@@ -28,13 +30,23 @@ class PenaltyState(NamedTuple):
     weighted_anchor: Params  # C: sum of importance * anchor
 
 
-def _check_strength(strength: float) -> None:
-    if not isinstance(strength, (int, float)) or not math.isfinite(strength) or strength < 0:
-        raise ValueError(f"strength must be a non-negative number, got {strength!r}")
+def _check_strength(strength) -> None:
+    """A non-negative finite number or scalar array; traced values (under ``optax.inject_hyperparams``,
+    ``jit``) cannot be inspected and pass."""
+    if isinstance(strength, jax.core.Tracer):
+        return
+    if isinstance(strength, bool) or not isinstance(strength, (int, float, np.ndarray, jax.Array)) \
+            or np.ndim(strength) != 0 or not math.isfinite(float(strength)) or float(strength) < 0:
+        raise ValueError(f"strength must be a non-negative number (or scalar array), got {strength!r}")
 
 
-def quadratic_penalty(strength: float) -> optax.GradientTransformation:
-    """Adds ``strength * (A * params - C)`` to the gradient; no penalty until the first consolidation."""
+def quadratic_penalty(strength: float | jax.Array, mask: Params | Callable[[Params], Params] | None = None
+                      ) -> optax.GradientTransformation:
+    """Adds ``strength * (A * params - C)`` to the gradient; no penalty until the first consolidation.
+
+    ``strength`` may be an array, so ``optax.inject_hyperparams(quadratic_penalty)(strength=...)`` can change
+    it during training. ``mask``: a pytree of bools like the params (or a function of the params returning
+    one, as in ``optax.masked``); leaves marked False get no penalty (for example heads or norms)."""
     _check_strength(strength)
 
     def init(params):
@@ -45,6 +57,9 @@ def quadratic_penalty(strength: float) -> optax.GradientTransformation:
         if params is None:
             raise ValueError("quadratic_penalty needs params: call tx.update(grads, state, params)")
         penalty = jax.tree.map(lambda a, c, p: strength * (a * p - c), state.importance, state.weighted_anchor, params)
+        if mask is not None:
+            keep = mask(params) if callable(mask) else mask
+            penalty = jax.tree.map(lambda term, on: term if on else jnp.zeros_like(term), penalty, keep)
         return jax.tree.map(jnp.add, updates, penalty), state
 
     return optax.GradientTransformation(init, update)

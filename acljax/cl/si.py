@@ -19,7 +19,7 @@ from acljax.cl.regularizers import PenaltyState, _check_strength, quadratic_pena
 
 
 class SIState(NamedTuple):
-    inner: optax.OptState
+    inner_state: optax.OptState  # the wrapped optimiser's state (optax's name for it)
     penalty: PenaltyState  # importance = Omega, anchored at the last task's params
     omega: optax.Params  # path integral of the current task
     task_start: optax.Params  # params when the current task began
@@ -38,7 +38,7 @@ def synaptic_intelligence(inner: optax.GradientTransformation, strength: float) 
         if params is None:
             raise ValueError("synaptic_intelligence needs params: call tx.update(grads, state, params)")
         regularised, _ = penalty.update(grads, state.penalty, params)
-        updates, inner_state = inner.update(regularised, state.inner, params)
+        updates, inner_state = inner.update(regularised, state.inner_state, params)
         omega = jax.tree.map(lambda w, g, u: w - g * u, state.omega, grads, updates)
         return updates, SIState(inner_state, state.penalty, omega, state.task_start)
 
@@ -54,5 +54,5 @@ def si_consolidate(state: SIState, params: optax.Params, *, xi: float,
     importance = jax.tree.map(lambda o, w, p, s: jax.nn.relu(o + w / ((p - s) ** 2 + xi)),
                               state.penalty.importance, state.omega, params, state.task_start)
     penalty = PenaltyState(importance, jax.tree.map(jnp.multiply, importance, params))
-    inner_state = state.inner if reset_inner is None else reset_inner.init(params)
+    inner_state = state.inner_state if reset_inner is None else reset_inner.init(params)
     return SIState(inner_state, penalty, jax.tree.map(jnp.zeros_like, params), params)

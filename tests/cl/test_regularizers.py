@@ -222,9 +222,34 @@ def test_no_recompilation_across_consolidations():
     assert step._cache_size() == 1
 
 
+def test_strength_as_an_injected_hyperparameter_and_a_mask():
+    """optax.inject_hyperparams turns strength into an array in the state that can be changed between steps;
+    a mask leaves the excluded leaves' gradients untouched. Expected: L2's gradient strength * (p - a) by hand."""
+    params, _, _ = tiny()
+    anchor = tiny(seed=1)[0]
+    tx = optax.inject_hyperparams(quadratic_penalty, static_args=("mask",))(
+        strength=2.0, mask={"w1": True, "b1": False, "w2": True, "b2": False})
+    state = tx.init(params)
+    state = state._replace(inner_state=l2_consolidate(state.inner_state, anchor))
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    step = jax.jit(tx.update)
+    for strength in (2.0, 0.5):
+        state.hyperparams["strength"] = jnp.asarray(strength)
+        updates, _ = step(zeros, state, params)
+        for name in params:
+            expected = strength * (params[name] - anchor[name]) if name.startswith("w") else 0 * params[name]
+            np.testing.assert_allclose(updates[name], expected, rtol=1e-6, atol=1e-7)
+    assert step._cache_size() == 1  # a new strength is data, not a new program
+    by_function = quadratic_penalty(1.0, mask=lambda p: jax.tree.map(lambda leaf: leaf.ndim == 2, p))
+    updates, _ = by_function.update(zeros, l2_consolidate(by_function.init(params), anchor), params)
+    np.testing.assert_array_equal(updates["b1"], 0.0)
+    np.testing.assert_allclose(updates["w1"], params["w1"] - anchor["w1"], rtol=1e-6)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: quadratic_penalty(-1.0), "strength must be a non-negative number"),
-    (lambda: quadratic_penalty(float("nan")), "strength must be a non-negative number, got nan"),
+    (lambda: quadratic_penalty(jnp.ones(3)), "strength must be a non-negative number \\(or scalar array\\)"),
+    (lambda: quadratic_penalty(float("nan")), r"strength must be a non-negative number \(or scalar array\), got nan"),
     (lambda: synaptic_intelligence(optax.sgd(0.1), strength=float("inf")), "strength must be a non-negative number"),
     (lambda: synaptic_intelligence(optax.sgd(0.1), strength=-2), "strength must be a non-negative number"),
     (lambda: online_ewc_consolidate(quadratic_penalty(1).init(tiny()[0]), tiny()[0], tiny()[0], 0.0),
