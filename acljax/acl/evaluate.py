@@ -9,7 +9,7 @@ import numpy as np
 from acljax.acl.protocol import InContextEvaluator
 from acljax.acl.trainer import MetaLearner, load_config, load_params
 from acljax.data.registry import Preprocessing, channel_statistics, load
-from acljax.data.streams import Task, TaskStream, split_stream
+from acljax.data.streams import Task, TaskStream, per_class_halves, split_stream
 from acljax.eval import evaluate
 from acljax.eval.protocol import Report
 
@@ -19,7 +19,20 @@ STREAMS = {  # name -> (data set, tasks, classes per task, scenario)
     "split_mnist_class2": ("mnist", 2, 2, "class"),
     "split_fashion_mnist_domain": ("fashion_mnist", 5, 2, "domain"),
 }
-STREAM_CHOICES = (*STREAMS, "mnist_then_fashion_mnist", "PATH.npz")
+GLYPH_STREAMS = {f"split_glyphs_domain{n}": n for n in (5, 10, 20)}  # name -> tasks (5-way each)
+GLYPH_WAYS = 5
+STREAM_CHOICES = (*STREAMS, *GLYPH_STREAMS, "mnist_then_fashion_mnist", "PATH.npz")
+
+
+def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStream:
+    """Split-Omniglot's stand-in: ``num_tasks`` domain-incremental 5-way tasks of held-out glyph characters
+    (the "evaluation" alphabets, never seen in meta-training), classes drawn by a fixed permutation
+    (``seed``); each character's first half of drawings are its demos, the second half its test images."""
+    data = load("glyphs", "evaluation", pre)
+    train, test = per_class_halves(data)
+    classes = np.random.default_rng(seed).permutation(np.unique(data.y))
+    return split_stream(train, test, num_tasks=num_tasks, classes_per_task=GLYPH_WAYS, scenario="domain",
+                        class_order=classes[:num_tasks * GLYPH_WAYS].tolist())
 
 
 def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, scenario: str = "domain"):
@@ -30,6 +43,8 @@ def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, sc
         stream = split_stream(load(dataset, "train", pre), load(dataset, "test", pre), num_tasks=tasks,
                               classes_per_task=per_task, scenario=scenario)
         return stream, [channel_statistics(dataset, pre)] * tasks
+    if name in GLYPH_STREAMS:
+        return glyph_stream(GLYPH_STREAMS[name], pre), [channel_statistics("glyphs", pre)] * GLYPH_STREAMS[name]
     if name == "mnist_then_fashion_mnist":
         tasks = [Task(load(d, "train", pre), load(d, "test", pre), np.ones(10, bool), d) for d in
                  ("mnist", "fashion_mnist")]

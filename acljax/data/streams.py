@@ -50,6 +50,15 @@ def _mapping(scenario: str, t: int, num_tasks: int, per_task: int):
     return offset, mask
 
 
+def per_class_halves(data: ImageSet) -> tuple[ImageSet, ImageSet]:
+    """The first half (rounded down) of each class's images, in order, and the rest."""
+    order = np.argsort(data.y, kind="stable")
+    rank = np.empty(len(data.y), np.int64)  # position of each image among its class's images
+    rank[order] = np.arange(len(order)) - np.searchsorted(data.y[order], data.y[order])
+    first = rank < np.bincount(data.y)[data.y] // 2
+    return ImageSet(data.x[first], data.y[first]), ImageSet(data.x[~first], data.y[~first])
+
+
 def split_stream(train: ImageSet, test: ImageSet, *, num_tasks: int = 5, classes_per_task: int = 2,
                  scenario: str = "class", class_order: list[int] | None = None) -> TaskStream:
     """Split-X: task t holds classes ``class_order[t*C:(t+1)*C]`` (default 0..K-1 in order: Split-MNIST's

@@ -60,3 +60,37 @@ def test_bad_stream_arguments():
         split_stream(toy(), toy(), num_tasks=6)
     with pytest.raises(ValueError, match="class_order must list distinct classes"):
         split_stream(toy(), toy(), num_tasks=1, class_order=[0, 0])
+
+
+def test_per_class_halves_keep_each_class_first_half_in_order():
+    from acljax.data.streams import per_class_halves
+
+    rng = np.random.default_rng(3)
+    data = ImageSet(rng.integers(0, 256, (53, 2, 2, 1), dtype=np.uint8), rng.integers(0, 7, 53).astype(np.int32))
+    first, rest = per_class_halves(data)
+    for c in range(7):  # the slow way: class c's images in order, split at half their number
+        own = np.flatnonzero(data.y == c)
+        half = len(own) // 2
+        np.testing.assert_array_equal(first.x[first.y == c], data.x[own[:half]])
+        np.testing.assert_array_equal(rest.x[rest.y == c], data.x[own[half:]])
+    assert len(first.y) + len(rest.y) == 53
+
+
+def test_glyph_streams_are_domain_incremental_five_way_tasks_of_distinct_characters(monkeypatch):
+    from acljax.acl import evaluate
+
+    characters = ImageSet(np.repeat(np.arange(120, dtype=np.uint8), 20)[:, None, None, None] * np.ones((1, 2, 2, 1),
+                                                                                                   np.uint8),
+                          np.repeat(np.arange(120, dtype=np.int32), 20))  # 120 characters x 20 drawings
+    monkeypatch.setattr(evaluate, "load", lambda name, split, pre: characters if (name, split) == (
+        "glyphs", "evaluation") else pytest.fail(f"read {name}/{split}"))
+    monkeypatch.setattr(evaluate, "channel_statistics", lambda name, pre: (np.zeros(1), np.ones(1)))
+    stream, statistics = evaluate.build_stream("split_glyphs_domain20", None)
+    assert len(stream.tasks) == len(statistics) == 20 and stream.num_outputs == 5 and stream.scenario == "domain"
+    seen = set()
+    for task in stream.tasks:
+        assert set(task.train.y) == set(task.test.y) == set(range(5)) and task.output_mask.all()
+        own = {int(v) for v in task.train.x[:, 0, 0, 0]}  # pixel value = character
+        assert len(own) == 5 and not own & seen and {int(v) for v in task.test.x[:, 0, 0, 0]} == own
+        seen |= own
+        assert len(task.train.y) == len(task.test.y) == 50  # 10 drawings each side per character
