@@ -67,15 +67,17 @@ def plot(results: dict, lengths, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.plot(lengths, [PAPER[n] for n in lengths], "k--", marker="s", label="ACL, Split-Omniglot (paper)")
     for learner in dict.fromkeys(key.rsplit("/", 1)[0] for key in results):
         points = [(n, results[f"{learner}/{n}"]["ACC"]) for n in lengths if f"{learner}/{n}" in results]
+        in_context = learner.startswith("in context")  # solid; sequential baselines dotted
         ax.errorbar([n for n, _ in points], [100 * a["mean"] for _, a in points],
-                    yerr=[100 * a["std"] for _, a in points], marker="o", capsize=3, label=learner)
+                    yerr=[100 * a["std"] for _, a in points], marker="o" if in_context else "x", capsize=3,
+                    linestyle="-" if in_context else ":", label=learner)
     ax.set(xlabel="tasks in the stream (5-way each)", ylabel="ACC (%)", xticks=list(lengths), ylim=(0, 100),
            title="Held-out glyph characters, domain-incremental")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
