@@ -125,7 +125,8 @@ def _backward_step(ws, dws, x_row, q, k, b, diffs, dy):
 
 def _forward_kernel(x_ref, *refs, head_dim, keep):
     """refs: W_0 blocks (4), then outputs y, final state (4) and, if ``keep``, q, k, b, diffs (4),
-    anchors (4) (the state at the start of each chunk of the program's time block)."""
+    anchors (4) (the state at the end of each chunk of the program's time block: where the backward
+    starts reverting)."""
     w0_refs, (y_ref, *rest) = refs[:4], refs[4:]
     w_refs = rest[:4]
 
@@ -151,9 +152,10 @@ def _forward_kernel(x_ref, *refs, head_dim, keep):
         chunk = x_ref.shape[0] // chunks
 
         def run_chunk(c, ws):
+            ws = jax.lax.fori_loop(c * chunk, (c + 1) * chunk, step, ws)
             for anchor_ref, w in zip(anchor_refs, ws):
                 anchor_ref[c] = w
-            return jax.lax.fori_loop(c * chunk, (c + 1) * chunk, step, ws)
+            return ws
 
         ws = jax.lax.fori_loop(0, chunks, run_chunk, ws)
     else:
@@ -306,9 +308,8 @@ def _pallas_core(head_dim, chunk, interpret, ws0, xs):
 
 def _pallas_core_fwd(head_dim, chunk, interpret, ws0, xs):
     call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, keep=True)
-    ws, y, (q, k, b, diffs, anchors) = _on_platform(
+    ws, y, (q, k, b, diffs, ends) = _on_platform(
         lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x), interpret, ws0, xs)
-    ends = tuple(jnp.concatenate([a[1:], w[None]]) for a, w in zip(anchors, ws))  # state at each chunk's end
     return (ws, y), (xs, q, k, b, diffs, ends)
 
 
