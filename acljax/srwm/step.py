@@ -38,8 +38,9 @@ def column_learning_rates(b: jax.Array, d_out: int, d: int) -> jax.Array:
     n_beta = b.shape[-1]
     if n_beta == 1:
         return b
-    sizes = (d_out, d, d, n_beta)
-    return jnp.repeat(b, jnp.array(sizes), axis=-1, total_repeat_length=sum(sizes))
+    sizes = (d_out, d, d, n_beta)  # broadcasts, not jnp.repeat: XLA fuses them; repeat's gather it does not
+    return jnp.concatenate([jnp.broadcast_to(b[..., i:i + 1], (*b.shape[:-1], size)) for i, size in enumerate(sizes)],
+                           axis=-1)
 
 
 def check_precision(precision: str) -> None:
