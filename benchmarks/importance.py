@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from acljax.cl.importance import fisher_diagonal, mas_importance
-from acljax.cl.trainer import init_mlp, mlp
+from acljax.cl.models import init_mlp, mlp
 from acljax.recording import add_output_arguments, environment, save_rows
 
 

@@ -15,6 +15,7 @@ from jax import export
 
 from acljax import configs
 from acljax.acl.trainer import MetaLearner
+from acljax.cl.methods import Masks
 from acljax.cl.trainer import METHODS, SequentialConfig, SequentialLearner
 from acljax.srwm import init_state, srwm_scan
 
@@ -71,9 +72,10 @@ def test_a_sequential_baseline_step_lowers(platform, method):
     config = SequentialConfig(method=method, strength=1.0, memory_size=64, memory_batch=16, batch_size=32)
     learner = SequentialLearner(config, 10, (28, 28, 1), 0.5, 0.25, progress=False)
     learner.reset([0, 1, 2])
-    x = np.zeros((3, 32, 784), np.float32)
+    x = np.zeros((3, 32, 28, 28, 1), np.float32)
     y = np.zeros((3, 32), np.int32)
-    masks = (jnp.ones(10, bool), jnp.ones((10, 10), bool), jnp.zeros(10, bool))
-    args = (learner.params, learner.opt_state, x, y, masks, learner._context(0, 0))
+    masks = Masks(jnp.ones(10, bool), jnp.ones((10, 10), bool), jnp.zeros(10, bool))
+    keys = learner._keys(jnp.arange(3), 0, 0)
+    args = (learner.params, learner.opt_state, learner.memory, x, y, masks, keys)
     exported = export.export(learner._step, platforms=[platform])(*args)  # the vmapped, jitted step it runs
     assert exported.platforms == (platform,)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 POLICIES = ("reservoir", "class_balanced")
 
@@ -91,7 +92,6 @@ def sample_buffer(buffer: Buffer, key: jax.Array, n: int) -> tuple[jax.Array, ja
 
 def agem_project(grads, reference_grads):
     """A-GEM (Chaudhry et al. 2019): if g . g_ref < 0, use g - (g . g_ref / g_ref . g_ref) g_ref, else g."""
-    dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(reference_grads)))
-    ref_sq = sum(jnp.vdot(b, b) for b in jax.tree.leaves(reference_grads))
-    scale = jnp.where(dot < 0, dot / jnp.maximum(ref_sq, 1e-30), 0.0)
-    return jax.tree.map(lambda g, r: g - scale * r, grads, reference_grads)
+    dot = optax.tree.vdot(grads, reference_grads)
+    scale = jnp.where(dot < 0, dot / jnp.maximum(optax.tree.vdot(reference_grads, reference_grads), 1e-30), 0.0)
+    return optax.tree.add_scale(grads, -scale, reference_grads)

@@ -3,27 +3,10 @@ recompiles across tasks, and the scenarios behave as they must (naive forgets in
 
 import numpy as np
 import pytest
+from cl_streams import stream
 
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
-from acljax.data import ImageSet
-from acljax.data.streams import split_stream
 from acljax.eval import evaluate
-
-
-def blobs(n_per_class=60, classes=6, seed=0):
-    """Separable classes that share features, as digits share strokes: every image lights the last
-    column; class c also lights row c (plus noise)."""
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(classes), n_per_class)
-    x = rng.integers(0, 40, (len(y), 6, 6, 1))
-    x[:, :, -1, 0] += 200
-    for c in range(classes):
-        x[y == c, c, :-1, 0] += 120
-    return ImageSet(x.astype(np.uint8), y.astype(np.int32))
-
-
-def stream(scenario):
-    return split_stream(blobs(), blobs(20, seed=1), num_tasks=3, classes_per_task=2, scenario=scenario)
 
 
 def learner(method, s, epochs=3, **kw):
@@ -92,15 +75,17 @@ def test_task_incremental_masks_make_old_tasks_survive():
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"method": "gem"}, "method must be one of"),
+    ({"method": "gem_typo"}, "method must be one of"),
     ({"method": "lwf", "strength": 0.0}, "distillation weight"),
     ({"method": "replay", "buffer": "fifo"}, "buffer must be one of"),
-    ({"memory_size": 0}, "memory_size must be > 0"),
+    ({"method": "agem", "memory_size": 0}, "memory_size must be > 0"),
     ({"optimizer": "rmsprop"}, "optimizer must be one of"),
-    ({"strength": -1.0}, "strength must be >= 0"),
+    ({"method": "ewc", "strength": -1.0}, "strength must be a non-negative number"),
     ({"method": "si", "xi": 0.0}, "xi must be > 0"),
     ({"epochs": 0}, "epochs must be > 0"),
-    ({"importance_samples": 0}, "importance_samples must be > 0 or None"),
+    ({"method": "mas", "importance_samples": 0}, "importance_samples must be > 0 or None"),
+    ({"method": "online_ewc", "fisher_estimator": "diagonal"}, "fisher_estimator must be one of"),
+    ({"model": "resnet"}, "model must be one of"),
     ({"learning_rate": float("nan")}, r"SequentialConfig.learning_rate must be a finite number > 0, got nan"),
     ({"learning_rate": -1e-3}, "learning_rate must be a finite number > 0"),
     ({"strength": float("inf")}, "SequentialConfig.strength must be a finite number, got inf"),

@@ -1,0 +1,19 @@
+"""Continual-learning methods on one protocol (:class:`Method`), by name.
+
+Add a method: a module with a :class:`Method` subclass, and an entry here.
+"""
+
+from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked
+from acljax.cl.methods.joint import Joint
+from acljax.cl.methods.lwf import LwF
+from acljax.cl.methods.penalties import EWC, L2, MAS, OnlineEWC
+from acljax.cl.methods.replay import AGEM, Replay
+from acljax.cl.methods.si import SI
+
+METHODS: dict[str, type[Method]] = {
+    "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
+    "replay": Replay, "agem": AGEM, "lwf": LwF,
+}
+
+__all__ = ["AGEM", "EWC", "L2", "MAS", "METHODS", "Joint", "LwF", "Masks", "Method", "OnlineEWC", "Replay", "SI",
+           "TaskEnd", "cross_entropy", "masked"]

@@ -1,0 +1,97 @@
+"""The protocol every continual-learning method implements for :class:`acljax.cl.trainer.SequentialLearner`.
+
+A method is a frozen dataclass holding its hyper-parameters. Per seed (the learner vmaps every hook that
+runs inside the training step) it may
+
+- wrap the optimiser (:meth:`Method.optimizer`: a penalty in the optax chain, SI's wrapper),
+- keep a **memory** between tasks: a fixed-shape pytree made by :meth:`Method.init_memory` (a replay
+  buffer, a teacher model), read by the step, rewritten only at task ends, so nothing recompiles,
+- change the training loss (:meth:`Method.loss`) or the gradient (:meth:`Method.adjust_gradients`),
+- act at the end of each task (:meth:`Method.end_task`, on the host, every seed at once),
+- train on more than the current task (:meth:`Method.training_tasks`).
+
+The base class is plain fine-tuning. A new method is one module with a subclass and an entry in
+:data:`acljax.cl.methods.METHODS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, x (B, *input_shape)) -> logits (B, K)
+
+
+class Masks(NamedTuple):
+    """Output masks of the step. Task-IL streams mask logits to the task's outputs (one head per task)."""
+
+    current: jax.Array  # (K,) bool: the outputs being trained
+    of_label: jax.Array  # (K, K) bool: row l, the outputs of the task that owns label l (for stored examples)
+    previous: jax.Array  # (K,) bool: the outputs of every earlier task
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEnd:
+    """What :meth:`Method.end_task` sees. Leading axis S (seeds) on params, opt_state, memory and keys."""
+
+    index: int
+    seeds: list[int]
+    apply: ApplyFn
+    params: Any
+    opt_state: Any
+    memory: Any
+    x: np.ndarray  # (N, *input_shape) the task's normalised training inputs
+    y: np.ndarray  # (N,) their labels
+    mask: jax.Array  # (K,) the outputs trained on this task
+    keys: jax.Array  # (S,) one fresh key per seed
+    reset_inner: optax.GradientTransformation | None  # the inner optimiser, when its state is reset per task
+
+
+def masked(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.where(mask, logits, -1e9)
+
+
+def cross_entropy(apply: ApplyFn, params, x: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Array:
+    """Per-example cross-entropy (B,) of the logits masked by ``mask`` ((K,) or per example (B, K))."""
+    return optax.softmax_cross_entropy_with_integer_labels(masked(apply(params, x), mask), y)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """Plain fine-tuning; subclasses override the hooks they need."""
+
+    @classmethod
+    def from_config(cls, config) -> Method:
+        """Build from a :class:`acljax.cl.trainer.SequentialConfig`: each field of the method from the
+        config's field of the same name (a field the config lacks keeps its default)."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)})
+
+    def optimizer(self, inner: optax.GradientTransformation) -> optax.GradientTransformation:
+        return inner
+
+    def init_memory(self, params, input_shape: tuple[int, ...], num_outputs: int):
+        """One seed's memory, fixed shape for the whole stream; ``()`` when the method keeps none."""
+        return ()
+
+    def loss(self, apply: ApplyFn, params, memory, x: jax.Array, y: jax.Array, masks: Masks,
+             key: jax.Array) -> jax.Array:
+        """One seed's training loss on the minibatch x (B, *input_shape), y (B,)."""
+        return cross_entropy(apply, params, x, y, masks.current).mean()
+
+    def adjust_gradients(self, apply: ApplyFn, params, memory, grads, masks: Masks, key: jax.Array):
+        """One seed's gradient, changed before the optimiser sees it (A-GEM's projection)."""
+        return grads
+
+    def end_task(self, end: TaskEnd) -> tuple[Any, Any]:
+        """End of task ``end.index``, every seed at once -> (opt_state, memory)."""
+        return end.opt_state, end.memory
+
+    def training_tasks(self, seen: list) -> list:
+        """The tasks whose training data the learner trains on now; ``seen[-1]`` is the current one."""
+        return seen[-1:]

@@ -1,0 +1,36 @@
+"""Synaptic Intelligence (Zenke et al. 2017): importances from each parameter's path integral over a task."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import optax
+
+from acljax.cl.methods.base import Method, TaskEnd
+from acljax.cl.regularizers import _check_strength
+from acljax.cl.si import si_consolidate, synaptic_intelligence
+
+
+@dataclasses.dataclass(frozen=True)
+class SI(Method):
+    """The optimiser wrapped by :func:`acljax.cl.si.synaptic_intelligence`; ``xi`` damps the importance of
+    parameters that barely moved; ``reset_optimizer`` re-initialises the inner optimiser at task ends."""
+
+    strength: float = 0.0
+    xi: float = 0.1
+    reset_optimizer: bool = False
+
+    def __post_init__(self):
+        _check_strength(self.strength)
+        if not self.xi > 0:
+            raise ValueError(f"xi must be > 0 for SI, got {self.xi!r}")
+
+    def optimizer(self, inner: optax.GradientTransformation) -> optax.GradientTransformation:
+        return synaptic_intelligence(inner, self.strength)
+
+    def end_task(self, end: TaskEnd):
+        reset = end.reset_inner if self.reset_optimizer else None
+        consolidated = jax.vmap(lambda st, p: si_consolidate(st, p, xi=self.xi, reset_inner=reset))(
+            end.opt_state, end.params)
+        return consolidated, end.memory
