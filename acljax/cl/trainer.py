@@ -39,8 +39,9 @@ class SequentialConfig:
     convention (penalty = strength/2 sum I (theta - a)^2; for LwF the distillation weight);
     importance_samples: examples of the task used for Fisher / MAS importances (None: every training example
     of the task, as Hsu et al.). Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
-    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step; LwF distils
-    the previous model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
+    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step; GEM keeps
+    ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LwF distils the previous
+    model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
     (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
 
     method: str | Method = "naive"
@@ -61,6 +62,8 @@ class SequentialConfig:
     memory_size: int = 1000
     memory_batch: int = 128
     buffer: str = "reservoir"
+    max_tasks: int = 10
+    margin: float = 0.5
     temperature: float = 2.0
 
     def __post_init__(self):
@@ -71,7 +74,7 @@ class SequentialConfig:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         require_positive_finite("SequentialConfig", learning_rate=self.learning_rate, temperature=self.temperature)
-        require_finite("SequentialConfig", strength=self.strength, xi=self.xi, gamma=self.gamma)
+        require_finite("SequentialConfig", strength=self.strength, xi=self.xi, gamma=self.gamma, margin=self.margin)
         for name in ("epochs", "batch_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

@@ -4,6 +4,7 @@ Add a method: a module with a :class:`Method` subclass, and an entry here.
 """
 
 from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked
+from acljax.cl.methods.gem import GEM
 from acljax.cl.methods.joint import Joint
 from acljax.cl.methods.lwf import LwF
 from acljax.cl.methods.penalties import EWC, L2, MAS, OnlineEWC
@@ -12,8 +13,8 @@ from acljax.cl.methods.si import SI
 
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
-    "replay": Replay, "agem": AGEM, "lwf": LwF,
+    "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF,
 }
 
-__all__ = ["AGEM", "EWC", "L2", "MAS", "METHODS", "Joint", "LwF", "Masks", "Method", "OnlineEWC", "Replay", "SI",
+__all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "Joint", "LwF", "Masks", "Method", "OnlineEWC", "Replay", "SI",
            "TaskEnd", "cross_entropy", "masked"]
