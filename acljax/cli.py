@@ -1,4 +1,5 @@
-"""The acljax command line: meta-train and evaluate in-context continual learners, prepare data."""
+"""The acljax command line: meta-train and evaluate in-context continual learners, run the gradient-based
+baselines, prepare data."""
 
 from __future__ import annotations
 
@@ -100,17 +101,50 @@ def _eval(args: argparse.Namespace) -> int:
     from acljax.eval import report
 
     out = Path(args.out)
-    try:  # before the evaluation, not after it
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--out {out}: cannot create the folder ({e.strerror})") from e
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"--out {out}: the folder is not writable")
+    _writable(out)  # before the evaluation, not after it
     result = in_context_report(args.model, args.stream, runs=args.runs, shots=args.shots,
                                classes_per_task=args.classes_per_task, scenario=args.scenario)
     name = f"{Path(args.model).resolve().name}__{Path(args.stream).stem}"  # one model's results never replace another's
     paths = report.save(result, args.out, name, f"{args.model} on {args.stream}, {args.shots} demos per class")
     print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs"))
+    print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+# acljax.cl.methods.METHODS, named here so that `acljax --help` imports no JAX (tests/acl/test_cli.py checks)
+CL_METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "gem", "lwf", "lora",
+              "experts")
+
+
+def _writable(out) -> None:
+    """Create ``out`` and check it is writable, before the work whose results go there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the folder ({e.strerror})") from e
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out}: the folder is not writable")
+
+
+def _cl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from acljax import configs
+    from acljax.cl.evaluate import sequential_report
+    from acljax.cl.trainer import SequentialConfig
+    from acljax.eval import report
+
+    config = configs.override(SequentialConfig(method=args.method, model=args.model), args.set)
+    out = Path(args.out)
+    _writable(out)
+    result = sequential_report(config, args.stream, seeds=args.seeds, classes_per_task=args.classes_per_task,
+                               scenario=args.scenario)
+    stream = Path(args.stream.removeprefix("split:")).stem
+    scenario = f"_{args.scenario}" if args.stream.startswith("split:") or args.stream.endswith(".npz") else ""
+    name = f"{args.method}__{stream}{scenario}"
+    title = f"{args.method} on {args.stream}{scenario.replace('_', ', ')}, {args.seeds} seeds"
+    paths = report.save(result, out, name, title)
+    print(report.markdown(result, title))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -232,6 +266,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scenario", default="domain", help="for PATH.npz streams: task, domain or class")
     evaluate.add_argument("--out", default="runs/eval", help="folder for the JSON, Markdown and heatmap")
     evaluate.set_defaults(func=_eval)
+
+    cl = commands.add_parser("cl", help="a gradient-based continual learner (EWC, SI, replay, GEM, ...) on a task "
+                                        "stream, every seed in one program (accuracy matrix)")
+    cl.add_argument("--method", default="naive", help=f"one of {', '.join(CL_METHODS)}; its settings: --set")
+    cl.add_argument("--stream", default="split_mnist_domain",
+                    help="any stream of acljax eval (split_mnist_domain, split_mnist_class, split_glyphs_domain5, "
+                         "...), split:DATASET (a prepared data set, e.g. split:mnist) or PATH.npz")
+    cl.add_argument("--scenario", default="domain", help="task, domain or class; for split:DATASET and PATH.npz")
+    cl.add_argument("--classes-per-task", type=_positive_int, default=2, help="for split:DATASET and PATH.npz")
+    cl.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1, trained together")
+    cl.add_argument("--model", default="mlp",
+                    help="mlp (--set hidden=[400,400]) or conv (--set channels=[32,32])")
+    cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any SequentialConfig field, e.g. --set strength=200 --set optimizer=sgd --set "
+                         "memory_size=1100 --set epochs=4 (repeatable)")
+    cl.add_argument("--out", default="runs/cl", help="folder for the JSON, Markdown and heatmap")
+    cl.set_defaults(func=_cl)
 
     quick = commands.add_parser("quickstart", help="ACL vs no ACL on offline glyph tasks (CPU, a few minutes)")
     quick.add_argument("--workdir", default="runs/quickstart",

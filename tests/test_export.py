@@ -76,6 +76,6 @@ def test_a_sequential_baseline_step_lowers(platform, method):
     y = np.zeros((3, 32), np.int32)
     masks = Masks(jnp.ones(10, bool), jnp.ones((10, 10), bool), jnp.zeros(10, bool))
     keys = learner._keys(jnp.arange(3), 0, 0)
-    args = (learner.params, learner.opt_state, learner.memory, x, y, masks, keys)
+    args = (learner.params, learner.opt_state, learner.memory, x, y, masks, keys, jnp.int32(0))
     exported = export.export(learner._step, platforms=[platform])(*args)  # the vmapped, jitted step it runs
     assert exported.platforms == (platform,)

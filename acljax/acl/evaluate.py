@@ -21,7 +21,7 @@ STREAMS = {  # name -> (data set, tasks, classes per task, scenario)
 }
 GLYPH_STREAMS = {f"split_glyphs_domain{n}": n for n in (5, 10, 20)}  # name -> tasks (5-way each)
 GLYPH_WAYS = 5
-STREAM_CHOICES = (*STREAMS, *GLYPH_STREAMS, "mnist_then_fashion_mnist", "PATH.npz")
+STREAM_CHOICES = (*STREAMS, *GLYPH_STREAMS, "mnist_then_fashion_mnist", "split:DATASET", "PATH.npz")
 
 
 def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStream:
@@ -36,8 +36,9 @@ def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStrea
 
 
 def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, scenario: str = "domain"):
-    """A named stream (see ``STREAM_CHOICES``) or Split-X of a ``.npz`` file -> (stream, per-task
-    (mean, std) normalisation statistics)."""
+    """A named stream (see ``STREAM_CHOICES``), or Split-X of a prepared data set (``split:mnist``) or of a
+    ``.npz`` file (``classes_per_task`` classes per task, ``scenario``) -> (stream, per-task (mean, std)
+    normalisation statistics)."""
     if name in STREAMS:
         dataset, tasks, per_task, scenario = STREAMS[name]
         stream = split_stream(load(dataset, "train", pre), load(dataset, "test", pre), num_tasks=tasks,
@@ -50,11 +51,12 @@ def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, sc
                  ("mnist", "fashion_mnist")]
         stream = TaskStream(tasks, 10, "domain")
         return stream, [channel_statistics(d, pre) for d in ("mnist", "fashion_mnist")]
-    if name.endswith(".npz"):
-        train, test = load(name, "train", pre), load(name, "test", pre)
+    if name.endswith(".npz") or name.startswith("split:"):
+        dataset = name.removeprefix("split:")
+        train, test = load(dataset, "train", pre), load(dataset, "test", pre)
         num_tasks = train.num_classes // classes_per_task
         stream = split_stream(train, test, num_tasks=num_tasks, classes_per_task=classes_per_task, scenario=scenario)
-        return stream, [channel_statistics(name, pre)] * num_tasks
+        return stream, [channel_statistics(dataset, pre)] * num_tasks
     raise ValueError(f"stream must be one of {STREAM_CHOICES}, got {name!r}")
 
 

@@ -40,7 +40,8 @@ class SequentialConfig:
     importance_samples: examples of the task used for Fisher / MAS importances (None: every training example
     of the task, as Hsu et al.). Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
     "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step; GEM keeps
-    ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LwF distils the previous
+    ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
+    delta per task, Experts a network per task, routed by ``routing``; LwF distils the previous
     model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
     (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
 
@@ -64,6 +65,8 @@ class SequentialConfig:
     buffer: str = "reservoir"
     max_tasks: int = 10
     margin: float = 0.5
+    rank: int = 4
+    routing: str = "task_id"
     temperature: float = 2.0
 
     def __post_init__(self):
@@ -105,21 +108,23 @@ class SequentialLearner:
         self.method = method = config.build_method()
         self.inner = OPTIMIZERS[config.optimizer](config.learning_rate)
         self.tx = method.optimizer(self.inner)
-        apply = model.apply
 
-        def step(params, opt_state, memory, x, y, masks, key):
+        def step(params, opt_state, memory, x, y, masks, key, task):
+            def apply(p, inputs):
+                return method.apply(model, p, memory, inputs, task, True)
+
             loss, grads = jax.value_and_grad(lambda p: method.loss(apply, p, memory, x, y, masks, key))(params)
             grads = method.adjust_gradients(apply, params, memory, grads, masks, key)
             updates, opt_state = self.tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, 0, None, 0)))
+        self._step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, 0, None, 0, None)))
         self.mesh = make_mesh(config.num_devices)  # minibatches split over its data axis, parameters replicated
 
-        def accuracy(params, x, y, mask):
-            return jnp.mean(jnp.argmax(masked(apply(params, x), mask), -1) == y)
+        def accuracy(params, memory, x, y, mask, task):
+            return jnp.mean(jnp.argmax(masked(method.apply(model, params, memory, x, task, False), mask), -1) == y)
 
-        self._accuracy = jax.jit(jax.vmap(accuracy, in_axes=(0, None, None, None)))
+        self._accuracy = jax.jit(jax.vmap(accuracy, in_axes=(0, 0, None, None, None, None)))
         self._keys = jax.jit(jax.vmap(lambda seed, index, step: jax.random.fold_in(
             jax.random.fold_in(jax.random.key(seed), index), step), in_axes=(0, None, None)))
         self.seen: list[Task] = []
@@ -129,7 +134,8 @@ class SequentialLearner:
 
     def reset(self, seeds: list[int]) -> None:
         self.seeds = list(seeds)
-        self.params = jax.vmap(self.model.init)(jnp.stack([jax.random.key(s) for s in seeds]))
+        self.params = jax.vmap(lambda key: self.method.init_params(self.model, key))(
+            jnp.stack([jax.random.key(s) for s in seeds]))
         self.params = replicate(self.mesh, self.params)
         self.opt_state = replicate(self.mesh, jax.vmap(self.tx.init)(self.params))
         self.memory = replicate(self.mesh, jax.vmap(
@@ -161,18 +167,23 @@ class SequentialLearner:
             for b in range(per_epoch):
                 idx = order[:, b * cfg.batch_size:(b + 1) * cfg.batch_size][:, rows]  # (S, batch): a shuffle per seed
                 xb, yb = shard_batch(self.mesh, (x[idx], y[idx]), axis=1)
-                self.params, self.opt_state, loss = self._step(self.params, self.opt_state, self.memory, xb, yb,
-                                                               masks, self._keys(seeds, index, epoch * per_epoch + b))
+                self.params, self.opt_state, loss = self._step(
+                    self.params, self.opt_state, self.memory, xb, yb, masks,
+                    self._keys(seeds, index, epoch * per_epoch + b), jnp.int32(index))
                 bar.update()
             if not np.isfinite(np.asarray(loss)).all():
                 raise NonFiniteLoss(f"task {index}, epoch {epoch} (seeds {self.seeds})")
             bar.set_postfix(loss=f"{float(loss.mean()):.3f}")
         bar.close()
-        end = TaskEnd(index, self.seeds, self.model.apply, self.params, self.opt_state, self.memory, x, y, mask,
-                      self._keys(seeds, index, 2**31 - 1), self.inner if cfg.reset_optimizer else None)
+
+        def apply(p, memory, inputs):  # one seed, as trained on this task
+            return self.method.apply(self.model, p, memory, inputs, jnp.int32(index), True)
+
+        end = TaskEnd(index, self.seeds, apply, self.params, self.opt_state, self.memory, x, y, mask,
+                      self._keys(seeds, index, 2**31 - 1), self.inner if cfg.reset_optimizer else None, self.tx)
         opt_state, memory = self.method.end_task(end)
         self.opt_state, self.memory = replicate(self.mesh, opt_state), replicate(self.mesh, memory)
 
     def accuracy(self, index: int, task: Task) -> np.ndarray:
-        return np.asarray(self._accuracy(self.params, self._inputs(task.test.x), task.test.y,
-                                         jnp.asarray(task.output_mask)))
+        return np.asarray(self._accuracy(self.params, self.memory, self._inputs(task.test.x), task.test.y,
+                                         jnp.asarray(task.output_mask), jnp.int32(index)))

@@ -4,8 +4,10 @@ Add a method: a module with a :class:`Method` subclass, and an entry here.
 """
 
 from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked
+from acljax.cl.methods.experts import Experts
 from acljax.cl.methods.gem import GEM
 from acljax.cl.methods.joint import Joint
+from acljax.cl.methods.lora import LoRA
 from acljax.cl.methods.lwf import LwF
 from acljax.cl.methods.penalties import EWC, L2, MAS, OnlineEWC
 from acljax.cl.methods.replay import AGEM, Replay
@@ -13,8 +15,8 @@ from acljax.cl.methods.si import SI
 
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
-    "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF,
+    "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF, "lora": LoRA, "experts": Experts,
 }
 
-__all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "Joint", "LwF", "Masks", "Method", "OnlineEWC", "Replay", "SI",
-           "TaskEnd", "cross_entropy", "masked"]
+__all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "Experts", "Joint", "LoRA", "LwF", "Masks", "Method",
+           "OnlineEWC", "Replay", "SI", "TaskEnd", "cross_entropy", "masked"]

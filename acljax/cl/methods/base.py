@@ -8,7 +8,9 @@ runs inside the training step) it may
   buffer, a teacher model), read by the step, rewritten only at task ends, so nothing recompiles,
 - change the training loss (:meth:`Method.loss`) or the gradient (:meth:`Method.adjust_gradients`),
 - act at the end of each task (:meth:`Method.end_task`, on the host, every seed at once),
-- train on more than the current task (:meth:`Method.training_tasks`).
+- train on more than the current task (:meth:`Method.training_tasks`),
+- own the parameters (:meth:`Method.init_params`, :meth:`Method.apply`: per-task parameters routed by the
+  task index, as parameter-isolation methods do).
 
 The base class is plain fine-tuning. A new method is one module with a subclass and an entry in
 :data:`acljax.cl.methods.METHODS`.
@@ -24,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from acljax.cl.models import Model
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, x (B, *input_shape)) -> logits (B, K)
 
@@ -42,7 +46,7 @@ class TaskEnd:
 
     index: int
     seeds: list[int]
-    apply: ApplyFn
+    apply: Callable[[Any, Any, jax.Array], jax.Array]  # one seed's (params, memory, x) -> logits, as trained
     params: Any
     opt_state: Any
     memory: Any
@@ -51,6 +55,7 @@ class TaskEnd:
     mask: jax.Array  # (K,) the outputs trained on this task
     keys: jax.Array  # (S,) one fresh key per seed
     reset_inner: optax.GradientTransformation | None  # the inner optimiser, when its state is reset per task
+    tx: optax.GradientTransformation  # the whole optimiser (Method.optimizer of the inner one)
 
 
 def masked(logits: jax.Array, mask: jax.Array) -> jax.Array:
@@ -66,6 +71,11 @@ def cross_entropy(apply: ApplyFn, params, x: jax.Array, y: jax.Array, mask: jax.
 class Method:
     """Plain fine-tuning; subclasses override the hooks they need."""
 
+    @property
+    def uses_task_id(self) -> bool:
+        """True if :meth:`apply` reads the task index at test time: the method is for task-IL streams only."""
+        return False
+
     @classmethod
     def from_config(cls, config) -> Method:
         """Build from a :class:`acljax.cl.trainer.SequentialConfig`: each field of the method from the
@@ -74,6 +84,19 @@ class Method:
 
     def optimizer(self, inner: optax.GradientTransformation) -> optax.GradientTransformation:
         return inner
+
+    def init_params(self, model: Model, key: jax.Array):
+        """One seed's parameters."""
+        return model.init(key)
+
+    def apply(self, model: Model, params, memory, x: jax.Array, task: jax.Array, training: bool) -> jax.Array:
+        """One seed's logits (B, K) of x (B, *input_shape) for task index ``task`` (a traced int: in training
+        the task being learned, in testing the task being tested)."""
+        return model.apply(params, x)
+
+    def added_parameters(self, model: Model) -> int:
+        """Parameters the method adds for each new task (0 for a fixed network)."""
+        return 0
 
     def init_memory(self, params, input_shape: tuple[int, ...], num_outputs: int):
         """One seed's memory, fixed shape for the whole stream; ``()`` when the method keeps none."""

@@ -71,12 +71,13 @@ class ImportancePenalty(L2):
         raise NotImplementedError
 
     def consolidate(self, end: TaskEnd, penalty):
-        def apply(p, xb):  # one function per task, so all seeds share one compilation
-            return masked(end.apply(p, xb), end.mask)
+        def apply(p, xb):  # one function per task, so all seeds share one compilation (no memory to pass)
+            return masked(end.apply(p, (), xb), end.mask)
 
         importances = []
         for s, seed in enumerate(end.seeds):
             params_s = jax.tree.map(lambda a, s=s: a[s], end.params)
+
             x, y = end.x, end.y
             if self.importance_samples is not None and self.importance_samples < len(y):
                 pick = np.random.default_rng([seed, end.index, 10**6]).choice(len(y), self.importance_samples,

@@ -1,0 +1,27 @@
+"""Gradient-based continual learners on task streams through the shared protocol (``acljax cl``)."""
+
+from __future__ import annotations
+
+from acljax.acl.evaluate import build_stream
+from acljax.cl.trainer import SequentialConfig, SequentialLearner
+from acljax.data.registry import Preprocessing
+from acljax.eval import evaluate
+from acljax.eval.protocol import Report
+
+
+def sequential_report(config: SequentialConfig, stream_name: str, *, seeds: int = 5, classes_per_task: int = 2,
+                      scenario: str = "domain", progress: bool = True) -> Report:
+    """Accuracy matrices of ``config``'s method on a stream (any name ``acljax eval`` takes) for seeds
+    0..seeds-1, every seed in one program. Inputs are normalised with the first task's statistics (a
+    continual learner cannot know later tasks' data)."""
+    stream, statistics = build_stream(stream_name, Preprocessing(), classes_per_task=classes_per_task,
+                                      scenario=scenario)
+    method = config.build_method()
+    if method.uses_task_id and stream.scenario != "task":
+        raise ValueError(f"{type(method).__name__} picks its parameters by the task's index at test time, which only "
+                         f"task-incremental streams give; {stream_name} is {stream.scenario}-incremental (--scenario "
+                         "task, or a routing that infers the task)")
+    mean, std = statistics[0]
+    learner = SequentialLearner(config, stream.num_outputs, stream.tasks[0].train.x.shape[1:], mean, std,
+                                progress=progress)
+    return evaluate(learner, stream.tasks, list(range(seeds)), [t.name for t in stream.tasks], progress=progress)

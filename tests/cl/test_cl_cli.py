@@ -1,0 +1,44 @@
+"""`acljax cl`: any method on a custom .npz stream, the report written, settings through --set, clear errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from acljax.cl.methods import METHODS
+from acljax.cli import CL_METHODS, main
+
+
+def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 40).astype(np.int32)
+    images = rng.integers(0, 60, (len(y), 8, 8, 1), dtype=np.uint8)
+    images[np.arange(len(y)), y, :, 0] += 180  # class c lights row c: learnable
+    npz = tmp_path / "mine.npz"
+    np.savez(npz, x=images, y=y, x_test=images, y_test=y)
+    out = tmp_path / "cl"
+    assert main(["cl", "--method", "gem", "--stream", str(npz), "--scenario", "class", "--seeds", "2",
+                 "--set", "memory_size=30", "--set", "max_tasks=3", "--set", "batch_size=16", "--set", "hidden=[32]",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "gem__mine_class.json").read_text())  # method, stream and scenario in the name
+    matrices = np.asarray(report["matrices"])
+    assert matrices.shape == (2, 3, 3) and report["seeds"] == [0, 1]
+    assert matrices[:, -1, 0].min() > 0.5  # GEM still knows task 0 after tasks 1 and 2 in class-IL
+    assert (out / "gem__mine_class.png").exists() and "ACC" in capsys.readouterr().out
+
+
+def test_the_command_names_every_registered_method():
+    assert set(CL_METHODS) == set(METHODS)
+
+
+def test_bad_settings_are_one_line_errors(tmp_path, capsys):
+    assert main(["cl", "--set", "stregth=3", "--out", str(tmp_path)]) == 2
+    assert "SequentialConfig has no field 'stregth'" in capsys.readouterr().err
+    assert main(["cl", "--method", "gemm", "--out", str(tmp_path)]) == 2
+    assert "method must be one of ('naive', " in capsys.readouterr().err
+
+
+def test_help_imports_no_jax():
+    code = "import sys; from acljax.cli import build_parser; build_parser(); print('jax' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -1,0 +1,87 @@
+"""Parameter isolation: per-task LoRA deltas on a frozen network and a mixture of per-task experts. What a
+task learned stays bit-identical afterwards; the parameters added per task match a hand count."""
+
+import jax
+import numpy as np
+import pytest
+from cl_streams import stream
+
+from acljax.cl.evaluate import sequential_report
+from acljax.cl.methods import Experts, LoRA
+from acljax.cl.models import mlp_model
+from acljax.cl.trainer import SequentialConfig, SequentialLearner
+from acljax.eval import evaluate
+
+
+def learner(method, s, epochs=4, **kw):
+    config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2,
+                              max_tasks=3, **kw)
+    return SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
+
+
+def leaves(tree):
+    return [np.asarray(a).copy() for a in jax.tree.leaves(tree)]
+
+
+def test_lora_freezes_the_network_after_task_0_and_each_delta_after_its_task():
+    s = stream("task")
+    model = learner("lora", s, rank=2)
+    model.reset([0, 1])
+    model.learn(0, s.tasks[0])
+    base = leaves(model.params["base"])
+    model.learn(1, s.tasks[1])
+    delta_1 = [np.asarray(a)[:, 1].copy() for a in jax.tree.leaves((model.params["a"], model.params["b"]))]
+    model.learn(2, s.tasks[2])
+    for before, after in zip(base, leaves(model.params["base"])):
+        np.testing.assert_array_equal(after, before)
+    for before, after in zip(delta_1, [np.asarray(a)[:, 1] for a in jax.tree.leaves((model.params["a"],
+                                                                                       model.params["b"]))]):
+        np.testing.assert_array_equal(after, before)
+    trained = [np.asarray(b)[:, 2] for b in jax.tree.leaves(model.params["b"])]
+    assert all(not np.allclose(b, 0) for b in trained)  # task 2 trained its own delta
+
+
+@pytest.mark.parametrize("method, kw", [("lora", {"rank": 2}), ("experts", {})])
+def test_task_incremental_accuracy_never_changes_after_a_task_is_learned(method, kw):
+    s = stream("task")
+    trained = learner(method, s, **kw)
+    matrices = evaluate(trained, s.tasks, [0, 1], progress=False).matrices  # (seeds, after, on)
+    for i in range(3):
+        np.testing.assert_array_equal(matrices[:, i:, i], matrices[:, i:i + 1, i].repeat(3 - i, 1))  # BWT = 0
+    assert matrices[:, np.arange(3), np.arange(3)].min() > 0.8
+    assert trained._step._cache_size() == 1
+
+
+def test_parameters_added_per_task_match_a_hand_count():
+    model = mlp_model((6, 6, 1), (16,), 6)  # 36 -> 16 -> 6
+    assert LoRA(rank=2).added_parameters(model) == 2 * (36 + 16) + 2 * (16 + 6)
+    assert Experts().added_parameters(model) == 36 * 16 + 16 + 16 * 6 + 6
+
+
+def test_experts_routed_by_confidence_keep_old_classes_in_class_incremental():
+    s = stream("class")
+    naive = evaluate(learner("naive", s, epochs=10), s.tasks, [0], progress=False).matrices[0]
+    experts = evaluate(learner("experts", s, epochs=10, routing="confidence"), s.tasks, [0], progress=False)
+    assert naive[-1, 0] < 0.1 and experts.matrices[0][-1, 0] > 0.5
+
+
+def test_task_id_methods_refuse_streams_without_task_ids(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10).astype(np.int32)
+    npz = tmp_path / "four.npz"
+    x = rng.integers(0, 256, (40, 4, 4, 1), dtype=np.uint8)
+    np.savez(npz, x=x, y=y, x_test=x, y_test=y)
+    with pytest.raises(ValueError, match="LoRA picks its parameters by the task's index .* is domain-incremental"):
+        sequential_report(SequentialConfig(method="lora"), str(npz), scenario="domain", progress=False)
+
+
+@pytest.mark.parametrize("kw, message", [({"rank": 0}, "rank must be a positive int"),
+                                         ({"max_tasks": 0}, "max_tasks must be a positive int")])
+def test_bad_lora_settings(kw, message):
+    with pytest.raises(ValueError, match=message):
+        LoRA(**kw)
+
+
+def test_bad_routing():
+    with pytest.raises(ValueError, match=r"routing must be one of \('task_id', 'confidence'\)"):
+        Experts(routing="vote")
