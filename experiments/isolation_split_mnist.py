@@ -1,0 +1,87 @@
+"""Split-MNIST with the parameter-isolation methods beside naive and joint training, and what each adds.
+
+    python experiments/isolation_split_mnist.py [--seeds 5] [--rows ...] [--scenarios task domain class]
+
+Hsu et al.'s training protocol (MLP 784-400-400, 4 epochs per task, batch 128, Adam 1e-3; REFERENCE.md §5):
+naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 8) on the network frozen
+after task 0 (task-IL only: it needs the task id), and a mixture of per-task experts, routed by the task id
+(task-IL) or by the most confident trained expert (every scenario). Each row: ACC, BWT and the parameters
+the method adds per task beside the network's own. Results go to runs/isolation_split_mnist/ (--out DIR;
+--record: experiments/results/); finished (row, scenario) pairs there are kept while their configuration
+and seed count are unchanged, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import jax
+import numpy as np
+
+from acljax.cl.evaluate import sequential_report
+from acljax.cl.models import mlp_model
+from acljax.cl.trainer import SequentialConfig
+from acljax.data.streams import SCENARIOS
+from acljax.recording import add_output_arguments, output_dir
+
+ROWS = {  # name -> (config fields, scenarios it runs in)
+    "Naive (Adam)": (dict(method="naive"), SCENARIOS),
+    "Joint (upper bound)": (dict(method="joint"), SCENARIOS),
+    "LoRA r=8": (dict(method="lora", rank=8, max_tasks=5), ("task",)),
+    "Experts, task id": (dict(method="experts", max_tasks=5), ("task",)),
+    "Experts, confidence": (dict(method="experts", max_tasks=5, routing="confidence"), SCENARIOS),
+}
+NETWORK = mlp_model((28, 28, 1), (400, 400), 10)
+
+
+def table(results: dict) -> str:
+    network = sum(math.prod(w.shape) for w in jax.tree.leaves(jax.eval_shape(NETWORK.init, jax.random.key(0))))
+    lines = ["| method | " + " | ".join(f"{s}-IL ACC | {s}-IL BWT" for s in SCENARIOS) + " | added per task |",
+             "|---|" + "---|---|" * len(SCENARIOS) + "---|"]
+    for name, (fields, _) in ROWS.items():
+        cells = []
+        for s in SCENARIOS:
+            r = results.get(f"{name}/{s}")
+            cells += ["-", "-"] if r is None else [
+                f"{100 * r['ACC']['mean']:.2f} ± {100 * r['ACC']['std']:.2f} ({r['seeds']})",
+                f"{100 * r['BWT']['mean']:.2f} ± {100 * r['BWT']['std']:.2f}"]
+        added = SequentialConfig(**fields).build_method().added_parameters(NETWORK)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {added:,} ({100 * added / network:.0f}%) |")
+    return "\n".join(lines) + f"\n\nmean ± std over (n) seeds, %; the network itself: {network:,} parameters.\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    add_output_arguments(parser, __file__)
+    args = parser.parse_args(argv)
+    out = output_dir(args, __file__)
+    path = out / "isolation_split_mnist.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for name in args.rows:
+        fields, scenarios = ROWS[name]
+        for scenario in [s for s in args.scenarios if s in scenarios]:
+            key, config = f"{name}/{scenario}", SequentialConfig(**fields)
+            recorded = json.loads(json.dumps(vars(config)))
+            if key in results and results[key]["seeds"] >= args.seeds and results[key]["config"] == recorded:
+                print(f"{key}: skipped, already in {path} with this configuration", flush=True)
+                continue
+            start = time.time()
+            report = sequential_report(config, "split:mnist", seeds=args.seeds, scenario=scenario)
+            results[key] = {**report.summary, "seeds": args.seeds, "seconds": round(time.time() - start, 1),
+                            "config": recorded, "mean_matrix": np.asarray(report.matrices).mean(0).tolist()}
+            path.write_text(json.dumps(results, indent=1) + "\n")
+            (out / "isolation_split_mnist.md").write_text(table(results))
+            print(f"{key}: ACC {100 * results[key]['ACC']['mean']:.2f} in {results[key]['seconds']} s", flush=True)
+    print(table(results))
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
