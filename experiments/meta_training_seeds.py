@@ -33,7 +33,8 @@ def seed_results(model: str, runs: int) -> dict:
     test = json.loads((model_dir(model) / "results.json").read_text())["test"]
     report = in_context_report(model, STREAM, runs=runs, shots=5, progress=False)
     return {**{name: 100 * test[key] for name, key in TERMS.items()},
-            "stream ACC": 100 * report.summary["ACC"]["mean"], "stream ACC eval std": 100 * report.summary["ACC"]["std"]}
+            "stream ACC": 100 * report.summary["ACC"]["mean"],
+            "stream ACC eval std": 100 * report.summary["ACC"]["std"]}
 
 
 def table(results: dict) -> str:

@@ -22,10 +22,12 @@ MODELS = ("mlp", "conv")
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """``init(key) -> params`` (a pytree of arrays), ``apply(params, x (B, *input_shape)) -> logits (B, K)``."""
+    """``init(key) -> params`` (a pytree of arrays), ``apply(params, x (B, *input_shape)) -> logits (B, K)``;
+    ``layer_sizes`` for methods that build MLP columns of their own (progressive networks)."""
 
     init: Callable[[jax.Array], object]
     apply: Callable[[object, jax.Array], jax.Array]
+    layer_sizes: tuple[int, ...] | None = None  # (inputs, hidden..., outputs) when it is a plain MLP
 
 
 def init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[dict]:
@@ -50,7 +52,7 @@ def mlp(params: list[dict], x: jax.Array) -> jax.Array:
 def mlp_model(input_shape: Sequence[int], hidden: Sequence[int], num_outputs: int) -> Model:
     """Flattened input -> ReLU layers of ``hidden`` sizes -> ``num_outputs`` logits."""
     sizes = (int(np.prod(input_shape)), *hidden, num_outputs)
-    return Model(lambda key: init_mlp(key, sizes), mlp)
+    return Model(lambda key: init_mlp(key, sizes), mlp, sizes)
 
 
 class ConvNet(nnx.Module):

@@ -7,8 +7,8 @@ import pytest
 from cl_streams import stream
 
 from acljax.cl.evaluate import sequential_report
-from acljax.cl.methods import Experts, LoRA
-from acljax.cl.models import mlp_model
+from acljax.cl.methods import PNN, Experts, LoRA
+from acljax.cl.models import conv_model, mlp_model
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 
@@ -41,7 +41,7 @@ def test_lora_freezes_the_network_after_task_0_and_each_delta_after_its_task():
     assert all(not np.allclose(b, 0) for b in trained)  # task 2 trained its own delta
 
 
-@pytest.mark.parametrize("method, kw", [("lora", {"rank": 2}), ("experts", {})])
+@pytest.mark.parametrize("method, kw", [("lora", {"rank": 2}), ("experts", {}), ("pnn", {})])
 def test_task_incremental_accuracy_never_changes_after_a_task_is_learned(method, kw):
     s = stream("task")
     trained = learner(method, s, **kw)
@@ -54,8 +54,45 @@ def test_task_incremental_accuracy_never_changes_after_a_task_is_learned(method,
 
 def test_parameters_added_per_task_match_a_hand_count():
     model = mlp_model((6, 6, 1), (16,), 6)  # 36 -> 16 -> 6
-    assert LoRA(rank=2).added_parameters(model) == 2 * (36 + 16) + 2 * (16 + 6)
-    assert Experts().added_parameters(model) == 36 * 16 + 16 + 16 * 6 + 6
+    assert LoRA(rank=2).added_parameters(model, 0) == Experts().added_parameters(model, 0) == 0  # the network
+    assert LoRA(rank=2).added_parameters(model, 3) == 2 * (36 + 16) + 2 * (16 + 6)
+    assert Experts().added_parameters(model, 1) == 36 * 16 + 16 + 16 * 6 + 6
+    assert PNN().added_parameters(model, 2) == 36 * 16 + 16 + 16 * 6 + 6 + 2 * 16 * 6  # a column, 2 laterals
+
+
+def test_pnn_column_equals_a_loop_over_columns_and_laterals():
+    model = mlp_model((3,), (4, 5), 2)  # 3 -> 4 -> 5 -> 2
+    method = PNN(max_tasks=3)
+    params = jax.tree.map(np.asarray, method.init_params(model, jax.random.key(0)))
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    for task in range(3):
+        hidden = []  # hidden[k][l]: column k's activation after layer l
+        for k in range(task + 1):
+            h, acts = x, []
+            for i in range(3):
+                layer = {n: a[k] for n, a in params["columns"][i].items()}
+                pre = h @ layer["w"] + layer["b"]
+                if i > 0:
+                    pre = pre + sum(hidden[j][i - 1] @ params["laterals"][i - 1][k, j] for j in range(k))
+                h = np.maximum(pre, 0) if i < 2 else pre
+                acts.append(h)
+            hidden.append(acts)
+        np.testing.assert_allclose(method.apply(model, params, (), x, task, False), hidden[task][-1], rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_pnn_freezes_every_earlier_column():
+    s = stream("task")
+    model = learner("pnn", s)
+    model.reset([0, 1])
+    model.learn(0, s.tasks[0])
+    column_0 = [np.asarray(a)[:, 0].copy() for a in jax.tree.leaves(model.params["columns"])]
+    model.learn(1, s.tasks[1])
+    model.learn(2, s.tasks[2])
+    for before, after in zip(column_0, [np.asarray(a)[:, 0] for a in jax.tree.leaves(model.params["columns"])]):
+        np.testing.assert_array_equal(after, before)
+    with pytest.raises(ValueError, match="PNN builds MLP columns: it needs an MLP model"):
+        PNN().init_params(conv_model((4, 4, 1), 2, channels=(2,)), jax.random.key(0))
 
 
 def test_experts_routed_by_confidence_keep_old_classes_in_class_incremental():

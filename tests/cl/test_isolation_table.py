@@ -25,7 +25,7 @@ def test_isolation_table_and_resume(tmp_path, monkeypatch, capsys):
     assert set(results) == {"LoRA r=8/task", "Experts, confidence/task", "Experts, confidence/domain"}  # LoRA: task-IL
     assert abs(results["LoRA r=8/task"]["BWT"]["mean"]) == 0.0  # a frozen network and per-task deltas forget nothing
     table = (out / "isolation_split_mnist.md").read_text()
-    assert "| LoRA r=8 | " in table and "19,152 (4%)" in table  # 8 x (784+400 + 400+400 + 400+10)
+    assert "| LoRA r=8 | " in table and "| 19,152 | 76,608 (16%) |" in table  # 8 x (784+400 + 400+400 + 400+10)
     capsys.readouterr()
     assert script.main(args) == 0
     assert "LoRA r=8/task: skipped" in capsys.readouterr().out

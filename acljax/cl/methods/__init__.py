@@ -10,13 +10,15 @@ from acljax.cl.methods.joint import Joint
 from acljax.cl.methods.lora import LoRA
 from acljax.cl.methods.lwf import LwF
 from acljax.cl.methods.penalties import EWC, L2, MAS, OnlineEWC
+from acljax.cl.methods.pnn import PNN
 from acljax.cl.methods.replay import AGEM, Replay
 from acljax.cl.methods.si import SI
 
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
     "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF, "lora": LoRA, "experts": Experts,
+    "pnn": PNN,
 }
 
 __all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "Experts", "Joint", "LoRA", "LwF", "Masks", "Method",
-           "OnlineEWC", "Replay", "SI", "TaskEnd", "cross_entropy", "masked"]
+           "OnlineEWC", "PNN", "Replay", "SI", "TaskEnd", "cross_entropy", "masked"]

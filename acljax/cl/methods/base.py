@@ -94,8 +94,8 @@ class Method:
         the task being learned, in testing the task being tested)."""
         return model.apply(params, x)
 
-    def added_parameters(self, model: Model) -> int:
-        """Parameters the method adds for each new task (0 for a fixed network)."""
+    def added_parameters(self, model: Model, task: int) -> int:
+        """Parameters the method adds for task ``task`` beyond the network it was given (0 for a fixed network)."""
         return 0
 
     def init_memory(self, params, input_shape: tuple[int, ...], num_outputs: int):

@@ -51,8 +51,8 @@ class Experts(Method):
         confidence = jnp.where(memory[:, None], jax.nn.softmax(logits, -1).max(-1), -1.0)  # (E, B)
         return jnp.take_along_axis(logits, confidence.argmax(0)[None, :, None], 0)[0]
 
-    def added_parameters(self, model: Model) -> int:
-        return sum(w.size for w in jax.tree.leaves(jax.eval_shape(model.init, jax.random.key(0))))
+    def added_parameters(self, model: Model, task: int) -> int:
+        return 0 if task == 0 else sum(w.size for w in jax.tree.leaves(jax.eval_shape(model.init, jax.random.key(0))))
 
     def end_task(self, end: TaskEnd):
         if end.index >= self.max_tasks:

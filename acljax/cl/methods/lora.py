@@ -65,7 +65,9 @@ class LoRA(Method):
         return model.apply(jax.tree.unflatten(treedef, [effective(*z) for z in zip(leaves, params["a"], params["b"])]),
                            x)
 
-    def added_parameters(self, model: Model) -> int:
+    def added_parameters(self, model: Model, task: int) -> int:
+        if task == 0:
+            return 0  # task 0 trains the network itself
         shapes = jax.eval_shape(model.init, jax.random.key(0))
         return sum(self.rank * (math.prod(w.shape[:-1]) + w.shape[-1]) for w in jax.tree.leaves(shapes)
                    if len(w.shape) >= 2)
