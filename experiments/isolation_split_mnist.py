@@ -3,11 +3,11 @@
     python experiments/isolation_split_mnist.py [--seeds 5] [--rows ...] [--scenarios task domain class]
 
 Hsu et al.'s training protocol (MLP 784-400-400, 4 epochs per task, batch 128, Adam 1e-3; REFERENCE.md §5):
-naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 8) on the network frozen
-after task 0 and progressive networks (a column per task with laterals; task-IL only: both need the task
-id), and a mixture of per-task experts, routed by the task id (task-IL) or by the most confident trained
-expert (every scenario). Each row: ACC, BWT and the parameters
-the method adds per task beside the network's own. Results go to runs/isolation_split_mnist/ (--out DIR;
+naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 8) or bottleneck adapters
+(width 32) on the network frozen after task 0, progressive networks (a column per task with laterals; these
+three are task-IL only: they need the task id), and a mixture of per-task experts, routed by the task id
+(task-IL) or by the most confident trained expert (every scenario). Each row: ACC, BWT and the parameters
+the method adds beside the network's own. Results go to runs/isolation_split_mnist/ (--out DIR;
 --record: experiments/results/); finished (row, scenario) pairs there are kept while their configuration
 and seed count are unchanged, so an interrupted run resumes.
 """
@@ -33,6 +33,7 @@ ROWS = {  # name -> (config fields, scenarios it runs in)
     "Joint (upper bound)": (dict(method="joint"), SCENARIOS),
     "LoRA r=8": (dict(method="lora", rank=8, max_tasks=5), ("task",)),
     "Experts, task id": (dict(method="experts", max_tasks=5), ("task",)),
+    "Adapters m=32": (dict(method="adapters", bottleneck=32, max_tasks=5), ("task",)),
     "PNN": (dict(method="pnn", max_tasks=5), ("task",)),
     "Experts, confidence": (dict(method="experts", max_tasks=5, routing="confidence"), SCENARIOS),
 }

@@ -41,7 +41,8 @@ class SequentialConfig:
     of the task, as Hsu et al.). Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
     "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step; GEM keeps
     ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
-    delta per task, Experts a network per task, routed by ``routing``; LwF distils the previous
+    delta per task, Adapters a ``bottleneck``-wide adapter per task, Experts a network per task, routed by
+    ``routing``; LwF distils the previous
     model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
     (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
 
@@ -66,6 +67,7 @@ class SequentialConfig:
     max_tasks: int = 10
     margin: float = 0.5
     rank: int = 4
+    bottleneck: int = 16
     routing: str = "task_id"
     temperature: float = 2.0
 

@@ -7,7 +7,7 @@ import pytest
 from cl_streams import stream
 
 from acljax.cl.evaluate import sequential_report
-from acljax.cl.methods import PNN, Experts, LoRA
+from acljax.cl.methods import PNN, Adapters, Experts, LoRA
 from acljax.cl.models import conv_model, mlp_model
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
@@ -41,7 +41,8 @@ def test_lora_freezes_the_network_after_task_0_and_each_delta_after_its_task():
     assert all(not np.allclose(b, 0) for b in trained)  # task 2 trained its own delta
 
 
-@pytest.mark.parametrize("method, kw", [("lora", {"rank": 2}), ("experts", {}), ("pnn", {})])
+@pytest.mark.parametrize("method, kw", [("lora", {"rank": 2}), ("experts", {}), ("pnn", {}),
+                                        ("adapters", {"bottleneck": 8})])
 def test_task_incremental_accuracy_never_changes_after_a_task_is_learned(method, kw):
     s = stream("task")
     trained = learner(method, s, **kw)
@@ -57,6 +58,7 @@ def test_parameters_added_per_task_match_a_hand_count():
     assert LoRA(rank=2).added_parameters(model, 0) == Experts().added_parameters(model, 0) == 0  # the network
     assert LoRA(rank=2).added_parameters(model, 3) == 2 * (36 + 16) + 2 * (16 + 6)
     assert Experts().added_parameters(model, 1) == 36 * 16 + 16 + 16 * 6 + 6
+    assert Adapters(bottleneck=3).added_parameters(model, 4) == 2 * 16 * 3  # one hidden layer of 16
     assert PNN().added_parameters(model, 2) == 36 * 16 + 16 + 16 * 6 + 6 + 2 * 16 * 6  # a column, 2 laterals
 
 
@@ -93,6 +95,22 @@ def test_pnn_freezes_every_earlier_column():
         np.testing.assert_array_equal(after, before)
     with pytest.raises(ValueError, match="PNN builds MLP columns: it needs an MLP model"):
         PNN().init_params(conv_model((4, 4, 1), 2, channels=(2,)), jax.random.key(0))
+
+
+def test_adapters_start_as_the_identity_and_freeze_the_hidden_layers():
+    model = mlp_model((6, 6, 1), (16,), 6)
+    method = Adapters(bottleneck=3, max_tasks=3)
+    params = method.init_params(model, jax.random.key(0))
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype(np.float32)
+    plain = model.apply(params["base"], x)
+    for task in range(3):  # up-projections start at 0: every task's network is the MLP itself
+        np.testing.assert_allclose(method.apply(model, params, (), x, task, False), plain, rtol=1e-6)
+    grads = jax.grad(lambda p: method.apply(model, p, (), x, 1, True).sum())(params)
+    assert not np.asarray(grads["base"][0]["w"]).any()  # hidden layer frozen for task 1
+    assert np.asarray(grads["base"][1]["w"]).any()  # the output layer trains
+    assert np.asarray(grads["up"][0][1]).any() and not np.asarray(grads["up"][0][2]).any()  # only task 1's adapter
+    with pytest.raises(ValueError, match="Adapters sit between an MLP's layers"):
+        method.init_params(conv_model((4, 4, 1), 2, channels=(2,)), jax.random.key(0))
 
 
 def test_experts_routed_by_confidence_keep_old_classes_in_class_incremental():

@@ -3,6 +3,7 @@
 Add a method: a module with a :class:`Method` subclass, and an entry here.
 """
 
+from acljax.cl.methods.adapters import Adapters
 from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked
 from acljax.cl.methods.experts import Experts
 from acljax.cl.methods.gem import GEM
@@ -17,8 +18,8 @@ from acljax.cl.methods.si import SI
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
     "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF, "lora": LoRA, "experts": Experts,
-    "pnn": PNN,
+    "pnn": PNN, "adapters": Adapters,
 }
 
-__all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "Experts", "Joint", "LoRA", "LwF", "Masks", "Method",
-           "OnlineEWC", "PNN", "Replay", "SI", "TaskEnd", "cross_entropy", "masked"]
+__all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "PNN", "SI", "Adapters", "Experts", "Joint", "LoRA", "LwF",
+           "Masks", "Method", "OnlineEWC", "Replay", "TaskEnd", "cross_entropy", "masked"]
