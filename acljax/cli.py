@@ -113,7 +113,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 # acljax.cl.methods.METHODS, named here so that `acljax --help` imports no JAX (tests/acl/test_cli.py checks)
 CL_METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "gem", "lwf", "lora",
-              "experts", "pnn", "adapters")
+              "experts", "pnn", "adapters", "task_tokens")
 
 
 def _writable(out) -> None:

@@ -4,8 +4,9 @@
 
 Hsu et al.'s training protocol (MLP 784-400-400, 4 epochs per task, batch 128, Adam 1e-3; REFERENCE.md §5):
 naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 8) or bottleneck adapters
-(width 32) on the network frozen after task 0, progressive networks (a column per task with laterals; these
-three are task-IL only: they need the task id), and a mixture of per-task experts, routed by the task id
+(width 32) on the network frozen after task 0, progressive networks (a column per task with laterals), task
+tokens (a learned token per task read first by a frozen SRWM sequence model of the image's rows; these four
+are task-IL only: they need the task id), and a mixture of per-task experts, routed by the task id
 (task-IL) or by the most confident trained expert (every scenario). Each row: ACC, BWT and the parameters
 the method adds beside the network's own. Results go to runs/isolation_split_mnist/ (--out DIR;
 --record: experiments/results/); finished (row, scenario) pairs there are kept while their configuration
@@ -35,6 +36,7 @@ ROWS = {  # name -> (config fields, scenarios it runs in)
     "Experts, task id": (dict(method="experts", max_tasks=5), ("task",)),
     "Adapters m=32": (dict(method="adapters", bottleneck=32, max_tasks=5), ("task",)),
     "PNN": (dict(method="pnn", max_tasks=5), ("task",)),
+    "Task tokens (SRWM)": (dict(method="task_tokens", features=64, heads=4, max_tasks=5), ("task",)),
     "Experts, confidence": (dict(method="experts", max_tasks=5, routing="confidence"), SCENARIOS),
 }
 NETWORK = mlp_model((28, 28, 1), (400, 400), 10)

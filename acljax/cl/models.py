@@ -78,11 +78,11 @@ class ConvNet(nnx.Module):
         return self.head(x.reshape(x.shape[0], -1))
 
 
-def nnx_model(factory: Callable[[nnx.Rngs], nnx.Module]) -> Model:
-    """Any Flax NNX classifier: ``factory(rngs)`` builds it. Its ``nnx.Param`` variables are the parameters
-    (a pure dict, ``nnx.to_pure_dict``); it runs in eval mode (``module.eval()``: dropout off), and any other
-    state is held fixed, so models that update state in their forward (BatchNorm's running statistics) are
-    refused."""
+def nnx_functions(factory: Callable[[nnx.Rngs], nnx.Module]):
+    """``factory(rngs)`` builds a Flax NNX module -> ``init(key) -> params`` (its ``nnx.Param`` variables as a
+    pure dict) and ``call(params, *args) -> module(*args)``. The module runs in eval mode (``module.eval()``:
+    dropout off) and any other state is held fixed, so modules that update state in their forward
+    (BatchNorm's running statistics) are refused."""
     template = factory(nnx.Rngs(0))
     template.eval()
     graphdef, abstract, rest = nnx.split(template, nnx.Param, ...)
@@ -94,12 +94,17 @@ def nnx_model(factory: Callable[[nnx.Rngs], nnx.Module]) -> Model:
     def init(key):
         return nnx.to_pure_dict(nnx.split(factory(nnx.Rngs(key)), nnx.Param, ...)[1])
 
-    def apply(params, x):
+    def call(params, *args):
         state = jax.tree.map(lambda a: a, abstract)  # fresh Variables, filled with params
         nnx.replace_by_pure_dict(state, params)
-        return nnx.merge(graphdef, state, rest)(x)
+        return nnx.merge(graphdef, state, rest)(*args)
 
-    return Model(init, apply)
+    return init, call
+
+
+def nnx_model(factory: Callable[[nnx.Rngs], nnx.Module]) -> Model:
+    """Any Flax NNX classifier, ``factory(rngs)`` building it, as a :class:`Model` (see :func:`nnx_functions`)."""
+    return Model(*nnx_functions(factory))
 
 
 def conv_model(input_shape: Sequence[int], num_outputs: int, channels: Sequence[int] = (32, 32)) -> Model:

@@ -42,8 +42,8 @@ class SequentialConfig:
     "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step; GEM keeps
     ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
     delta per task, Adapters a ``bottleneck``-wide adapter per task, Experts a network per task, routed by
-    ``routing``; LwF distils the previous
-    model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
+    ``routing``, TaskTokens a token per task for its own SRWM network (``features`` wide, ``heads`` heads);
+    LwF distils the previous model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
     (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
 
     method: str | Method = "naive"
@@ -69,6 +69,8 @@ class SequentialConfig:
     rank: int = 4
     bottleneck: int = 16
     routing: str = "task_id"
+    features: int = 64
+    heads: int = 4
     temperature: float = 2.0
 
     def __post_init__(self):
@@ -136,9 +138,9 @@ class SequentialLearner:
 
     def reset(self, seeds: list[int]) -> None:
         self.seeds = list(seeds)
-        self.params = jax.vmap(lambda key: self.method.init_params(self.model, key))(
-            jnp.stack([jax.random.key(s) for s in seeds]))
-        self.params = replicate(self.mesh, self.params)
+        keys = jnp.stack([jax.random.key(s) for s in seeds])
+        params = jax.vmap(lambda k: self.method.init_params(self.model, k, self.input_shape, self.num_outputs))(keys)
+        self.params = replicate(self.mesh, params)
         self.opt_state = replicate(self.mesh, jax.vmap(self.tx.init)(self.params))
         self.memory = replicate(self.mesh, jax.vmap(
             lambda p: self.method.init_memory(p, self.input_shape, self.num_outputs))(self.params))

@@ -14,12 +14,14 @@ from acljax.cl.methods.penalties import EWC, L2, MAS, OnlineEWC
 from acljax.cl.methods.pnn import PNN
 from acljax.cl.methods.replay import AGEM, Replay
 from acljax.cl.methods.si import SI
+from acljax.cl.methods.task_tokens import TaskTokens
 
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
     "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF, "lora": LoRA, "experts": Experts,
-    "pnn": PNN, "adapters": Adapters,
+    "pnn": PNN, "adapters": Adapters, "task_tokens": TaskTokens,
 }
 
 __all__ = ["AGEM", "EWC", "GEM", "L2", "MAS", "METHODS", "PNN", "SI", "Adapters", "Experts", "Joint", "LoRA", "LwF",
-           "Masks", "Method", "OnlineEWC", "Replay", "TaskEnd", "cross_entropy", "masked"]
+           "Masks", "Method", "OnlineEWC", "Replay", "TaskEnd", "TaskTokens", "cross_entropy",
+           "masked"]

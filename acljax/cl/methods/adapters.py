@@ -43,7 +43,7 @@ class Adapters(Method):
                              "'mlp'), not a custom or conv model")
         return model.layer_sizes[1:-1]
 
-    def init_params(self, model: Model, key):
+    def init_params(self, model: Model, key, input_shape, num_outputs):
         """{"base": the MLP's params, "down": per hidden layer (T, width, bottleneck) ~ N(0, 1/width),
         "up": (T, bottleneck, width) zeros}."""
         base_key, *keys = jax.random.split(key, len(self._hidden(model)) + 1)

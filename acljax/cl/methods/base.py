@@ -85,7 +85,7 @@ class Method:
     def optimizer(self, inner: optax.GradientTransformation) -> optax.GradientTransformation:
         return inner
 
-    def init_params(self, model: Model, key: jax.Array):
+    def init_params(self, model: Model, key: jax.Array, input_shape: tuple[int, ...], num_outputs: int):
         """One seed's parameters."""
         return model.init(key)
 

@@ -35,7 +35,7 @@ class Experts(Method):
     def uses_task_id(self) -> bool:
         return self.routing == "task_id"
 
-    def init_params(self, model: Model, key):
+    def init_params(self, model: Model, key, input_shape, num_outputs):
         return jax.vmap(model.init)(jax.random.split(key, self.max_tasks))  # (max_tasks, ...) per leaf
 
     def init_memory(self, params, input_shape, num_outputs):

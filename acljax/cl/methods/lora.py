@@ -40,7 +40,7 @@ class LoRA(Method):
     def uses_task_id(self) -> bool:
         return True
 
-    def init_params(self, model: Model, key):
+    def init_params(self, model: Model, key, input_shape, num_outputs):
         """{"base": the model's params, "a": per matrix (max_tasks, fan_in, r) ~ N(0, 1/fan_in) (None for
         vectors), "b": per matrix (max_tasks, r, fan_out) zeros: every delta starts at 0}."""
         base_key, delta_key = jax.random.split(key)

@@ -50,7 +50,7 @@ class PNN(Method):
                              "custom or conv model")
         return model.layer_sizes
 
-    def init_params(self, model: Model, key):
+    def init_params(self, model: Model, key, input_shape, num_outputs):
         """{"columns": init_mlp per column, leaves (T, ...); "laterals": per layer l >= 1, U (T, T, s_l, s_l+1)
         with U[k, j] used only for j < k, uniform +-1/sqrt(s_l) like the columns' weights}."""
         sizes = self._sizes(model)
