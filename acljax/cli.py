@@ -113,7 +113,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 # acljax.cl.methods.METHODS, named here so that `acljax --help` imports no JAX (tests/acl/test_cli.py checks)
 CL_METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "gem", "lwf", "lora",
-              "experts", "pnn", "adapters", "task_tokens")
+              "experts", "pnn", "adapters", "task_tokens", "dgr")
 
 
 def _writable(out) -> None:
@@ -137,15 +137,16 @@ def _cl(args: argparse.Namespace) -> int:
     config = configs.override(SequentialConfig(method=args.method, model=args.model), args.set)
     out = Path(args.out)
     _writable(out)
-    result = sequential_report(config, args.stream, seeds=args.seeds, classes_per_task=args.classes_per_task,
-                               scenario=args.scenario)
     stream = Path(args.stream.removeprefix("split:")).stem
     scenario = f"_{args.scenario}" if args.stream.startswith("split:") or args.stream.endswith(".npz") else ""
     name = f"{args.method}__{stream}{scenario}"
+    samples = out / f"{name}_samples.png"
+    result = sequential_report(config, args.stream, seeds=args.seeds, classes_per_task=args.classes_per_task,
+                               scenario=args.scenario, samples_to=samples)
     title = f"{args.method} on {args.stream}{scenario.replace('_', ', ')}, {args.seeds} seeds"
-    paths = report.save(result, out, name, title)
+    paths = [*report.save(result, out, name, title).values(), *([samples] if samples.exists() else [])]
     print(report.markdown(result, title))
-    print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
+    print(f"\nSaved: {', '.join(str(p) for p in paths)}")
     return 0
 
 

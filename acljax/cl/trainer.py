@@ -43,7 +43,8 @@ class SequentialConfig:
     ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
     delta per task, Adapters a ``bottleneck``-wide adapter per task, Experts a network per task, routed by
     ``routing``, TaskTokens a token per task for its own SRWM network (``features`` wide, ``heads`` heads);
-    LwF distils the previous model's outputs at ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
+    DGR replays from a VAE (``latent``, ``vae_hidden``); LwF distils the previous model's outputs at
+    ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
     (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
 
     method: str | Method = "naive"
@@ -71,6 +72,8 @@ class SequentialConfig:
     routing: str = "task_id"
     features: int = 64
     heads: int = 4
+    latent: int = 100
+    vae_hidden: int = 400
     temperature: float = 2.0
 
     def __post_init__(self):
@@ -146,6 +149,7 @@ class SequentialLearner:
             lambda p: self.method.init_memory(p, self.input_shape, self.num_outputs))(self.params))
         self.seen = []
         self.label_masks = np.ones((self.num_outputs,) * 2, bool)  # row l: the outputs of the task that owns label l
+        self.samples: list[np.ndarray] = []  # generative methods: (16, *input_shape) in [0, 1] after each task
 
     def learn(self, index: int, task: Task) -> None:
         cfg = self.config
@@ -187,6 +191,10 @@ class SequentialLearner:
                       self._keys(seeds, index, 2**31 - 1), self.inner if cfg.reset_optimizer else None, self.tx)
         opt_state, memory = self.method.end_task(end)
         self.opt_state, self.memory = replicate(self.mesh, opt_state), replicate(self.mesh, memory)
+        samples = self.method.samples(jax.tree.map(lambda a: a[0], self.params), jax.random.key(index), 16,
+                                      self.input_shape)
+        if samples is not None:  # what the first seed's generator makes after this task, in pixel units
+            self.samples.append(np.clip(np.asarray(samples) * self.std + self.mean, 0, 1))
 
     def accuracy(self, index: int, task: Task) -> np.ndarray:
         return np.asarray(self._accuracy(self.params, self.memory, self._inputs(task.test.x), task.test.y,

@@ -26,6 +26,11 @@ def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
     assert matrices.shape == (2, 3, 3) and report["seeds"] == [0, 1]
     assert matrices[:, -1, 0].min() > 0.5  # GEM still knows task 0 after tasks 1 and 2 in class-IL
     assert (out / "gem__mine_class.png").exists() and "ACC" in capsys.readouterr().out
+    assert main(["cl", "--method", "dgr", "--stream", str(npz), "--scenario", "class", "--seeds", "1",
+                 "--set", "latent=4", "--set", "vae_hidden=16", "--set", "batch_size=16", "--set", "hidden=[32]",
+                 "--set", "epochs=1", "--out", str(out)]) == 0
+    assert "dgr__mine_class_samples.png" in capsys.readouterr().out  # the generator after each task, saved
+    assert (out / "dgr__mine_class_samples.png").exists()
 
 
 def test_the_command_names_every_registered_method():

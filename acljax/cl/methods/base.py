@@ -115,6 +115,10 @@ class Method:
         """End of task ``end.index``, every seed at once -> (opt_state, memory)."""
         return end.opt_state, end.memory
 
+    def samples(self, params, key: jax.Array, n: int, input_shape: tuple[int, ...]) -> jax.Array | None:
+        """A generative method's n generated inputs (n, *input_shape) from one seed's params; None otherwise."""
+        return None
+
     def training_tasks(self, seen: list) -> list:
         """The tasks whose training data the learner trains on now; ``seen[-1]`` is the current one."""
         return seen[-1:]
