@@ -1,9 +1,10 @@
-"""Deep generative replay: the VAE's loss against a hand computation, replay keeping old classes that naive
+"""Generative replay (DGR, RtF): the VAE's loss against a hand computation, replay keeping old classes that naive
 training forgets, and the generator's samples recorded after each task."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from cl_streams import stream
 
 from acljax.cl.methods.generative import vae_init, vae_loss
@@ -29,7 +30,8 @@ def test_vae_loss_equals_a_hand_computation():
     np.testing.assert_allclose(vae_loss(params, jnp.asarray(x), key), reconstruction + kl, rtol=1e-5)
 
 
-def test_generative_replay_keeps_old_classes_that_naive_forgets():
+@pytest.mark.parametrize("method, kw", [("dgr", {"latent": 8, "vae_hidden": 32}), ("rtf", {"latent": 8})])
+def test_generative_replay_keeps_old_classes_that_naive_forgets(method, kw):
     s = stream("class")
 
     def run(method, **kw):
@@ -38,7 +40,7 @@ def test_generative_replay_keeps_old_classes_that_naive_forgets():
         return learner, evaluate(learner, s.tasks, [0, 1], progress=False).matrices
 
     _, naive = run("naive")
-    learner, replay = run("dgr", latent=8, vae_hidden=32)
+    learner, replay = run(method, **kw)
     assert naive[:, -1, :2].max() < 0.1  # naive: the first two tasks gone
     assert replay[:, -1, :2].mean() > 0.5  # replay: most of them kept
     assert learner._step._cache_size() == 1

@@ -7,7 +7,7 @@ from acljax.cl.methods.adapters import Adapters
 from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked
 from acljax.cl.methods.experts import Experts
 from acljax.cl.methods.gem import GEM
-from acljax.cl.methods.generative import DGR
+from acljax.cl.methods.generative import DGR, RtF
 from acljax.cl.methods.joint import Joint
 from acljax.cl.methods.lora import LoRA
 from acljax.cl.methods.lwf import LwF
@@ -21,8 +21,8 @@ METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
     "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF, "lora": LoRA, "experts": Experts,
     "pnn": PNN, "adapters": Adapters, "task_tokens": TaskTokens,
-    "dgr": DGR,
+    "dgr": DGR, "rtf": RtF,
 }
 
 __all__ = ["AGEM", "DGR", "EWC", "GEM", "L2", "MAS", "METHODS", "PNN", "SI", "Adapters", "Experts", "Joint", "LoRA",
-           "LwF", "Masks", "Method", "OnlineEWC", "Replay", "TaskEnd", "TaskTokens", "cross_entropy", "masked"]
+           "LwF", "Masks", "Method", "OnlineEWC", "Replay", "RtF", "TaskEnd", "TaskTokens", "cross_entropy", "masked"]

@@ -93,3 +93,67 @@ class DGR(Method):
     def samples(self, params, key: jax.Array, n: int, input_shape) -> jax.Array:
         """n inputs from one seed's generator, (n, *input_shape), in normalised units."""
         return vae_sample(params["vae"], key, n, input_shape)
+
+
+def _relu_layers(layers: list[dict], h: jax.Array) -> jax.Array:
+    for layer in layers:
+        h = jax.nn.relu(h @ layer["w"] + layer["b"])
+    return h
+
+
+@dataclasses.dataclass(frozen=True)
+class RtF(Method):
+    """Replay through feedback (van de Ven & Tolias 2018): the classifier is the VAE's encoder with a softmax
+    head, so one network learns and generates. Encoder: the flattened input through ``hidden`` ReLU layers;
+    from its top, the class logits and the latent's mean and log variance; decoder: the latent through the
+    same widths reversed. Replayed inputs come from the network as it was at the last task end, with its
+    softened outputs (``temperature``) as targets (distillation over the earlier tasks' outputs). The
+    network is its own: the learner's model is not used."""
+
+    latent: int = 100
+    hidden: tuple[int, ...] = (400, 400)
+    temperature: float = 2.0
+
+    def __post_init__(self):
+        if not isinstance(self.latent, int) or self.latent < 1:
+            raise ValueError(f"latent must be a positive int, got {self.latent!r}")
+        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be positive ints, got {self.hidden!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+
+    def init_params(self, model: Model, key, input_shape, num_outputs):
+        keys = jax.random.split(key, 4)
+        widths = (math.prod(input_shape), *self.hidden)
+        return {"encoder": init_mlp(keys[0], widths), "classifier": init_mlp(keys[1], (widths[-1], num_outputs)),
+                "latent": init_mlp(keys[2], (widths[-1], 2 * self.latent)),
+                "decoder": init_mlp(keys[3], (self.latent, *widths[::-1]))}
+
+    def apply(self, model, params, memory, x, task, training):
+        return mlp(params["classifier"], _relu_layers(params["encoder"], x.reshape(len(x), -1)))
+
+    def _vae_loss(self, params, x, key):
+        """As :func:`vae_loss`, through the shared encoder."""
+        return vae_loss({"encoder": [*params["encoder"], *params["latent"]], "decoder": params["decoder"]}, x, key)
+
+    def loss(self, apply, params, memory: Snapshot, x, y, masks: Masks, key):
+        encode_key, sample_key, replay_key = jax.random.split(key, 3)
+        current = cross_entropy(apply, params, x, y, masks.current).mean() + self._vae_loss(params, x,
+                                                                                              encode_key).mean()
+        replayed = jax.lax.stop_gradient(self.samples(memory.params, sample_key, len(x), x.shape[1:]))
+        t = self.temperature
+        teacher = jax.nn.log_softmax(masked(apply(memory.params, replayed), masks.previous) / t)
+        student = jax.nn.log_softmax(masked(apply(params, replayed), masks.previous) / t)
+        distill = t**2 * jnp.mean(jnp.sum(jnp.exp(teacher) * (teacher - student), -1))
+        replay = distill + self._vae_loss(params, replayed, replay_key).mean()
+        new_weight = 1.0 / (memory.tasks + 1.0)
+        return new_weight * current + (1.0 - new_weight) * replay
+
+    def init_memory(self, params, input_shape, num_outputs):
+        return Snapshot(params, jnp.zeros(()))
+
+    def end_task(self, end: TaskEnd):
+        return end.opt_state, Snapshot(end.params, end.memory.tasks + 1.0)
+
+    def samples(self, params, key, n, input_shape):
+        return vae_sample({"decoder": params["decoder"]}, key, n, input_shape)
