@@ -8,9 +8,11 @@ one example at a time (their default), online EWC with gamma = 1, SI with xi = 0
 and temperature 2, naive rehearsal with 1,100 stored examples (the same static memory as the
 regularisers in their table; "-C", their compressed variant, holds 4,400), a reservoir filled at each
 task's end and a memory batch of 128 beside each batch of 128; GEM as in their code (SGD 0.01, margin
-0.5, 1,100 examples: 220 per task, each task's whole memory constraining every step); A-GEM (not in
-their table) with 1,100 examples and reference batches of 256. Fisher and MAS importances use every training example
-of the task (their protocol), or --importance-samples examples per task for a quicker run.
+0.5, 1,100 examples: 220 per task, each task's whole memory constraining every step); DGR and RtF as
+van de Ven & Tolias ran them (Adam 1e-4, 21 epochs per task, VAE 2 x 400 units, 100 latent dimensions);
+A-GEM (not in their table) with 1,100 examples and reference batches of 256. Fisher and MAS importances
+use every training example of the task (their protocol), or --importance-samples examples per task for a
+quicker run.
 MNIST: all 60,000 training images (the pickle's train + validation).
 Results go to runs/hsu_split_mnist/hsu_split_mnist.{json,md} (--out DIR elsewhere; --record: the recorded
 experiments/results/). Finished (method, scenario) pairs in that folder are kept while their configuration
@@ -38,7 +40,8 @@ PUBLISHED = {  # Hsu et al. 2018, Table 2: accuracy (%) over all tasks after the
     "L2": (98.18, 66.00, 22.52), "EWC": (97.70, 58.85, 19.80), "Online EWC": (98.04, 57.33, 19.77),
     "SI": (98.56, 64.76, 19.67), "MAS": (99.22, 68.57, 19.52), "LwF": (99.60, 71.02, 24.17),
     "Naive rehearsal": (99.40, 95.16, 90.78), "Naive rehearsal-C": (99.57, 97.11, 95.59),
-    "GEM": (98.42, 96.16, 92.20), "Offline": (99.52, 98.59, 97.53),
+    "GEM": (98.42, 96.16, 92.20), "DGR": (99.47, 95.74, 91.24), "RtF": (99.66, 97.31, 92.56),
+    "Offline": (99.52, 98.59, 97.53),
 }
 THEIR_STRENGTHS = {"L2": (0.01, 0.5, 100), "EWC": (100, 100, 600), "Online EWC": (400, 700, 100),
                    "SI": (300, 3000, 600), "MAS": (1, 10000, 1)}
@@ -54,6 +57,10 @@ METHODS = {  # name -> (config fields, scenario -> strength)
     "Naive rehearsal-C": dict(method="replay", memory_size=4400, memory_batch=128),
     "A-GEM": dict(method="agem", memory_size=1100, memory_batch=256),
     "GEM": dict(method="gem", optimizer="sgd", learning_rate=0.01, memory_size=1100, max_tasks=5, margin=0.5),
+    # van de Ven & Tolias 2018's settings, whose numbers Hsu et al. list: Adam 1e-4, 2,000 iterations of batch
+    # 128 per task (21 epochs of a 12,000-image task), a VAE with 2 x 400 units and 100 latent dimensions
+    "DGR": dict(method="dgr", learning_rate=1e-4, epochs=21, latent=100, vae_hidden=400),
+    "RtF": dict(method="rtf", learning_rate=1e-4, epochs=21, latent=100, temperature=2.0),
     "Offline": dict(method="joint"),
 }
 
