@@ -16,25 +16,19 @@ import math
 import jax
 import jax.numpy as jnp
 
-from acljax.cl.methods.base import Method, TaskEnd
+from acljax.cl.methods.base import require_positive_ints
+from acljax.cl.methods.isolation import PerTaskParameters
 from acljax.cl.models import Model
 
 
 @dataclasses.dataclass(frozen=True)
-class Adapters(Method):
+class Adapters(PerTaskParameters):
     """bottleneck: the adapters' inner width; max_tasks: adapters kept. Needs an MLP model."""
 
     bottleneck: int = 16
-    max_tasks: int = 10
 
     def __post_init__(self):
-        for name in ("bottleneck", "max_tasks"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-
-    @property
-    def uses_task_id(self) -> bool:
-        return True
+        require_positive_ints(self, "bottleneck", "max_tasks")
 
     @staticmethod
     def _hidden(model: Model) -> tuple[int, ...]:
@@ -64,9 +58,3 @@ class Adapters(Method):
 
     def added_parameters(self, model: Model, task: int) -> int:
         return 0 if task == 0 else sum(2 * w * self.bottleneck for w in self._hidden(model))
-
-    def end_task(self, end: TaskEnd):
-        if end.index >= self.max_tasks:
-            raise ValueError(f"Adapters keeps max_tasks={self.max_tasks} adapters and task {end.index} is number "
-                             f"{end.index + 1}: raise SequentialConfig.max_tasks")
-        return jax.vmap(end.tx.init)(end.params), end.memory  # fresh moments: frozen leaves get zero updates

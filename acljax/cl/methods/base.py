@@ -58,6 +58,14 @@ class TaskEnd:
     tx: optax.GradientTransformation  # the whole optimiser (Method.optimizer of the inner one)
 
 
+def require_positive_ints(owner, *names: str) -> None:
+    """Each named field of ``owner`` must be an int >= 1."""
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def masked(logits: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(mask, logits, -1e9)
 

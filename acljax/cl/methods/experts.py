@@ -12,22 +12,21 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from acljax.cl.methods.base import Method, TaskEnd
+from acljax.cl.methods.base import TaskEnd
+from acljax.cl.methods.isolation import PerTaskParameters
 from acljax.cl.models import Model
 
 ROUTINGS = ("task_id", "confidence")
 
 
 @dataclasses.dataclass(frozen=True)
-class Experts(Method):
+class Experts(PerTaskParameters):
     """max_tasks: experts kept; routing: "task_id" or "confidence" (see the module)."""
 
-    max_tasks: int = 10
     routing: str = "task_id"
 
     def __post_init__(self):
-        if not isinstance(self.max_tasks, int) or self.max_tasks < 1:
-            raise ValueError(f"max_tasks must be a positive int, got {self.max_tasks!r}")
+        super().__post_init__()
         if self.routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
 
@@ -55,7 +54,5 @@ class Experts(Method):
         return 0 if task == 0 else sum(w.size for w in jax.tree.leaves(jax.eval_shape(model.init, jax.random.key(0))))
 
     def end_task(self, end: TaskEnd):
-        if end.index >= self.max_tasks:
-            raise ValueError(f"Experts keeps max_tasks={self.max_tasks} experts and task {end.index} is number "
-                             f"{end.index + 1}: raise SequentialConfig.max_tasks")
-        return jax.vmap(end.tx.init)(end.params), end.memory.at[:, end.index].set(True)
+        opt_state, trained = super().end_task(end)
+        return opt_state, trained.at[:, end.index].set(True)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy
+from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, require_positive_ints
 from acljax.cl.qp import nonnegative_qp
 
 RIDGE = 1e-3  # added to G G^T, as in the official code: keeps the dual well posed when memories agree
@@ -55,9 +55,7 @@ class GEM(Method):
     margin: float = 0.5
 
     def __post_init__(self):
-        for name in ("memory_size", "max_tasks"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        require_positive_ints(self, "memory_size", "max_tasks")
         if self.memory_size < self.max_tasks:
             raise ValueError(f"memory_size ({self.memory_size}) must be >= max_tasks ({self.max_tasks}): at least "
                              "one stored example per task")

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked
+from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked, require_positive_ints
 from acljax.cl.models import Model, init_mlp, mlp
 
 
@@ -61,9 +61,7 @@ class DGR(Method):
     vae_hidden: int = 400
 
     def __post_init__(self):
-        for name in ("latent", "vae_hidden"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        require_positive_ints(self, "latent", "vae_hidden")
 
     def init_params(self, model: Model, key, input_shape, num_outputs):
         solver_key, vae_key = jax.random.split(key)
@@ -115,8 +113,7 @@ class RtF(Method):
     temperature: float = 2.0
 
     def __post_init__(self):
-        if not isinstance(self.latent, int) or self.latent < 1:
-            raise ValueError(f"latent must be a positive int, got {self.latent!r}")
+        require_positive_ints(self, "latent")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be positive ints, got {self.hidden!r}")
         if not self.temperature > 0:

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from acljax.cl.methods.base import Method, TaskEnd
+from acljax.cl.methods.base import require_positive_ints
+from acljax.cl.methods.isolation import PerTaskParameters
 from acljax.cl.models import Model
 
 
@@ -25,20 +26,13 @@ def _is_matrix(leaf) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class LoRA(Method):
+class LoRA(PerTaskParameters):
     """rank: r of each delta; max_tasks: deltas kept (tasks 1..max_tasks-1 get one each)."""
 
     rank: int = 4
-    max_tasks: int = 10
 
     def __post_init__(self):
-        for name in ("rank", "max_tasks"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-
-    @property
-    def uses_task_id(self) -> bool:
-        return True
+        require_positive_ints(self, "rank", "max_tasks")
 
     def init_params(self, model: Model, key, input_shape, num_outputs):
         """{"base": the model's params, "a": per matrix (max_tasks, fan_in, r) ~ N(0, 1/fan_in) (None for
@@ -71,9 +65,3 @@ class LoRA(Method):
         shapes = jax.eval_shape(model.init, jax.random.key(0))
         return sum(self.rank * (math.prod(w.shape[:-1]) + w.shape[-1]) for w in jax.tree.leaves(shapes)
                    if len(w.shape) >= 2)
-
-    def end_task(self, end: TaskEnd):
-        if end.index >= self.max_tasks:
-            raise ValueError(f"LoRA keeps deltas for max_tasks={self.max_tasks} tasks and task {end.index} is "
-                             f"number {end.index + 1}: raise SequentialConfig.max_tasks")
-        return jax.vmap(end.tx.init)(end.params), end.memory  # fresh moments: frozen leaves get zero updates

@@ -16,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from acljax.cl.methods.base import Method, TaskEnd
+from acljax.cl.methods.isolation import PerTaskParameters
 from acljax.cl.models import Model, init_mlp
 
 
@@ -30,18 +30,8 @@ def _freeze_before(params, task):
 
 
 @dataclasses.dataclass(frozen=True)
-class PNN(Method):
+class PNN(PerTaskParameters):
     """max_tasks: columns kept. Needs an MLP model (``model="mlp"``; each column has its layer sizes)."""
-
-    max_tasks: int = 10
-
-    def __post_init__(self):
-        if not isinstance(self.max_tasks, int) or self.max_tasks < 1:
-            raise ValueError(f"max_tasks must be a positive int, got {self.max_tasks!r}")
-
-    @property
-    def uses_task_id(self) -> bool:
-        return True
 
     @staticmethod
     def _sizes(model: Model) -> tuple[int, ...]:
@@ -80,9 +70,3 @@ class PNN(Method):
         column = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
         laterals = sum(n_in * n_out for n_in, n_out in zip(sizes[1:-1], sizes[2:]))
         return 0 if task == 0 else column + task * laterals
-
-    def end_task(self, end: TaskEnd):
-        if end.index >= self.max_tasks:
-            raise ValueError(f"PNN keeps max_tasks={self.max_tasks} columns and task {end.index} is number "
-                             f"{end.index + 1}: raise SequentialConfig.max_tasks")
-        return jax.vmap(end.tx.init)(end.params), end.memory  # fresh moments: frozen columns get zero updates

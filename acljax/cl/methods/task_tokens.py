@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from acljax.cl.methods.base import Method, TaskEnd
+from acljax.cl.methods.base import require_positive_ints
+from acljax.cl.methods.isolation import PerTaskParameters
 from acljax.cl.models import Model, nnx_functions
 from acljax.nn import SRWMBlock
 
@@ -41,25 +42,18 @@ class TokenSequenceNet(nnx.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskTokens(Method):
+class TaskTokens(PerTaskParameters):
     """features: the sequence model's width (and each token's size); heads: its SRWM heads (features must
     be a multiple); max_tasks: tokens kept. The method brings its own network (the learner's model is
     not used)."""
 
     features: int = 64
     heads: int = 4
-    max_tasks: int = 10
 
     def __post_init__(self):
-        for name in ("features", "heads", "max_tasks"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        require_positive_ints(self, "features", "heads", "max_tasks")
         if self.features % self.heads:
             raise ValueError(f"features ({self.features}) must be a multiple of heads ({self.heads})")
-
-    @property
-    def uses_task_id(self) -> bool:
-        return True
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 (a frozen dataclass: hashable, and few per process)
     def network(self, input_shape, num_outputs):
@@ -83,9 +77,3 @@ class TaskTokens(Method):
 
     def added_parameters(self, model: Model, task: int) -> int:
         return 0 if task == 0 else self.features
-
-    def end_task(self, end: TaskEnd):
-        if end.index >= self.max_tasks:
-            raise ValueError(f"TaskTokens keeps max_tasks={self.max_tasks} tokens and task {end.index} is number "
-                             f"{end.index + 1}: raise SequentialConfig.max_tasks")
-        return jax.vmap(end.tx.init)(end.params), end.memory  # fresh moments: frozen leaves get zero updates
