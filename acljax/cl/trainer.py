@@ -168,7 +168,8 @@ class SequentialLearner:
                              f"SequentialConfig.batch_size={cfg.batch_size}: lower batch_size")
         seeds = jnp.asarray(self.seeds)
         rows = local_rows(cfg.batch_size, self.mesh)  # this process's part of each minibatch
-        bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{self.method.__class__.__name__} task {index}",
+        name = cfg.method if isinstance(cfg.method, str) else type(cfg.method).__name__
+        bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{name} task {index}",
                    disable=not self.progress, leave=False)
         for epoch in range(cfg.epochs):
             order = np.stack([np.random.default_rng([s, index, epoch]).permutation(len(y)) for s in self.seeds])
