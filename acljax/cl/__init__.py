@@ -1,4 +1,5 @@
-"""Gradient-based continual learning: regularisers as optax transformations and their importances."""
+"""Gradient-based continual learning: methods as plug-ins (acljax.cl.methods), models (acljax.cl.models),
+regularisers as optax transformations and their importances, replay buffers, a small QP solver."""
 
 from acljax.cl.importance import FISHER_ESTIMATORS, fisher_diagonal, mas_importance
 from acljax.cl.regularizers import (
