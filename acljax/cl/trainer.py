@@ -154,10 +154,10 @@ class SequentialLearner:
     def learn(self, index: int, task: Task) -> None:
         cfg = self.config
         self.seen.append(task)
-        data = [t.train for t in self.method.training_tasks(self.seen)]
-        x = self._inputs(np.concatenate([d.x for d in data]))
-        y = np.concatenate([d.y for d in data])
-        mask = jnp.asarray(np.any([t.output_mask for t in self.method.training_tasks(self.seen)], axis=0))
+        training = self.method.training_tasks(self.seen)
+        x = self._inputs(np.concatenate([t.train.x for t in training]))
+        y = np.concatenate([t.train.y for t in training])
+        mask = jnp.asarray(np.any([t.output_mask for t in training], axis=0))
         previous_outputs = np.any([t.output_mask for t in self.seen[:-1]], axis=0) if index else \
             np.zeros(self.num_outputs, bool)
         self.label_masks[np.unique(task.train.y)] = task.output_mask
