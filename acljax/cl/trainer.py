@@ -43,7 +43,8 @@ class SequentialConfig:
     ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
     delta per task, Adapters a ``bottleneck``-wide adapter per task, Experts a network per task, routed by
     ``routing``, TaskTokens a token per task for its own SRWM network (``features`` wide, ``heads`` heads);
-    DGR replays from a VAE (``latent``, ``vae_hidden``); LwF distils the previous model's outputs at
+    DGR replays from a VAE (``latent``, ``vae_hidden`` layer widths, ``likelihood`` of the
+    inputs; RtF's VAE is its classifier, ``hidden``); LwF distils the previous model's outputs at
     ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
     (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
 
@@ -73,7 +74,8 @@ class SequentialConfig:
     features: int = 64
     heads: int = 4
     latent: int = 100
-    vae_hidden: int = 400
+    vae_hidden: tuple[int, ...] = (400, 400)
+    likelihood: str = "bernoulli"
     temperature: float = 2.0
 
     def __post_init__(self):
@@ -112,7 +114,7 @@ class SequentialLearner:
                 conv_model(input_shape, num_outputs, config.channels)
         self.model = model
         self.mean, self.std = np.float32(mean), np.float32(std)
-        self.method = method = config.build_method()
+        self.method = method = config.build_method().for_inputs(self.mean, self.std)
         self.inner = OPTIMIZERS[config.optimizer](config.learning_rate)
         self.tx = method.optimizer(self.inner)
 

@@ -7,30 +7,83 @@ import numpy as np
 import pytest
 from cl_streams import stream
 
-from acljax.cl.methods.generative import vae_init, vae_loss
+from acljax.cl.methods.base import Masks
+from acljax.cl.methods.generative import DGR, Pixels, RtF, replay_distillation, vae_init, vae_loss, vae_sample
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 
 
-def test_vae_loss_equals_a_hand_computation():
-    params = jax.tree.map(np.asarray, vae_init(jax.random.key(0), 3, 4, 2))
-    x = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]], np.float32)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_vae_loss_equals_a_hand_computation(likelihood):
+    params = jax.tree.map(np.asarray, vae_init(jax.random.key(0), 3, (4, 5), 2))
+    pixels = Pixels(np.float32(0.25), np.float32(0.5))
+    x = (np.array([[0.5, 0.0, 1.0], [0.0, 0.3, 0.9]], np.float32) - pixels.mean) / pixels.std
     key = jax.random.key(1)
     eps = np.asarray(jax.random.normal(key, (2, 2)))  # the noise the loss draws from this key
 
     def layers(p, h):
-        h = np.maximum(h @ p[0]["w"] + p[0]["b"], 0)
-        return h @ p[1]["w"] + p[1]["b"]
+        for layer in p[:-1]:
+            h = np.maximum(h @ layer["w"] + layer["b"], 0)
+        return h @ p[-1]["w"] + p[-1]["b"]
 
     encoded = layers(params["encoder"], x)
     mean, log_var = encoded[:, :2], encoded[:, 2:]
     z = mean + np.exp(log_var / 2) * eps
-    reconstruction = 0.5 * ((x - layers(params["decoder"], z)) ** 2).sum(-1)
+    decoded = layers(params["decoder"], z)
+    if likelihood == "bernoulli":  # -log p(pixel) of pixels 0.5, 0, 1, ... under sigmoid(decoded)
+        p = 1 / (1 + np.exp(-decoded))
+        target = x * pixels.std + pixels.mean
+        reconstruction = -(target * np.log(p) + (1 - target) * np.log(1 - p)).sum(-1)
+    else:
+        reconstruction = 0.5 * ((x - decoded) ** 2).sum(-1)
     kl = 0.5 * (np.exp(log_var) + mean**2 - 1 - log_var).sum(-1)  # KL(N(m, s^2) || N(0, 1)) per dimension
-    np.testing.assert_allclose(vae_loss(params, jnp.asarray(x), key), reconstruction + kl, rtol=1e-5)
+    np.testing.assert_allclose(vae_loss(params, jnp.asarray(x), key, likelihood, pixels),
+                               (reconstruction + kl) / 3, rtol=1e-5)
 
 
-@pytest.mark.parametrize("method, kw", [("dgr", {"latent": 8, "vae_hidden": 32}), ("rtf", {"latent": 8})])
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_replay_distillation_targets_old_outputs_and_zero_on_new_ones():
+    rng = np.random.default_rng(0)
+    teacher, student = rng.normal(size=(2, 3, 6)).astype(np.float32)
+    t = 2.0
+    # class-IL: one head of 6 outputs, the teacher knew outputs 0-3
+    single = Masks(np.ones(6, bool), np.ones((6, 6), bool), np.arange(6) < 4)
+    targets = np.concatenate([_softmax(teacher[:, :4] / t), np.zeros((3, 2))], -1)
+    expected = -t**2 * (targets * np.log(_softmax(student / t))).sum(-1)
+    np.testing.assert_allclose(replay_distillation(teacher, student, single, t), expected, rtol=1e-5)
+    # task-IL: heads {0,1}, {2,3}, {4,5}; the teacher knew the first two; each input distils its likeliest head
+    head_of = np.arange(6) // 2
+    heads = Masks(np.arange(6) >= 4, head_of[:, None] == head_of[None, :], np.arange(6) < 4)
+    expected = []
+    for b in range(3):
+        h = head_of[np.argmax(teacher[b, :4])] * 2 + np.arange(2)
+        expected.append(-t**2 * (_softmax(teacher[b, h] / t) * np.log(_softmax(student[b, h] / t))).sum())
+    np.testing.assert_allclose(replay_distillation(teacher, student, heads, t), expected, rtol=1e-5)
+
+
+def test_vae_samples_are_normalised_like_the_inputs():
+    params = vae_init(jax.random.key(0), 4, (8,), 2)
+    pixels = Pixels(np.float32(0.2), np.float32(0.4))
+    samples = vae_sample(params, jax.random.key(1), 64, (2, 2), "bernoulli", pixels)
+    assert samples.shape == (64, 2, 2)
+    restored = samples * pixels.std + pixels.mean  # the decoder's pixel means: strictly inside (0, 1)
+    assert 0 < restored.min() and restored.max() < 1
+
+
+def test_generative_settings_are_checked():
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        DGR(likelihood="poisson")
+    with pytest.raises(ValueError, match="vae_hidden must be"):
+        DGR(vae_hidden=())
+    with pytest.raises(ValueError, match="hidden must be"):
+        RtF(hidden=(400, 0))
+
+
+@pytest.mark.parametrize("method, kw", [("dgr", {"latent": 8, "vae_hidden": (32,)}), ("rtf", {"latent": 8})])
 def test_generative_replay_keeps_old_classes_that_naive_forgets(method, kw):
     s = stream("class")
 

@@ -90,6 +90,11 @@ class Method:
         config's field of the same name (a field the config lacks keeps its default)."""
         return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)})
 
+    def for_inputs(self, mean, std) -> Method:
+        """This method for inputs normalised as (pixels - mean) / std, pixels in [0, 1] (the learner calls it
+        once). A method that models the inputs themselves (generative replay) keeps the two; others need not."""
+        return self
+
     def optimizer(self, inner: optax.GradientTransformation) -> optax.GradientTransformation:
         return inner
 
