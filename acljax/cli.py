@@ -128,6 +128,7 @@ def _writable(out) -> None:
 
 
 def _cl(args: argparse.Namespace) -> int:
+    import shutil
     from pathlib import Path
 
     from acljax import configs
@@ -142,10 +143,12 @@ def _cl(args: argparse.Namespace) -> int:
     scenario = f"_{args.scenario}" if args.stream.startswith("split:") or args.stream.endswith(".npz") else ""
     name = f"{args.method}__{stream}{scenario}"
     samples = out / f"{name}_samples.png"
+    checkpoints = out / f"{name}_checkpoints"  # after each task; removed once the report is written
     result = sequential_report(config, args.stream, seeds=args.seeds, classes_per_task=args.classes_per_task,
-                               scenario=args.scenario, samples_to=samples)
+                               scenario=args.scenario, samples_to=samples, workdir=checkpoints)
     title = f"{args.method} on {args.stream}{scenario.replace('_', ', ')}, {args.seeds} seeds"
     paths = [*report.save(result, out, name, title).values(), *([samples] if samples.exists() else [])]
+    shutil.rmtree(checkpoints)
     print(report.markdown(result, title))
     print(f"\nSaved: {', '.join(str(p) for p in paths)}")
     return 0
@@ -283,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any SequentialConfig field, e.g. --set strength=200 --set optimizer=sgd --set "
                          "memory_size=1100 --set epochs=4 (repeatable)")
-    cl.add_argument("--out", default="runs/cl", help="folder for the JSON, Markdown and heatmap")
+    cl.add_argument("--out", default="runs/cl",
+                    help="folder for the JSON, Markdown and heatmap; a checkpoint after each task goes to "
+                         "OUT/NAME_checkpoints until the report is written, and the same command resumes from it")
     cl.set_defaults(func=_cl)
 
     quick = commands.add_parser("quickstart", help="ACL vs no ACL on offline glyph tasks (CPU, a few minutes)")

@@ -153,6 +153,25 @@ class SequentialLearner:
         self.label_masks = np.ones((self.num_outputs,) * 2, bool)  # row l: the outputs of the task that owns label l
         self.samples: list[np.ndarray] = []  # generative methods: (16, *input_shape) in [0, 1] after each task
 
+    def state(self) -> dict:
+        """Every seed's parameters, optimiser state and memory, the label masks and, for a generative method,
+        its samples so far (after ``reset``: placeholders of the right kinds for a restore)."""
+        state = {"params": self.params, "opt_state": self.opt_state, "memory": self.memory,
+                 "label_masks": self.label_masks}
+        one_seed = jax.tree.map(lambda a: a[0], self.params)
+        if jax.eval_shape(lambda p: self.method.samples(p, jax.random.key(0), 16, self.input_shape), one_seed):
+            state["samples"] = np.stack(self.samples) if self.samples else np.zeros((1, 16, *self.input_shape),
+                                                                                    np.float32)
+        return state
+
+    def restore(self, state: dict, learned: list[Task]) -> None:
+        """Go on from :meth:`state` saved after learning ``learned`` (with the seeds of the last ``reset``)."""
+        self.params, self.opt_state, self.memory = (replicate(self.mesh, state[k]) for k in
+                                                    ("params", "opt_state", "memory"))
+        self.label_masks = np.array(state["label_masks"])
+        self.samples = list(np.asarray(state["samples"])) if "samples" in state else []
+        self.seen = list(learned)
+
     def learn(self, index: int, task: Task) -> None:
         cfg = self.config
         self.seen.append(task)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from acljax.eval.metrics import summarize
+
+if TYPE_CHECKING:
+    from acljax.workdir import Workdir
 
 
 class Learner(Protocol):
@@ -28,6 +31,16 @@ class Learner(Protocol):
 
     def accuracy(self, index: int, task: Any) -> float | np.ndarray:
         """Accuracy on task ``index`` now, in [0, 1] (per seed for a learner that runs all seeds)."""
+
+
+class ResumableLearner(Learner, Protocol):
+    """A learner whose runs can be checkpointed after each task (:func:`evaluate` with ``workdir``)."""
+
+    def state(self) -> Any:
+        """What it has learned so far, as a pytree of arrays (after ``reset``: the tree a restore fills)."""
+
+    def restore(self, state: Any, learned: Sequence[Any]) -> None:
+        """Continue from ``state``, saved after learning the tasks ``learned``."""
 
 
 @dataclasses.dataclass
@@ -56,27 +69,42 @@ class Report:
                 "mean_matrix": self.matrices.mean(0).tolist()}
 
 
-def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed) -> tuple[np.ndarray, np.ndarray]:
-    """(R (T, T), b (T,)) for one seed; (R (T, T, S), b (T, S)) when ``seed`` lists S seeds at once."""
+def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed, workdir: Workdir | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(R (T, T), b (T,)) for one seed; (R (T, T, S), b (T, S)) when ``seed`` lists S seeds at once.
+    With ``workdir`` (a :class:`ResumableLearner`), the learner's state and the rows so far are checkpointed
+    after each task, and a run that finds a checkpoint there goes on after the task it holds."""
     learner.reset(seed)
     baseline = np.array([learner.accuracy(j, task) for j, task in enumerate(tasks)])
-    rows = []
-    for i, task in enumerate(tasks):
-        learner.learn(i, task)
-        rows.append([learner.accuracy(j, other) for j, other in enumerate(tasks)])
-    return np.array(rows), baseline
+    rows = np.zeros((len(tasks), *baseline.shape), baseline.dtype)
+    start = 0
+    if workdir is not None:
+        start, saved = workdir.restore_latest({"learner": learner.state(), "rows": rows})
+        if start:
+            learner.restore(saved["learner"], tasks[:start])
+            rows = np.array(saved["rows"])
+    for i in range(start, len(tasks)):
+        learner.learn(i, tasks[i])
+        rows[i] = [learner.accuracy(j, other) for j, other in enumerate(tasks)]
+        if workdir is not None:
+            workdir.save(i + 1, {"learner": learner.state(), "rows": rows})
+    return rows, baseline
 
 
 def evaluate(learner: Learner, tasks: Sequence[Any], seeds: Sequence[int], task_names: Sequence[str] | None = None,
-             progress: bool = True) -> Report:
-    """Run the protocol once per seed."""
+             progress: bool = True, workdir: Workdir | None = None) -> Report:
+    """Run the protocol once per seed. ``workdir``: checkpoints after each task, to resume from (a
+    :class:`ResumableLearner` that runs all seeds at once)."""
     if not tasks:
         raise ValueError("tasks must hold at least one task")
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
     names = list(task_names or [f"task {i}" for i in range(len(tasks))])
     if getattr(learner, "runs_all_seeds", False):
-        R, b = accuracy_matrix(learner, tasks, list(seeds))
+        R, b = accuracy_matrix(learner, tasks, list(seeds), workdir)
         return Report(names, list(seeds), np.moveaxis(R, -1, 0), np.moveaxis(b, -1, 0))
+    if workdir is not None:
+        raise ValueError(f"workdir: checkpoints need a learner that runs every seed at once and can save its state; "
+                         f"{type(learner).__name__} is not one")
     results = [accuracy_matrix(learner, tasks, s) for s in tqdm(seeds, desc="seeds", disable=not progress)]
     return Report(names, list(seeds), np.stack([r[0] for r in results]), np.stack([r[1] for r in results]))

@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 
+from acljax.cl.evaluate import sequential_report
 from acljax.cl.methods import METHODS
+from acljax.cl.trainer import SequentialConfig
 from acljax.cli import CL_METHODS, main
 
 
@@ -26,11 +28,30 @@ def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
     assert matrices.shape == (2, 3, 3) and report["seeds"] == [0, 1]
     assert matrices[:, -1, 0].min() > 0.5  # GEM still knows task 0 after tasks 1 and 2 in class-IL
     assert (out / "gem__mine_class.png").exists() and "ACC" in capsys.readouterr().out
+    assert not (out / "gem__mine_class_checkpoints").exists()  # kept only until the report is written
     assert main(["cl", "--method", "dgr", "--stream", str(npz), "--scenario", "class", "--seeds", "1",
-                 "--set", "latent=4", "--set", "vae_hidden=16", "--set", "batch_size=16", "--set", "hidden=[32]",
+                 "--set", "latent=4", "--set", "vae_hidden=[16]", "--set", "batch_size=16", "--set", "hidden=[32]",
                  "--set", "epochs=1", "--out", str(out)]) == 0
     assert "dgr__mine_class_samples.png" in capsys.readouterr().out  # the generator after each task, saved
     assert (out / "dgr__mine_class_samples.png").exists()
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 32).astype(np.int32)
+    npz = tmp_path / "mine.npz"
+    x = rng.integers(0, 255, (len(y), 4, 4, 1), dtype=np.uint8)
+    np.savez(npz, x=x, y=y, x_test=x, y_test=y)
+    out = tmp_path / "cl"
+    common = ["cl", "--stream", str(npz), "--scenario", "class", "--seeds", "1", "--set", "batch_size=16",
+              "--set", "hidden=[8]", "--set", "epochs=1", "--out", str(out)]
+    # a run killed after its checkpoints were written: a stand-in, the same settings but 2 epochs
+    sequential_report(SequentialConfig(batch_size=16, hidden=(8,), epochs=2), str(npz), seeds=1,
+                      scenario="class", progress=False, workdir=out / "naive__mine_class_checkpoints")
+    assert main(common) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with another configuration" in err and "config.epochs: 2 -> 1" in err
+    assert main([*common[:-2], "--set", "epochs=2", "--out", str(out)]) == 0  # the same one: resumed, finished
 
 
 def test_the_command_names_every_registered_method():
