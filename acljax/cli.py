@@ -112,9 +112,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 # acljax.cl.methods.METHODS, named here so that `acljax --help` imports no JAX (tests/acl/test_cli.py checks)
-CL_METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "gem", "lwf", "lora",
-              "experts", "pnn", "adapters", "task_tokens", "dgr",
-              "rtf")
+CL_METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "gem", "er_ace", "derpp",
+              "lwf", "lora", "experts", "pnn", "adapters", "task_tokens", "dgr", "rtf")
 
 
 def _writable(out) -> None:

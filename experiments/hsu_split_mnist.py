@@ -11,7 +11,8 @@ task's end and a memory batch of 128 beside each batch of 128; GEM as in their c
 0.5, 1,100 examples: 220 per task, each task's whole memory constraining every step); DGR and RtF as
 van de Ven & Tolias ran them (Adam 1e-3, 21 epochs per task, VAEs with two hidden layers of 400 units,
 100 latent dimensions, Bernoulli pixels);
-A-GEM (not in their table) with 1,100 examples and reference batches of 256. Fisher and MAS importances
+A-GEM, ER-ACE and DER++ (not in their table) with 1,100 examples; A-GEM's reference batches hold 256, ER-ACE's
+and DER++'s memory batches 128 (DER++: logit weight 0.2, label weight 0.5). Fisher and MAS importances
 use every training example of the task (their protocol), or --importance-samples examples per task for a
 quicker run.
 MNIST: all 60,000 training images (the pickle's train + validation).
@@ -58,6 +59,8 @@ METHODS = {  # name -> (config fields, scenario -> strength)
     "Naive rehearsal-C": dict(method="replay", memory_size=4400, memory_batch=128),
     "A-GEM": dict(method="agem", memory_size=1100, memory_batch=256),
     "GEM": dict(method="gem", optimizer="sgd", learning_rate=0.01, memory_size=1100, max_tasks=5, margin=0.5),
+    "ER-ACE": dict(method="er_ace", memory_size=1100, memory_batch=128),
+    "DER++": dict(method="derpp", memory_size=1100, memory_batch=128, alpha=0.2, beta=0.5),
     # van de Ven & Tolias 2018's Split-MNIST settings, whose numbers Hsu et al. list: Adam 1e-3, 2,000
     # iterations of batch 128 per task (21 epochs of a 12,000-image task), a VAE with two hidden layers of 400
     # units (encoder and decoder) and 100 latent dimensions, a Bernoulli likelihood of the pixels

@@ -7,7 +7,7 @@ training step that reads or writes it never recompiles. Insertion is a pure func
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,8 @@ POLICIES = ("reservoir", "class_balanced")
 
 
 class Buffer(NamedTuple):
-    """x: (capacity, ...) stored inputs; y: (capacity,) int32 labels; valid: (capacity,) bool;
+    """x: (capacity, ...) stored inputs, or a pytree of such arrays (the inputs and what a method keeps beside
+    them, e.g. DER's logits); y: (capacity,) int32 labels; valid: (capacity,) bool;
     seen: (counters,) int32 examples offered so far: one counter (reservoir) or one per class
     (class-balanced)."""
 
@@ -39,9 +40,9 @@ def init_buffer(capacity: int, example_shape: tuple[int, ...], *, num_classes: i
                   jnp.zeros((capacity,), bool), jnp.zeros((num_classes or 1,), jnp.int32))
 
 
-def reservoir_add(buffer: Buffer, x: jax.Array, y: jax.Array, key: jax.Array) -> Buffer:
-    """Offer examples x (n, ...), y (n,) in order; each of the ``seen`` examples so far stays with
-    probability capacity / seen (Vitter's algorithm R)."""
+def reservoir_add(buffer: Buffer, x, y: jax.Array, key: jax.Array) -> Buffer:
+    """Offer examples x (n, ...) (a pytree like the buffer's x), y (n,) in order; each of the ``seen``
+    examples so far stays with probability capacity / seen (Vitter's algorithm R)."""
     if buffer.seen.shape != (1,):
         raise ValueError("reservoir_add needs a buffer made with num_classes=None")
     capacity = buffer.y.shape[0]
@@ -52,11 +53,10 @@ def reservoir_add(buffer: Buffer, x: jax.Array, y: jax.Array, key: jax.Array) ->
         slot = jnp.where(seen < capacity, seen, jax.random.randint(ki, (), 0, seen + 1))
         return _store(buf, slot, slot < capacity, xi, yi, 0), None
 
-    keys = jax.random.split(key, y.shape[0])
-    return jax.lax.scan(offer, buffer, (x.astype(buffer.x.dtype), y.astype(jnp.int32), keys))[0]
+    return _offer_all(buffer, offer, x, y, key)
 
 
-def class_balanced_add(buffer: Buffer, x: jax.Array, y: jax.Array, key: jax.Array) -> Buffer:
+def class_balanced_add(buffer: Buffer, x, y: jax.Array, key: jax.Array) -> Buffer:
     """Offer examples so that each of the buffer's ``num_classes`` classes owns ``capacity // num_classes``
     slots, filled by reservoir sampling over that class's examples. Labels must be in [0, num_classes)."""
     num_classes = buffer.seen.shape[0]
@@ -68,26 +68,32 @@ def class_balanced_add(buffer: Buffer, x: jax.Array, y: jax.Array, key: jax.Arra
         local = jnp.where(seen < per_class, seen, jax.random.randint(ki, (), 0, seen + 1))
         return _store(buf, yi * per_class + jnp.minimum(local, per_class - 1), local < per_class, xi, yi, yi), None
 
-    keys = jax.random.split(key, y.shape[0])
-    return jax.lax.scan(offer, buffer, (x.astype(buffer.x.dtype), y.astype(jnp.int32), keys))[0]
+    return _offer_all(buffer, offer, x, y, key)
+
+
+def _offer_all(buffer: Buffer, offer, x, y: jax.Array, key: jax.Array) -> Buffer:
+    """Scan ``offer(buffer, (xi, yi, key_i))`` over the examples in order."""
+    x = jax.tree.map(lambda new, stored: new.astype(stored.dtype), x, buffer.x)
+    return jax.lax.scan(offer, buffer, (x, y.astype(jnp.int32), jax.random.split(key, y.shape[0])))[0]
 
 
 def _store(buf: Buffer, slot, keep, xi, yi, counter) -> Buffer:
     """Write (xi, yi) into ``slot`` if ``keep``; count the offer on ``counter``."""
     slot = jnp.minimum(slot, buf.y.shape[0] - 1)
-    return Buffer(buf.x.at[slot].set(jnp.where(keep, xi, buf.x[slot])),
+    return Buffer(jax.tree.map(lambda stored, new: stored.at[slot].set(jnp.where(keep, new, stored[slot])), buf.x, xi),
                   buf.y.at[slot].set(jnp.where(keep, yi, buf.y[slot])),
                   buf.valid.at[slot].set(buf.valid[slot] | keep), buf.seen.at[counter].add(1))
 
 
-def sample_buffer(buffer: Buffer, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """n stored examples drawn uniformly (with replacement) from the valid slots -> (x, y, valid (n,));
+def sample_buffer(buffer: Buffer, key: jax.Array, n: int) -> tuple[Any, jax.Array, jax.Array]:
+    """n stored examples drawn uniformly (with replacement) from the valid slots -> (x (a pytree like the
+    buffer's), y, valid (n,));
     ``valid`` is all False while the buffer is empty."""
     weights = buffer.valid.astype(jnp.float32)
     any_valid = weights.sum() > 0
     idx = jax.random.choice(key, buffer.y.shape[0], (n,), p=jnp.where(any_valid, weights / jnp.maximum(
         weights.sum(), 1.0), 1.0 / buffer.y.shape[0]))
-    return buffer.x[idx], buffer.y[idx], buffer.valid[idx] & any_valid
+    return jax.tree.map(lambda stored: stored[idx], buffer.x), buffer.y[idx], buffer.valid[idx] & any_valid
 
 
 def agem_project(grads, reference_grads):

@@ -39,7 +39,8 @@ class SequentialConfig:
     convention (penalty = strength/2 sum I (theta - a)^2; for LwF the distillation weight);
     importance_samples: examples of the task used for Fisher / MAS importances (None: every training example
     of the task, as Hsu et al.). Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
-    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step; GEM keeps
+    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step (so do
+    ER-ACE and DER++, whose logit and label terms weigh ``alpha`` and ``beta``); GEM keeps
     ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
     delta per task, Adapters a ``bottleneck``-wide adapter per task, Experts a network per task, routed by
     ``routing``, TaskTokens a token per task for its own SRWM network (``features`` wide, ``heads`` heads);
@@ -67,6 +68,8 @@ class SequentialConfig:
     memory_batch: int = 128
     buffer: str = "reservoir"
     max_tasks: int = 10
+    alpha: float = 0.2  # Buzzega et al.'s best on Seq-CIFAR-10 with 500 stored examples (their code)
+    beta: float = 0.5
     margin: float = 0.5
     rank: int = 4
     bottleneck: int = 16
@@ -86,7 +89,8 @@ class SequentialConfig:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         require_positive_finite("SequentialConfig", learning_rate=self.learning_rate, temperature=self.temperature)
-        require_finite("SequentialConfig", strength=self.strength, xi=self.xi, gamma=self.gamma, margin=self.margin)
+        require_finite("SequentialConfig", strength=self.strength, xi=self.xi, gamma=self.gamma, margin=self.margin,
+                       alpha=self.alpha, beta=self.beta)
         for name in ("epochs", "batch_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

@@ -13,16 +13,17 @@ from acljax.cl.methods.lora import LoRA
 from acljax.cl.methods.lwf import LwF
 from acljax.cl.methods.penalties import EWC, L2, MAS, OnlineEWC
 from acljax.cl.methods.pnn import PNN
-from acljax.cl.methods.replay import AGEM, Replay
+from acljax.cl.methods.replay import AGEM, ERACE, DERpp, Replay
 from acljax.cl.methods.si import SI
 from acljax.cl.methods.task_tokens import TaskTokens
 
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
-    "replay": Replay, "agem": AGEM, "gem": GEM, "lwf": LwF, "lora": LoRA, "experts": Experts,
-    "pnn": PNN, "adapters": Adapters, "task_tokens": TaskTokens,
+    "replay": Replay, "agem": AGEM, "gem": GEM, "er_ace": ERACE, "derpp": DERpp, "lwf": LwF,
+    "lora": LoRA, "experts": Experts, "pnn": PNN, "adapters": Adapters, "task_tokens": TaskTokens,
     "dgr": DGR, "rtf": RtF,
 }
 
-__all__ = ["AGEM", "DGR", "EWC", "GEM", "L2", "MAS", "METHODS", "PNN", "SI", "Adapters", "Experts", "Joint", "LoRA",
-           "LwF", "Masks", "Method", "OnlineEWC", "Replay", "RtF", "TaskEnd", "TaskTokens", "cross_entropy", "masked"]
+__all__ = ["AGEM", "DGR", "ERACE", "EWC", "GEM", "L2", "MAS", "METHODS", "PNN", "SI", "Adapters", "DERpp", "Experts",
+           "Joint", "LoRA", "LwF", "Masks", "Method", "OnlineEWC", "Replay", "RtF", "TaskEnd", "TaskTokens",
+           "cross_entropy", "masked"]
