@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from cl_streams import stream
 
+from acljax.cl.methods import generative
 from acljax.cl.methods.base import Masks
-from acljax.cl.methods.generative import DGR, Pixels, RtF, replay_distillation, vae_init, vae_loss, vae_sample
+from acljax.cl.methods.generative import DGR, Pixels, RtF, vae_init, vae_loss, vae_sample
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 
@@ -54,7 +55,7 @@ def test_replay_distillation_targets_old_outputs_and_zero_on_new_ones():
     single = Masks(np.ones(6, bool), np.ones((6, 6), bool), np.arange(6) < 4)
     targets = np.concatenate([_softmax(teacher[:, :4] / t), np.zeros((3, 2))], -1)
     expected = -t**2 * (targets * np.log(_softmax(student / t))).sum(-1)
-    np.testing.assert_allclose(replay_distillation(teacher, student, single, t), expected, rtol=1e-5)
+    np.testing.assert_allclose(generative.replay_distillation(teacher, student, single, t), expected, rtol=1e-5)
     # task-IL: heads {0,1}, {2,3}, {4,5}; the teacher knew the first two; each input distils its likeliest head
     head_of = np.arange(6) // 2
     heads = Masks(np.arange(6) >= 4, head_of[:, None] == head_of[None, :], np.arange(6) < 4)
@@ -62,7 +63,12 @@ def test_replay_distillation_targets_old_outputs_and_zero_on_new_ones():
     for b in range(3):
         h = head_of[np.argmax(teacher[b, :4])] * 2 + np.arange(2)
         expected.append(-t**2 * (_softmax(teacher[b, h] / t) * np.log(_softmax(student[b, h] / t))).sum())
-    np.testing.assert_allclose(replay_distillation(teacher, student, heads, t), expected, rtol=1e-5)
+    np.testing.assert_allclose(generative.replay_distillation(teacher, student, heads, t), expected, rtol=1e-5)
+
+
+def test_losses_reach_only_the_outputs_of_classes_seen_so_far():
+    masks = Masks(np.ones(6, bool), np.ones((6, 6), bool), np.arange(6) < 2)  # class-IL, classes 0 and 1 learned
+    np.testing.assert_array_equal(generative.seen_outputs(masks, jnp.array([2, 3, 2])), [1, 1, 1, 1, 0, 0])
 
 
 def test_vae_samples_are_normalised_like_the_inputs():
@@ -83,12 +89,16 @@ def test_generative_settings_are_checked():
         RtF(hidden=(400, 0))
 
 
-@pytest.mark.parametrize("method, kw", [("dgr", {"latent": 8, "vae_hidden": (32,)}), ("rtf", {"latent": 8})])
-def test_generative_replay_keeps_old_classes_that_naive_forgets(method, kw):
+# DGR's separate VAE needs more steps on this tiny stream than RtF's shared network to make samples the
+# previous solver labels as both old classes (at 10 epochs some seeds replay one class only)
+@pytest.mark.parametrize("method, kw, epochs", [("dgr", {"latent": 4, "vae_hidden": (64,)}, 30),
+                                                ("rtf", {"latent": 8}, 10)])
+def test_generative_replay_keeps_old_classes_that_naive_forgets(method, kw, epochs):
     s = stream("class")
 
     def run(method, **kw):
-        config = SequentialConfig(method=method, hidden=(16,), epochs=10, batch_size=16, learning_rate=1e-2, **kw)
+        config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2,
+                                  **kw)
         learner = SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
         return learner, evaluate(learner, s.tasks, [0, 1], progress=False).matrices
 

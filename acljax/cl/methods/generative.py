@@ -81,6 +81,12 @@ def vae_sample(params: dict, key: jax.Array, n: int, input_shape, likelihood: st
     return decoded
 
 
+def seen_outputs(masks: Masks, y: jax.Array) -> jax.Array:
+    """(K,) the outputs of classes seen so far: the earlier tasks' and the current batch's labels (van de Ven &
+    Tolias's "active classes": in class-IL no loss reaches the outputs of classes still to come)."""
+    return masks.previous | jnp.zeros_like(masks.previous).at[y].set(True)
+
+
 def replay_distillation(teacher: jax.Array, student: jax.Array, masks: Masks, temperature: float) -> jax.Array:
     """Per replayed input (B,): t^2 x the cross-entropy between the teacher's softened outputs (logits (B, K))
     and the student's, over the outputs of the task that owns the teacher's likeliest earlier output (one head
@@ -144,12 +150,13 @@ class DGR(GenerativeReplay):
 
     def loss(self, apply, params, memory: Snapshot, x, y, masks: Masks, key):
         encode_key, sample_key, replay_key = jax.random.split(key, 3)
-        current = cross_entropy(apply, params, x, y, masks.current).mean() + self._vae_loss(params["vae"], x,
-                                                                                            encode_key).mean()
+        active = seen_outputs(masks, y)
+        current = cross_entropy(apply, params, x, y, masks.current & active).mean() + self._vae_loss(
+            params["vae"], x, encode_key).mean()
         replayed = jax.lax.stop_gradient(self._sample(memory.params["vae"], sample_key, len(x), x.shape[1:]))
         labels = jnp.argmax(masked(apply(memory.params, replayed), masks.previous), -1)
-        replay = cross_entropy(apply, params, replayed, labels, masks.of_label[labels]).mean() + self._vae_loss(
-            params["vae"], replayed, replay_key).mean()
+        replay = cross_entropy(apply, params, replayed, labels, masks.of_label[labels] & active).mean() + \
+            self._vae_loss(params["vae"], replayed, replay_key).mean()
         new_weight = 1.0 / (memory.tasks + 1.0)  # 1 in the first task: no replay yet
         return new_weight * current + (1.0 - new_weight) * replay
 
@@ -203,11 +210,12 @@ class RtF(GenerativeReplay):
 
     def loss(self, apply, params, memory: Snapshot, x, y, masks: Masks, key):
         encode_key, sample_key, replay_key = jax.random.split(key, 3)
-        current = cross_entropy(apply, params, x, y, masks.current).mean() + self._vae_loss(
+        active = seen_outputs(masks, y)
+        current = cross_entropy(apply, params, x, y, masks.current & active).mean() + self._vae_loss(
             self._vae(params), x, encode_key).mean()
         replayed = jax.lax.stop_gradient(self.samples(memory.params, sample_key, len(x), x.shape[1:]))
-        distill = replay_distillation(apply(memory.params, replayed), apply(params, replayed), masks,
-                                      self.temperature)
+        distill = replay_distillation(apply(memory.params, replayed), apply(params, replayed),
+                                      masks._replace(of_label=masks.of_label & active), self.temperature)
         replay = distill.mean() + self._vae_loss(self._vae(params), replayed, replay_key).mean()
         new_weight = 1.0 / (memory.tasks + 1.0)
         return new_weight * current + (1.0 - new_weight) * replay
