@@ -67,7 +67,9 @@ class AGEM(Replay):
 class ERACE(Replay):
     """ER with the asymmetric cross-entropy: on the current batch, the outputs of earlier tasks' classes absent
     from the batch are masked out (so new classes do not push old ones down); the memory batch is scored on
-    every output of its labels' tasks. Loss: mean over the current batch + mean over the memory batch."""
+    every output of its labels' tasks. Loss: mean over the current batch + mean over the memory batch.
+    Caccia et al. fill the buffer during the task; here it is filled at task ends, so in class-IL nothing
+    teaches that the newest task's inputs are not old classes (Split-MNIST: its last task scores 0)."""
 
     def loss(self, apply, params, memory, x, y, masks, key):
         present = jnp.zeros_like(masks.current).at[y].set(True)
