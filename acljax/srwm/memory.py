@@ -11,6 +11,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from acljax.srwm.state import SRWMState
 from acljax.srwm.step import PRECISIONS, Precision, column_learning_rates, fuse, fused_step, prepare_inputs, unfuse
@@ -47,6 +48,13 @@ def _scan_steps(w, xs, d_out, precision):
         return w_next, (y_t, kept)
 
     return jax.lax.scan(body, w, xs)
+
+
+def add_outer(w: jax.Array, rows, cols) -> jax.Array:
+    """``w + sum_v outer(rows[v], cols[v])``: w (..., d, E), each row (..., d), each column (..., E)."""
+    for row, col in zip(rows, cols):
+        w = w + row[..., :, None] * col[..., None, :]
+    return w
 
 
 def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
@@ -100,40 +108,47 @@ def _reversible_fwd(d_out, precision, w0, xs):
     return (w_final, y), (starts, xs)
 
 
-def _group_sums(d_rates: jax.Array, d_out: int, d: int, n_beta: int) -> jax.Array:
-    """Gradient of the per-column learning rates (..., E) -> of the n_beta rates (..., n_beta)."""
+def _group_sums(d_rates: jax.Array, d_out: int, d: int, n_beta: int, level) -> jax.Array:
+    """Gradient of the per-column learning rates (..., E) -> of the n_beta rates (..., n_beta): one product
+    with the (E, n_beta) block-indicator matrix at the products' precision ``level``."""
     if n_beta == 1:
         return d_rates.sum(-1, keepdims=True)
-    return jnp.stack([part.sum(-1) for part in jnp.split(d_rates, [d_out, d_out + d, d_out + 2 * d], -1)], -1)
+    blocks = np.repeat(np.eye(n_beta, dtype=d_rates.dtype), (d_out, d, d, n_beta), axis=0)
+    return jnp.einsum("...e,eg->...g", d_rates, blocks, precision=level)
 
 
 def step_backward(w: jax.Array, x_t: jax.Array, kept, dw: jax.Array, dy_t: jax.Array, d_out: int,
                   precision: Precision):
     """One step of :func:`acljax.srwm.step.fused_step` backwards, by hand: from the state after the step
-    ``w`` (B, H, d, E), its input ``x_t`` (B, H, d), the kept vectors (q, k, b, v - vbar) and the cotangents
-    of the state after it and of its output -> (state before the step, its cotangent, dx_t).
+    ``w`` (B, H, d, E), its input ``x_t`` (B, H, d), the kept vectors (q, k, b, v - vbar) and the
+    cotangents of the state after it and of its output -> (revert, dw_update, dx_t), where the state before
+    the step is ``add_outer(w, *revert)`` and its cotangent ``add_outer(dw, *dw_update)``.
 
     Forward: ``out = x W``; ``q, k = softmax``, ``b = sigmoid`` of its blocks; ``diff = (q - k) W``;
-    ``W' = W + k (rates(b) * diff)^T``. The two rank-1 contributions to dW are one rank-2 update."""
+    ``delta = rates(b) * diff``; ``W' = W + k delta^T``. Products with the state before the step are taken
+    from ``w`` (``W v = W' v - k (delta . v)``), and both matrices come back as low-rank updates for the
+    caller to apply from loop-carried arrays: fused with the vectors' arithmetic, XLA would redo that
+    arithmetic for every matrix entry (on a CPU that made the backward about a third slower)."""
     q, k, b, diff = kept
     d, n_beta = w.shape[-2], b.shape[-1]
     rates = column_learning_rates(b, d_out, d)
     delta = rates * diff
-    w_prev = w - k[..., :, None] * delta[..., None, :]  # revert the update
     level = PRECISIONS[precision]
+
+    def times_w_prev(v):  # W_prev v for v (..., E), from the state after the step
+        return jnp.einsum("...ie,...e->...i", w, v, precision=level) - k * (delta * v).sum(-1, keepdims=True)
+
     dk = jnp.einsum("...ie,...e->...i", dw, delta, precision=level)  # through the outer product's k
     d_delta = jnp.einsum("...i,...ie->...e", k, dw, precision=level)
     d_diff = rates * d_delta
-    db = _group_sums(diff * d_delta, d_out, d, n_beta) * b * (1 - b)  # through the sigmoid
-    d_qk = jnp.einsum("...ie,...e->...i", w_prev, d_diff, precision=level)
+    db = _group_sums(diff * d_delta, d_out, d, n_beta, level) * b * (1 - b)  # through the sigmoid
+    d_qk = times_w_prev(d_diff)
     dq, dk = d_qk, dk - d_qk
     dq = q * (dq - (q * dq).sum(-1, keepdims=True))  # through the softmaxes
     dk = k * (dk - (k * dk).sum(-1, keepdims=True))
     d_out_vec = jnp.concatenate([dy_t, dq, dk, db], -1)  # cotangent of out = x W
-    dx_t = jnp.einsum("...ie,...e->...i", w_prev, d_out_vec, precision=level)
-    rows, cols = jnp.stack([q - k, x_t], -2), jnp.stack([d_diff, d_out_vec], -2)
-    dw_prev = dw + jnp.einsum("...vi,...ve->...ie", rows, cols, precision=level)
-    return w_prev, dw_prev, dx_t
+    dx_t = times_w_prev(d_out_vec)
+    return ((-k,), (delta,)), ((q - k, x_t), (d_diff, d_out_vec)), dx_t
 
 
 def _reversible_bwd(d_out, precision, residuals, cotangents):
@@ -141,16 +156,21 @@ def _reversible_bwd(d_out, precision, residuals, cotangents):
     dw_final, dy = cotangents
 
     def step_back(carry, inputs):
-        w, dw = carry  # the state after step t and its cotangent
+        # the state after step t + 1 and its cotangent, with step t + 1's low-rank updates still to apply
+        w, dw, pending_w, pending_dw = carry
+        w, dw = add_outer(w, *pending_w), add_outer(dw, *pending_dw)  # now after step t
         x_t, kept_t, dy_t = inputs
-        w_prev, dw_prev, dx_t = step_backward(w, x_t, kept_t, dw, dy_t, d_out, precision)
-        return (w_prev, dw_prev), dx_t
+        revert, dw_update, dx_t = step_backward(w, x_t, kept_t, dw, dy_t, d_out, precision)
+        return (w, dw, revert, dw_update), dx_t
 
     def chunk_back(dw, inputs):
         w_start, xc, dy_c = inputs
         w_end, (_, kept_c) = _scan_steps(w_start, xc, d_out, precision)  # this chunk's per-step vectors
-        (_, dw_start), dxc = jax.lax.scan(step_back, (w_end, dw), (xc, kept_c, dy_c), reverse=True)
-        return dw_start, dxc
+        zero_row, zero_col = jnp.zeros_like(xc[0]), jnp.zeros_like(kept_c[3][0])
+        nothing_pending = (w_end, dw, ((zero_row,), (zero_col,)), ((zero_row,) * 2, (zero_col,) * 2))
+        (_, dw, _, last_update), dxc = jax.lax.scan(step_back, nothing_pending, (xc, kept_c, dy_c),
+                                                    reverse=True)
+        return add_outer(dw, *last_update), dxc
 
     dw0, dxs = jax.lax.scan(chunk_back, dw_final, (starts, xs, dy), reverse=True)
     return dw0, dxs
