@@ -1,13 +1,16 @@
-"""Meta-training throughput of the whole loop (sampling, step, logging): prefetching and donation.
+"""Meta-training throughput of the whole loop (sampling, step, logging): prefetching and donation, or
+the SRWM implementations.
 
     python benchmarks/train_loop.py [--config acl_glyphs_quickstart] [--steps 60] [--repeats 2] [--record]
+    python benchmarks/train_loop.py --impls scan scan_remat reversible   # model.impl instead
 
 Runs ``acljax.acl.meta_train`` for ``--steps`` steps in a new workdir per run, four variants timed
 round-robin: episode sampling in the loop or ``prefetch=2`` batches ahead in a background thread, each
 with and without donating the parameter and optimiser buffers to the step (``skip_nonfinite_steps=1``
-turns donation off). Throughput is sequences per second from the loop's own ``sec_per_step`` lines,
-the first window (compilation) left out; the median over runs. Writes train_loop_<platform>.json under
-runs/train_loop/ (--record: benchmarks/results/).
+turns donation off); with ``--impls``, one variant per SRWM implementation (``model.impl``) with the
+loop's defaults. Throughput is sequences per second from the loop's own ``sec_per_step`` lines,
+the first window (compilation) left out; the median over runs. Writes train_loop[_impls]_<platform>.json
+under runs/train_loop/ (--record: benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from pathlib import Path
 from acljax import configs
 from acljax.acl import meta_train
 from acljax.recording import add_output_arguments, environment, save_rows
+from acljax.srwm import IMPLEMENTATIONS
 
-VARIANTS = {  # name -> (prefetch, skip_nonfinite_steps); skipping needs the step's inputs kept: no donation
-    "sampling in the loop, no donation (before)": (0, 1),
-    "sampling in the loop, donation": (0, 0),
-    "prefetch 2, no donation": (2, 1),
-    "prefetch 2, donation (now the default)": (2, 0),
+VARIANTS = {  # name -> config overrides; skipping non-finite steps needs the step's inputs kept: no donation
+    "sampling in the loop, no donation (before)": {"prefetch": 0, "skip_nonfinite_steps": 1},
+    "sampling in the loop, donation": {"prefetch": 0, "skip_nonfinite_steps": 0},
+    "prefetch 2, no donation": {"prefetch": 2, "skip_nonfinite_steps": 1},
+    "prefetch 2, donation (now the default)": {"prefetch": 2, "skip_nonfinite_steps": 0},
 }
 
 
@@ -43,23 +47,27 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default="acl_glyphs_quickstart")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--impls", nargs="+", choices=sorted(set(IMPLEMENTATIONS) - {"reference"}),
+                        help="compare these SRWM implementations (model.impl) instead of prefetching and donation")
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     base = dataclasses.replace(configs.load(args.config), steps=args.steps, log_every=10, validate_every=args.steps,
                                validation_batches=1, test_batches=1)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    variants = VARIANTS if not args.impls else {
+        impl: {"model": dataclasses.replace(base.model, impl=impl)} for impl in args.impls}
+    times: dict[str, list[float]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):  # round-robin, so drift hits every variant alike
-            for i, (name, (prefetch, skip)) in enumerate(VARIANTS.items()):
+            for i, (name, overrides) in enumerate(variants.items()):
                 workdir = Path(tmp) / f"{repeat}_{i}"
-                meta_train(dataclasses.replace(base, prefetch=prefetch, skip_nonfinite_steps=skip), workdir,
-                           progress=False)
+                meta_train(dataclasses.replace(base, **overrides), workdir, progress=False)
                 times[name].append(sec_per_step(workdir))
                 print(f"{name}: {base.batch_size / times[name][-1]:.1f} sequences/s")
     rows = [{"variant": name, "config": args.config, "batch_size": base.batch_size, "steps": args.steps,
              "median_sec_per_step": statistics.median(t), "sequences_per_sec": base.batch_size / statistics.median(t),
              "runs_sec_per_step": t, **environment()} for name, t in times.items()]
-    out = save_rows(rows, args, __file__, f"train_loop_{rows[0]['platform']}.json", argv)
+    suffix = "_impls" if args.impls else ""
+    out = save_rows(rows, args, __file__, f"train_loop{suffix}_{rows[0]['platform']}.json", argv)
     print(f"wrote {out}")
     return 0
 

@@ -60,7 +60,7 @@ class ModelConfig:
     hidden_features: int = 512
     dropout_rate: float = 0.1
     state_gradient: str = "exact"
-    impl: str = "auto"  # acljax.srwm.IMPLEMENTATIONS or "auto" (Pallas kernels on GPU/TPU, lax.scan on CPU)
+    impl: str = "auto"  # acljax.srwm.IMPLEMENTATIONS or "auto" (Pallas kernels on GPU/TPU, "reversible" on CPU)
     precision: str = "highest"  # of the SRWM products: "highest" (float32), "high", "default" (faster on GPU/TPU)
 
     def __post_init__(self):

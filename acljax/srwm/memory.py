@@ -26,6 +26,18 @@ def default_remat_chunk(steps: int) -> int:
     return min(divisors, key=lambda c: abs(c - root)) if divisors else math.ceil(root)
 
 
+def default_anchor_interval(steps: int) -> int:
+    """``reversible``'s steps between anchor states: T itself up to 2 x 64 steps (one chunk), else the
+    smallest divisor of T in [64, 128], else the largest in [32, 64) (no padding either way), else 64."""
+    if steps <= 2 * DEFAULT_ANCHOR_INTERVAL:
+        return steps
+    low, high = DEFAULT_ANCHOR_INTERVAL // 2, 2 * DEFAULT_ANCHOR_INTERVAL
+    for candidate in [*range(DEFAULT_ANCHOR_INTERVAL, high + 1), *range(DEFAULT_ANCHOR_INTERVAL - 1, low - 1, -1)]:
+        if steps % candidate == 0:
+            return candidate
+    return DEFAULT_ANCHOR_INTERVAL
+
+
 def _chunked_inputs(state: SRWMState, x: jax.Array, input_softmax: bool, chunk_size: int):
     """x (B, T, H, d) -> time-major chunks (n, C, B, H, d), zero-padded to n * C steps."""
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)
@@ -77,13 +89,14 @@ def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
 def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
                     precision: Precision = "highest"):
     """Custom VJP in the manner of the official CUDA kernel, with O(T/C d E + C E) memory: the forward
-    keeps only the state at the start of every chunk of C steps (default 64); the backward, chunk by
+    keeps only the state at the start of every chunk of C steps (default: :func:`default_anchor_interval`,
+    about 64 steps without padding T); the backward, chunk by
     chunk in reverse, recomputes the chunk's per-step vectors (q, k, b, v - vbar) from its start state,
     then walks its steps in reverse, rebuilding each earlier state by reverting the update and applying
     the step's hand-derived gradient (:func:`step_backward`)."""
     steps = x.shape[1]
     w_final, y = _reversible(state.d_out, precision, fuse(state),
-                             _chunked_inputs(state, x, input_softmax, chunk_size or DEFAULT_ANCHOR_INTERVAL))
+                             _chunked_inputs(state, x, input_softmax, chunk_size or default_anchor_interval(steps)))
     return _unchunk(y, steps), unfuse(w_final, state.d_out)
 
 

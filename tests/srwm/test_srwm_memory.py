@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from acljax.srwm import broadcast_state, init_state, srwm_scan
-from acljax.srwm.api import AUTO_LONG_SEQUENCE, resolve_impl
+from acljax.srwm.api import resolve_impl
 
 FAST = ["scan", "scan_remat", "reversible"]
 
@@ -67,12 +67,11 @@ def test_reversible_stays_accurate_over_thousands_of_steps():
     assert _max_rel_err((y_rev, final_rev), (y, final)) < 1e-6  # same forward computation
 
 
-def test_auto_picks_scan_for_short_and_remat_for_long_sequences():
-    assert resolve_impl("auto", AUTO_LONG_SEQUENCE) == "scan"
-    assert resolve_impl("auto", AUTO_LONG_SEQUENCE + 1) == "scan_remat"
+def test_auto_picks_reversible_on_a_cpu_and_computes_what_scan_does():
+    assert resolve_impl("auto", backend="cpu") == "reversible"
     state = init_state(jax.random.key(0), 2, 4)
     x = jax.random.normal(jax.random.key(1), (1, 600, 2, 4))
-    np.testing.assert_allclose(srwm_scan(state, x, impl="auto")[0], srwm_scan(state, x)[0], atol=1e-5)
+    np.testing.assert_allclose(srwm_scan(state, x, impl="auto")[0], srwm_scan(state, x, impl="scan")[0], atol=1e-5)
 
 
 def test_bad_chunk_size():
@@ -86,6 +85,14 @@ def test_default_remat_chunk_divides_near_sqrt(steps, expected):
     from acljax.srwm.memory import default_remat_chunk
 
     assert default_remat_chunk(steps) == expected  # 97 is prime: ceil(sqrt(97)) = 10
+
+
+@pytest.mark.parametrize("steps, expected", [(1, 1), (70, 70), (128, 128), (150, 75), (1000, 100), (20000, 80),
+                                             (2 * 47, 94), (3 * 47, 47), (127 * 2 + 127, 127), (131 * 3, 64)])
+def test_default_anchor_interval_avoids_padding(steps, expected):
+    from acljax.srwm.memory import default_anchor_interval
+
+    assert default_anchor_interval(steps) == expected  # 393 = 3 x 131: no divisor in [32, 128], so 64 and padding
 
 
 @pytest.mark.parametrize("n_beta, d_out", [(4, 4), (1, 6)])

@@ -133,9 +133,9 @@ def test_segments_continue_from_the_returned_state():
 
 
 def test_auto_picks_the_kernels_on_gpus_and_tpus_only():
-    assert resolve_impl("auto", 100, backend="gpu") == "pallas"
-    assert resolve_impl("auto", 100, backend="tpu") == "pallas"
-    assert resolve_impl("auto", 100, backend="cpu") == "scan"
+    assert resolve_impl("auto", backend="gpu") == "pallas"
+    assert resolve_impl("auto", backend="tpu") == "pallas"
+    assert resolve_impl("auto", backend="cpu") == "reversible"
 
 
 @pytest.mark.parametrize("lanes, expected", [(1, 8), (8, 8), (9, 16), (128, 128), (129, 256), (512, 512)])
