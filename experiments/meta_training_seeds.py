@@ -54,18 +54,18 @@ TERMS = {"A after A": "acc/within_0", "B after A, B": "acc/within_1", "A after A
 STREAM = "split_glyphs_domain5"
 
 
-def seed_results(model: str, runs: int) -> dict:
-    test = json.loads((model_dir(model) / "results.json").read_text())["test"]
-    report = in_context_report(model, STREAM, runs=runs, shots=5, progress=False)
-    return {**{name: 100 * test[key] for name, key in TERMS.items()},
-            "stream ACC": 100 * report.summary["ACC"]["mean"],
-            "stream ACC eval std": 100 * report.summary["ACC"]["std"]}
-
-
 def stream_accuracy(model: str, stream: str, runs: int) -> dict:
+    """ACC (%) of ``model`` on ``stream``: mean and std over ``runs`` evaluation runs, 5 demos per class."""
     report = in_context_report(model, stream, runs=runs, shots=5, progress=False)
     return {"model": model, "ACC": 100 * report.summary["ACC"]["mean"],
             "ACC eval std": 100 * report.summary["ACC"]["std"]}
+
+
+def seed_results(model: str, runs: int) -> dict:
+    test = json.loads((model_dir(model) / "results.json").read_text())["test"]
+    stream = stream_accuracy(model, STREAM, runs)
+    return {**{name: 100 * test[key] for name, key in TERMS.items()},
+            "stream ACC": stream["ACC"], "stream ACC eval std": stream["ACC eval std"]}
 
 
 def split_mnist_table(results: dict) -> str:
