@@ -29,7 +29,8 @@ from acljax.recording import add_output_arguments, environment, output_dir
 from acljax.srwm import init_state, srwm_scan
 
 IMPLS = ("scan", "scan_remat", "reversible", "pallas")
-CPU_IMPLS = IMPLS[:-1]  # "pallas" runs in interpret mode on a CPU: a test path, not a contender
+WHOLE_BATCH = "reversible_whole_batch"  # reversible without its CPU default of cache-sized batch blocks
+CPU_IMPLS = (*IMPLS[:-1], WHOLE_BATCH)  # "pallas" runs in interpret mode on a CPU: a test path, not a contender
 FULL_SIZES = [(16, 16, 16, 150), (16, 16, 16, 1000), (32, 16, 16, 500)]  # (B, H, d, T)
 PAPER_SIZES = [(32, 16, 16, 150), (32, 16, 16, 500), (32, 16, 16, 2000)]  # the accelerator sweep
 QUICK_SIZES = [(4, 4, 16, 200)]
@@ -44,7 +45,8 @@ def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> f
 
 def make_fn(impl: str, backward: bool):
     def forward(state, x):
-        y, final = srwm_scan(state, x, impl=impl)
+        options = {"impl": "reversible", "batch_block": x.shape[0]} if impl == WHOLE_BATCH else {"impl": impl}
+        y, final = srwm_scan(state, x, **options)
         return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
 
     return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
@@ -119,7 +121,7 @@ def peak_rss_of_training_step(impl, batch, heads, d, steps) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run on CPU")
-    parser.add_argument("--impls", nargs="+", choices=IMPLS,
+    parser.add_argument("--impls", nargs="+", choices=(*IMPLS, WHOLE_BATCH),
                         help="default: all on GPU/TPU, all but 'pallas' (interpret mode) on a CPU")
     parser.add_argument("--sizes", choices=("cpu", "paper"),
                         help="'cpu': B=16/32 at T=150, 500, 1000; 'paper': B=32, H=16, d=16 at T=150, 500, 2000 "

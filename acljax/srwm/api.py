@@ -97,7 +97,8 @@ def check_impl(impl: str) -> None:
 
 
 def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_softmax: bool = False,
-              chunk_size: int | None = None, precision: Precision = "highest", check_finite: bool = False):
+              chunk_size: int | None = None, precision: Precision = "highest", batch_block: int | None = None,
+              check_finite: bool = False):
     """Run the self-referential weight matrix over a sequence.
 
     Args:
@@ -113,6 +114,9 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_soft
         to 128; "pallas": default 64); ignored by the others.
       precision: matmul precision of every product, "highest" (full float32), "high" or "default"
         (faster on GPUs and TPUs, less accurate; see ``acljax.srwm.step.PRECISIONS``).
+      batch_block: "reversible" only: sequences taken through the whole sequence together, a divisor of B
+        (default on a CPU: as many as fit half a core's L2 cache with their cotangents, see
+        ``acljax.srwm.memory.default_batch_block``; elsewhere all B); ignored by the others.
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
@@ -131,27 +135,32 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_soft
     check_precision(precision)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    if batch_block is not None and (not isinstance(batch_block, int) or batch_block < 1 or batch % batch_block):
+        raise ValueError(f"batch_block must be None or a positive int that divides the batch size {batch}, "
+                         f"got {batch_block!r}")
     if check_finite:
         check_all_finite(x, "x")
         for name, w in state._asdict().items():
             check_all_finite(w, f"state.{name}")
     run = _run_reference if impl == "reference" else _run_compiled  # a Python loop is not worth compiling
     return run(state, x, impl=impl, input_softmax=input_softmax, chunk_size=chunk_size if impl in CHUNKED else None,
-               precision=precision)
+               precision=precision, batch_block=batch_block if impl == "reversible" else None)
 
 
 def _run_reference(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool, chunk_size: int | None,
-                   precision: Precision):
+                   precision: Precision, batch_block: int | None):
     dtype = state_dtype(state, x)
     start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, x.shape[0])))
-    options = {} if chunk_size is None else {"chunk_size": chunk_size}
+    options = {name: value for name, value in (("chunk_size", chunk_size), ("batch_block", batch_block))
+               if value is not None}
     y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, precision=precision, **options)
     return y.astype(x.dtype), final
 
 
 # Compiled once per shape and option, so that eager calls (a notebook, a layer called outside jit) do not
 # dispatch the scan op by op; under an outer jit it is simply inlined.
-_run_compiled = jax.jit(_run_reference, static_argnames=("impl", "input_softmax", "chunk_size", "precision"))
+_run_compiled = jax.jit(_run_reference,
+                        static_argnames=("impl", "input_softmax", "chunk_size", "precision", "batch_block"))
 
 
 def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False,

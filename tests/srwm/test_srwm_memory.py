@@ -1,5 +1,7 @@
 """Memory-saving implementations against the reference loop and float64."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,6 +68,45 @@ def test_reversible_stays_accurate_over_thousands_of_steps(steps):  # anchor; 25
     y_rev, final_rev = srwm_scan(state, x, impl="reversible")
     y, final = srwm_scan(state, x, impl="scan")
     assert _max_rel_err((y_rev, final_rev), (y, final)) < 1e-6  # same forward computation
+
+
+@pytest.mark.parametrize("batch_block", [1, 2])
+def test_reversible_in_batch_blocks_matches_reference(batch_block):
+    """Blocks of sequences run one after another; each sequence's own start state (carried, not shared)
+    must travel with its inputs, and the gradients must come back to the right sequences."""
+    start = jax.tree.map(lambda w: w + 0.1 * jax.random.normal(jax.random.key(2), w.shape),
+                         broadcast_state(init_state(jax.random.key(0), 2, 4, d_out=5, q_init_scale=1.0), 4))
+    x = jax.random.normal(jax.random.key(1), (4, 9, 2, 4))
+
+    def loss(impl, state, x):
+        y, final = impl(state, x)
+        return jnp.sum(jnp.sin(y)) + sum(jnp.sum(jnp.cos(w)) for w in final)
+
+    blocked = functools.partial(srwm_scan, impl="reversible", chunk_size=4, batch_block=batch_block)
+    reference = functools.partial(srwm_scan, impl="reference")
+    assert _max_rel_err(jax.jit(blocked)(start, x), reference(start, x)) < 1e-5
+    grads = jax.jit(jax.grad(functools.partial(loss, blocked), (0, 1)))(start, x)
+    assert _max_rel_err(grads, jax.grad(functools.partial(loss, reference), (0, 1))(start, x)) < 1e-5
+
+
+@pytest.mark.parametrize("batch, sequence_bytes, budget, expected", [
+    (16, 106_496, 524_288, 4),  # B=16, H=16, d=16 on a 1 MiB L2: 104 KiB per sequence, 4.9 fit
+    (16, 53_248, 1 << 20, 16),  # the whole batch fits
+    (6, 100, 250, 2), (7, 100, 250, 1),  # 7 is prime: one sequence at a time
+    (3, 1000, 10, 1),  # not even one fits: one at a time
+])
+def test_default_batch_block_fits_the_budget(batch, sequence_bytes, budget, expected):
+    from acljax.srwm.memory import default_batch_block
+
+    assert default_batch_block(batch, sequence_bytes, budget) == expected
+
+
+@pytest.mark.parametrize("batch_block", [3, 0, 2.0])
+def test_bad_batch_block(batch_block):
+    state = init_state(jax.random.key(0), 2, 4)
+    with pytest.raises(ValueError, match=f"batch_block must be None or a positive int that divides the batch size 4, "
+                                         f"got {batch_block}"):
+        srwm_scan(state, jnp.ones((4, 5, 2, 4)), impl="reversible", batch_block=batch_block)
 
 
 def test_auto_picks_reversible_on_a_cpu_and_computes_what_scan_does():
