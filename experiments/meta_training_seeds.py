@@ -68,7 +68,7 @@ def seed_results(model: str, runs: int) -> dict:
             "stream ACC": stream["ACC"], "stream ACC eval std": stream["ACC eval std"]}
 
 
-def split_mnist_table(results: dict) -> str:
+def split_mnist_table(results: dict, runs: int) -> str:
     lines = ["| Split-MNIST stream | recipe | seeds | ACC per seed | ACC: mean ± std over seeds | "
              "std over evaluation runs |", "|---|---|---|---|---|---|"]
     for label in SPLIT_MNIST_STREAMS:
@@ -83,10 +83,10 @@ def split_mnist_table(results: dict) -> str:
         "every test image of every task. Recipes: shipped (the configs as they are; seed 0 is the shipped model) and "
         "rotations (`--set pools.0.rotations=True`: the glyphs' 90/180/270-degree rotations as extra classes, as the "
         "paper's Omniglot). Per-seed values in seed order 0, 1, 2; population std over seeds; the last column is the "
-        "mean over seeds of the std over 10 evaluation runs.\n")
+        f"mean over seeds of the std over {runs} evaluation runs.\n")
 
 
-def table(results: dict) -> str:
+def table(results: dict, runs: int) -> str:
     columns = [*TERMS, "stream ACC"]
     lines = ["| model | seeds | " + " | ".join(columns) + " | stream ACC: std over evaluation runs |",
              "|---|---|" + "---|" * (len(columns) + 1)]
@@ -97,7 +97,7 @@ def table(results: dict) -> str:
     return "\n".join(lines) + (
         f"\n\nMeta-test terms: query accuracy (%) on held-out characters; stream ACC: `{STREAM}` (5 tasks of "
         "5-way held-out characters, domain-incremental, 5 demos per class). Mean ± std over meta-training seeds "
-        "(population std); the last column is the mean over seeds of the std over 10 evaluation runs.\n")
+        f"(population std); the last column is the mean over seeds of the std over {runs} evaluation runs.\n")
 
 
 def main(argv=None) -> int:
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                             for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items()}
                    for recipe, models in SPLIT_MNIST.items()}
     (out / "meta_training_seeds.json").write_text(json.dumps({**results, "split_mnist": split_mnist}, indent=1) + "\n")
-    text = table(results) + "\n" + split_mnist_table(split_mnist)
+    text = table(results, args.runs) + "\n" + split_mnist_table(split_mnist, args.runs)
     (out / "meta_training_seeds.md").write_text(text)
     print(text + f"\n-> {out}")
     return 0
