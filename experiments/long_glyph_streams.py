@@ -2,13 +2,18 @@
 (5-way tasks, like the paper's Split-Omniglot) for N = 5, 10, 20, beside the paper's Split-Omniglot
 figures (92.3 / 82.0 / 67.6 %, ACL meta-trained on 2-3 tasks).
 
-- In context: the shipped models (meta-trained on 2-task sequences, with and without ACL; `--models`
-  adds workdirs) read 5 demos per class of every task in turn, then answer every task's test images.
+- In context: the shipped glyph models (meta-trained on 2-task sequences with and without ACL, and the
+  length curriculum's 8- and 24-task models; `--models` names others, workdirs included) read 5 demos per
+  class of every task in turn, then answer every task's test images.
 - Sequential baselines on the same tasks: Hsu et al.'s MLP 784-400-400 (here 1024-400-400) trained on
   each task's demo half (10 drawings per character: twice the in-context demos), Adam 1e-3, batch 16,
   20 epochs per task, with Hsu et al.'s domain-IL strengths; joint training on every task as a bound.
 
     python experiments/long_glyph_streams.py [--runs 10] [--lengths 5 10 20] [--models glyphs_2task_acl ...]
+
+The recorded table (experiments/results/) came from ``--record --models glyphs_2task_acl glyphs_2task_no_acl
+runs/glyphs_4task runs/glyphs_8task runs/glyphs_8task_3000 glyphs_8task_acl runs/glyphs_16task glyphs_24task_acl
+runs/glyphs_32task`` (the workdirs: the README's long-task-streams section and the configs' docstrings).
 
 Results: runs/long_glyph_streams/long_glyph_streams.{json,md,png} (--out DIR elsewhere; --record:
 experiments/results/). Finished (learner, N) entries in that file are kept while their configuration and
@@ -33,7 +38,7 @@ from acljax.eval import evaluate
 from acljax.recording import add_output_arguments, output_dir
 
 PAPER = {5: 92.3, 10: 82.0, 20: 67.6}  # Irie et al., Split-Omniglot domain-IL accuracy (%), ACL
-MODELS = ("glyphs_2task_acl", "glyphs_2task_no_acl")
+MODELS = ("glyphs_2task_acl", "glyphs_2task_no_acl", "glyphs_8task_acl", "glyphs_24task_acl")
 BASELINES = ("Adam", "L2", "EWC", "Online EWC", "SI", "MAS", "LwF", "Offline")  # replay-free, and joint
 TRAINING = dict(batch_size=16, epochs=20)  # a task has 50 training images
 
@@ -50,10 +55,16 @@ def baseline_report(config: SequentialConfig, length: int, runs: int):
     return evaluate(learner, stream.tasks, list(range(runs)), [t.name for t in stream.tasks], progress=False)
 
 
+def learners(results: dict) -> list[str]:
+    """The learners of the results' keys ("LEARNER/N"), in-context models first, each group in recorded order."""
+    names = dict.fromkeys(key.rsplit("/", 1)[0] for key in results)
+    return sorted(names, key=lambda name: not name.startswith("in context"))
+
+
 def table(results: dict, lengths) -> str:
     lines = ["| learner | " + " | ".join(f"{n} tasks" for n in lengths) + " |", "|---|" + "---|" * len(lengths)]
     lines.append("| ACL, Split-Omniglot (paper) | " + " | ".join(f"{PAPER[n]:.1f}" for n in lengths) + " |")
-    for learner in dict.fromkeys(key.rsplit("/", 1)[0] for key in results):
+    for learner in learners(results):
         cells = [results.get(f"{learner}/{n}") for n in lengths]
         lines.append(f"| {learner} | " + " | ".join(
             f"{100 * c['ACC']['mean']:.1f} ± {100 * c['ACC']['std']:.1f}" if c else "-" for c in cells) + " |")
@@ -69,7 +80,7 @@ def plot(results: dict, lengths, path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.plot(lengths, [PAPER[n] for n in lengths], "k--", marker="s", label="ACL, Split-Omniglot (paper)")
-    for learner in dict.fromkeys(key.rsplit("/", 1)[0] for key in results):
+    for learner in learners(results):
         points = [(n, results[f"{learner}/{n}"]["ACC"]) for n in lengths if f"{learner}/{n}" in results]
         in_context = learner.startswith("in context")  # solid; sequential baselines dotted
         ax.errorbar([n for n, _ in points], [100 * a["mean"] for _, a in points],

@@ -1,0 +1,17 @@
+"""The length curriculum's last stage: 24-task sequences of 5-way 5-shot glyph tasks (300 terms),
+meta-finetuned from the 16-task stage's workdir (``acl_glyphs_16task``), constant learning rate 3e-4:
+
+    acljax train --config acl_glyphs_16task --workdir runs/glyphs_16task
+    acljax train --config acl_glyphs_24task --workdir runs/glyphs_24task
+"""
+
+import dataclasses
+
+from acljax.acl import ACLConfig
+from acljax.configs import acl_glyphs_16task
+from acljax.data.episodes import TaskSpec
+
+
+def get_config() -> ACLConfig:
+    return dataclasses.replace(acl_glyphs_16task.get_config(), tasks=(TaskSpec(n_way=5, k_shot=5, num_queries=5),) * 24,
+                               init_from="runs/glyphs_16task")
