@@ -13,7 +13,8 @@ figures (92.3 / 82.0 / 67.6 %, ACL meta-trained on 2-3 tasks).
 
 The recorded table (experiments/results/) came from ``--record --models glyphs_2task_acl glyphs_2task_no_acl
 runs/glyphs_4task runs/glyphs_8task runs/glyphs_8task_3000 glyphs_8task_acl runs/glyphs_16task glyphs_24task_acl
-runs/glyphs_32task`` (the workdirs: the README's long-task-streams section and the configs' docstrings).
+runs/glyphs_32task runs/glyphs_2task_d256 runs/glyphs_8task_d256`` (the workdirs: the README's long-task-streams
+section and the configs' docstrings).
 
 Results: runs/long_glyph_streams/long_glyph_streams.{json,md,png} (--out DIR elsewhere; --record:
 experiments/results/). Finished (learner, N) entries in that file are kept while their configuration and
