@@ -3,7 +3,7 @@ meta-finetuned from the 24-task stage's workdir (``acl_glyphs_24task``), constan
 scored within the evaluation spread of the 24-task model on 5-, 10- and 20-task streams (README, long task
 streams), so the curriculum stops at 24 tasks:
 
-    acljax train --config acl_glyphs_32task --workdir runs/glyphs_32task     # about 20 min alone on 2 cores
+    acljax train --config acl_glyphs_32task --workdir runs/glyphs_32task     # about 25 min alone on 2 cores
 """
 
 import dataclasses
