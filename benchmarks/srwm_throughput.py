@@ -7,7 +7,9 @@
 Each row: compile seconds, steady-state seconds (median of --repeats timed runs after a warm-up,
 ``block_until_ready``; the implementations of one size are timed round-robin), tokens/s (B*T per
 second), achieved FLOP/s from an analytic count, XLA's temporary memory (``compiled.memory_analysis()``),
-device peak memory where the device reports it, and the device and versions. Rows go to
+device peak memory where the device reports it, and the device and versions. On a CPU the sweep adds
+``reversible_whole_batch``: ``reversible`` with the whole batch as one block instead of its cache-sized
+default (``batch_block``), to show what the blocks gain. Rows go to
 ``runs/srwm_throughput/*.json`` (``--record``: ``benchmarks/results/``); a Markdown table is printed.
 """
 

@@ -5,8 +5,8 @@ reported two ways: its meta-test terms (held-out characters, 16 batches of 16 tw
 results.json) and its accuracy on the 5-task glyph stream. The Split-MNIST models: each seed's glyph ACL
 model meta-finetuned with the same seed (seed 0: the shipped models), reported on the Split-MNIST streams,
 beside the same chains meta-finetuned with the glyphs' rotations as extra classes (as the paper's Omniglot).
-Stream accuracies: 10 evaluation runs, each with its own demos. Mean ± std over meta-training seeds, and
-separately the mean over seeds of the std over evaluation runs.
+Stream accuracies: --runs evaluation runs (default 10), each with its own demos. Mean ± std over
+meta-training seeds, and separately the mean over seeds of the std over evaluation runs.
 
     for seed in 1 2; do
       acljax train --config acl_glyphs_quickstart --workdir runs/glyphs_2task_acl_seed$seed --set seed=$seed
