@@ -47,3 +47,20 @@ def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, ca
     assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"] == row
     assert script.main([*args, "--importance-samples", "7"]) == 0  # another configuration: run again
     assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["importance_samples"] == 7
+
+
+def test_two_task_class_incremental_column(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    _tiny_mnist(tmp_path / "data", per_class=64)
+    spec = importlib.util.spec_from_file_location("hsu_split_mnist", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.config_for("L2", "class2").strength == 2.0 * 100  # Hsu et al.'s class-IL L2 strength, doubled
+    out = tmp_path / "out"
+    assert script.main(["--seeds", "1", "--methods", "Adam", "--scenarios", "class2", "--out", str(out)]) == 0
+    matrix = np.asarray(json.loads((out / "hsu_split_mnist.json").read_text())["Adam/class2"]["mean_matrix"])
+    assert matrix.shape == (2, 2)  # digits 0-3 in two tasks
+    lines = (out / "hsu_split_mnist.md").read_text().splitlines()
+    assert lines[0].endswith("| class-IL Hsu et al. | class-IL 2 tasks acljax |")  # no published column
+    adam = next(line for line in lines if line.startswith("| Adam |")).split(" | ")
+    assert adam[-2:] == ["19.71", adam[-1]] and adam[-1].endswith("(1) |")  # Hsu's 5-task class-IL, then ours
