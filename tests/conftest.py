@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -64,6 +65,18 @@ def quickstart_on_empty_cache(installed_acljax, fresh_cache, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("quickstart")
     done = run_installed(installed_acljax, fresh_cache, workdir, "quickstart", "--workdir", ".", "--steps", "2")
     return done, fresh_cache, workdir
+
+
+@pytest.fixture
+def experiment_script():
+    """Loads a script of experiments/ as a module: ``experiment_script("hsu_split_mnist").main([...])``."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

@@ -1,24 +1,12 @@
 """experiments/meta_training_seeds.py's tables: mean and std over meta-training seeds, worked by hand."""
 
-import importlib.util
-from pathlib import Path
 
-SCRIPT = Path(__file__).parents[2] / "experiments" / "meta_training_seeds.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("meta_training_seeds", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-def test_stream_table_rows_over_seeds():
+def test_stream_table_rows_over_seeds(experiment_script):
     per_seed = [{"ACC": 70.0, "ACC eval std": 1.0}, {"ACC": 80.0, "ACC eval std": 2.0},
                 {"ACC": 90.0, "ACC eval std": 6.0}]
     results = {"recipe a": {"5 tasks": per_seed, "20 tasks": per_seed[:2]},
                "recipe b": {"5 tasks": per_seed[1:], "20 tasks": per_seed[:1]}}
-    lines = _script().stream_table(results, runs=10, caption="Caption.").splitlines()
+    lines = experiment_script("meta_training_seeds").stream_table(results, runs=10, caption="Caption.").splitlines()
     # population std of 70, 80, 90: sqrt(200 / 3) = 8.16; of 80, 90: 5; mean eval std (1 + 2 + 6) / 3 = 3
     assert lines[2:6] == ["| 5 tasks | recipe a | 3 | 70.00 / 80.00 / 90.00 | 80.00 ± 8.16 | 3.00 |",
                           "| 5 tasks | recipe b | 2 | 80.00 / 90.00 | 85.00 ± 5.00 | 4.00 |",

@@ -1,6 +1,5 @@
 """experiments/hsu_split_mnist.py end to end on a tiny stand-in for MNIST: the table, and resuming."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,8 +7,6 @@ import numpy as np
 
 from acljax.data import ImageSet
 from acljax.data.store import DATA_DIR_ENV, write_prepared
-
-SCRIPT = Path(__file__).parents[2] / "experiments" / "hsu_split_mnist.py"
 
 
 def _tiny_mnist(root: Path, per_class: int) -> None:
@@ -23,12 +20,10 @@ def _tiny_mnist(root: Path, per_class: int) -> None:
                    root=root)
 
 
-def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, capsys):
+def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, capsys, experiment_script):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)  # 2 digits x (64 + 4) examples: one batch of 128 per epoch
-    spec = importlib.util.spec_from_file_location("hsu_split_mnist", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("hsu_split_mnist")
     out = tmp_path / "out"
     args = ["--seeds", "2", "--methods", "SGD", "--scenarios", "task", "--out", str(out)]
     assert script.main(args) == 0
@@ -49,12 +44,10 @@ def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, ca
     assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["importance_samples"] == 7
 
 
-def test_two_task_class_incremental_column(tmp_path, monkeypatch):
+def test_two_task_class_incremental_column(tmp_path, monkeypatch, experiment_script):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)
-    spec = importlib.util.spec_from_file_location("hsu_split_mnist", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("hsu_split_mnist")
     assert script.config_for("L2", "class2").strength == 2.0 * 100  # Hsu et al.'s class-IL L2 strength, doubled
     out = tmp_path / "out"
     assert script.main(["--seeds", "1", "--methods", "Adam", "--scenarios", "class2", "--out", str(out)]) == 0

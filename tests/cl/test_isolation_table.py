@@ -1,22 +1,16 @@
 """experiments/isolation_split_mnist.py end to end on a tiny stand-in for MNIST: rows, BWT, added parameters."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from test_hsu_table import _tiny_mnist
 
 from acljax.data.store import DATA_DIR_ENV
 
-SCRIPT = Path(__file__).parents[2] / "experiments" / "isolation_split_mnist.py"
 
-
-def test_isolation_table_and_resume(tmp_path, monkeypatch, capsys):
+def test_isolation_table_and_resume(tmp_path, monkeypatch, capsys, experiment_script):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)
-    spec = importlib.util.spec_from_file_location("isolation_split_mnist", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = experiment_script("isolation_split_mnist")
     out = tmp_path / "out"
     args = ["--seeds", "2", "--rows", "LoRA r=8", "Experts, confidence", "--scenarios", "task", "domain",
             "--out", str(out)]
