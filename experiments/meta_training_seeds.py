@@ -87,11 +87,14 @@ def seed_results(model: str, runs: int) -> dict:
 
 
 def stream_table(results: dict, runs: int, caption: str) -> str:
-    """results: model recipe -> stream -> one {"ACC", "ACC eval std"} per seed; a row per stream and recipe."""
+    """results: model recipe -> stream -> one {"ACC", "ACC eval std"} per seed; a row per stream and recipe (the
+    first recipe has every stream)."""
     lines = ["| stream | recipe | seeds | ACC per seed | ACC: mean ± std over seeds | std over evaluation runs |",
              "|---|---|---|---|---|---|"]
     for stream in next(iter(results.values())):
         for recipe, per_stream in results.items():
+            if stream not in per_stream:  # a recipe run for some of the streams only
+                continue
             per_seed = per_stream[stream]
             accs, spread = [r["ACC"] for r in per_seed], np.mean([r["ACC eval std"] for r in per_seed])
             lines.append(f"| {stream} | {recipe} | {len(per_seed)} | {' / '.join(f'{a:.2f}' for a in accs)} | "

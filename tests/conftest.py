@@ -68,8 +68,10 @@ def quickstart_on_empty_cache(installed_acljax, fresh_cache, tmp_path_factory):
 
 
 @pytest.fixture
-def experiment_script():
+def experiment_script(monkeypatch):
     """Loads a script of experiments/ as a module: ``experiment_script("hsu_split_mnist").main([...])``."""
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))  # the scripts import each other, as when run there
+
     def load(name: str):
         spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
