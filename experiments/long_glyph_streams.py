@@ -13,8 +13,10 @@ figures (92.3 / 82.0 / 67.6 %, ACL meta-trained on 2-3 tasks).
 
 The recorded table (experiments/results/) came from ``--record --models glyphs_2task_acl glyphs_2task_no_acl
 runs/glyphs_4task runs/glyphs_8task runs/glyphs_8task_3000 glyphs_8task_acl runs/glyphs_16task glyphs_24task_acl
-runs/glyphs_32task runs/glyphs_2task_d256 runs/glyphs_8task_d256`` (the workdirs: the README's long-task-streams
-section and the configs' docstrings).
+runs/glyphs_32task runs/glyphs_2task_d256 runs/glyphs_8task_d256 runs/conv4_d256_seed0/glyphs_2task
+runs/conv4_d256_seed0/glyphs_4task runs/conv4_d256_seed0/glyphs_8task runs/conv4_d256_seed0/glyphs_16task
+runs/conv4_d256_seed0/glyphs_24task`` (the workdirs: the README's long-task-streams section, the configs'
+docstrings and experiments/conv4_gpu.py, the Conv-4 chain meta-trained on a GPU).
 
 Results: runs/long_glyph_streams/long_glyph_streams.{json,md,png} (--out DIR elsewhere; --record:
 experiments/results/). Finished (learner, N) entries in that file are kept while their configuration and
@@ -81,12 +83,13 @@ def plot(results: dict, lengths, path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.plot(lengths, [PAPER[n] for n in lengths], "k--", marker="s", label="ACL, Split-Omniglot (paper)")
+    colors = {True: iter(plt.cm.tab20.colors), False: iter(plt.cm.tab10.colors)}  # a colour per learner of a group
     for learner in learners(results):
         points = [(n, results[f"{learner}/{n}"]["ACC"]) for n in lengths if f"{learner}/{n}" in results]
         in_context = learner.startswith("in context")  # solid; sequential baselines dotted
         ax.errorbar([n for n, _ in points], [100 * a["mean"] for _, a in points],
                     yerr=[100 * a["std"] for _, a in points], marker="o" if in_context else "x", capsize=3,
-                    linestyle="-" if in_context else ":", label=learner)
+                    linestyle="-" if in_context else ":", color=next(colors[in_context]), label=learner)
     ax.set(xlabel="tasks in the stream (5-way each)", ylabel="ACC (%)", xticks=list(lengths), ylim=(0, 100),
            title="Held-out glyph characters, domain-incremental")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
