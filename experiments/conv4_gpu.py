@@ -22,13 +22,14 @@ Split-MNIST from its 24-task model:
     # the same with --set learning_rate=3e-4 for the glyph runs (runs/conv4_d256_lr3e-4_seed1, _seed2), and
     # with acl_glyphs_quickstart --set model.encoder='conv4' (runs/conv4_d128_seed0, 1, 2)
     # seed 0's curriculum: acl_glyphs_conv4's docstring, workdirs runs/conv4_d256_seed0/glyphs_{4,8,16,24}task
-    acljax train --config acl_split_mnist_class_conv4 --workdir runs/conv4_d256_seed0/split_mnist_class_from24 \
+    acljax train --config acl_split_mnist_class_conv4 --workdir runs/conv4_d256_seed0/split_mnist_class_from24 \\
       --set "init_from='runs/conv4_d256_seed0/glyphs_24task'"                     # on the CPU
     python experiments/conv4_gpu.py [--record]
 
 Every run's workdir also had `--set checkpoint_every=250` (it changes no number). This script reads each
-glyph run's meta-test terms (results.json) and evaluates the paper-sized Split-MNIST models (--runs
-evaluation runs each) on this machine.
+glyph run's meta-test terms (results.json), recomputes them on this machine, and evaluates the paper-sized
+Split-MNIST models (--runs evaluation runs each; entries of an earlier results file are kept while the model's
+best step and --runs are unchanged).
 """
 
 from __future__ import annotations
@@ -111,6 +112,25 @@ def from_scratch_table(rows: list[dict]) -> str:
         "sharing one H100 (not a benchmark).\n")
 
 
+def split_mnist_results(previous: dict, runs: int) -> dict:
+    """recipe -> stream label -> one stream_accuracy entry per seed. Entries of ``previous`` (the results file's)
+    are kept while their model's best step and the run count are unchanged: a rerun evaluates only what changed."""
+    def best_step(model: str) -> int:
+        return json.loads((model_dir(model) / "best.json").read_text())["step"]
+
+    kept = {(r["model"], r["stream"], r["runs"], r["best_step"]): r
+            for per_stream in previous.values() for entries in per_stream.values() for r in entries}
+
+    def entry(model: str, stream: str) -> dict:
+        key = (model, stream, runs, best_step(model))
+        return kept.get(key) or {**stream_accuracy(model, stream, runs), "stream": stream, "runs": runs,
+                                 "best_step": key[3]}
+
+    return {recipe: {label: [entry(m, stream) for m in models[scenario]]
+                     for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items() if scenario in models}
+            for recipe, models in SPLIT_MNIST.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="evaluation runs on each Split-MNIST stream")
@@ -119,11 +139,11 @@ def main(argv=None) -> int:
     out = output_dir(args, __file__)
     rows = [run_row(variant, seed, workdir) for variant, runs in FROM_SCRATCH.items() for seed, workdir in runs.items()]
     recomputed = [recomputed_here(r["model"]) for r in rows]
-    split_mnist = {recipe: {label: [stream_accuracy(m, stream, args.runs) for m in models[scenario]]
-                            for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items() if scenario in models}
-                   for recipe, models in SPLIT_MNIST.items()}
+    path = out / "conv4_gpu.json"
+    previous = json.loads(path.read_text())["split_mnist"] if path.exists() else {}
+    split_mnist = split_mnist_results(previous, args.runs)
     results = {"from_scratch": rows, "recomputed": recomputed, "split_mnist": split_mnist}
-    (out / "conv4_gpu.json").write_text(json.dumps(results, indent=1) + "\n")
+    path.write_text(json.dumps(results, indent=1) + "\n")
     text = "\n".join([from_scratch_table(rows), recomputed_table(recomputed),
                       stream_table(split_mnist, args.runs, SPLIT_MNIST_CAPTION)])
     (out / "conv4_gpu.md").write_text(text)

@@ -27,3 +27,21 @@ def test_recomputed_table_relative_difference(experiment_script):
     row = {"model": "runs/x", "loss GPU": 0.5, "loss here": 0.5001, "largest term accuracy difference": 0.078125}
     lines = experiment_script("conv4_gpu").recomputed_table([row]).splitlines()
     assert lines[2] == "| runs/x | 0.500000 | 0.500100 | 2.0e-04 | 0.08 points |"  # 0.0001 / 0.5
+
+
+def test_split_mnist_entries_are_kept_until_the_best_step_changes(experiment_script, tmp_path, monkeypatch):
+    script = experiment_script("conv4_gpu")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "best.json").write_text(json.dumps({"step": 250}))
+    evaluated = []
+    monkeypatch.setattr(script, "SPLIT_MNIST", {"recipe": {"domain": [str(model)]}})
+    monkeypatch.setattr(script, "stream_accuracy",
+                        lambda m, stream, runs: evaluated.append(stream) or {"model": m, "ACC": 1.0})
+    first = script.split_mnist_results({}, runs=3)
+    assert evaluated == ["split_mnist_domain"] and first["recipe"]["domain-IL (5 tasks)"][0]["best_step"] == 250
+    assert script.split_mnist_results(first, runs=3) == first and len(evaluated) == 1  # kept
+    script.split_mnist_results(first, runs=4)  # another run count
+    (model / "best.json").write_text(json.dumps({"step": 500}))  # the model trained on
+    script.split_mnist_results(first, runs=3)
+    assert len(evaluated) == 3
