@@ -6,10 +6,10 @@ for everything): the 2-task glyph quickstart task with a Conv-4 encoder, 5000 st
 the quickstart's SRWM sizes (D = 128, 8 heads, feed-forward 256; `acl_glyphs_quickstart --set
 model.encoder='conv4'`) and the paper's (`acl_glyphs_conv4`: D = 256, 16 heads, feed-forward 512), seeds
 0, 1, 2, and the paper's sizes at learning rate 3e-4 for seeds 1 and 2. Each was meta-finetuned on
-Split-MNIST (`acl_split_mnist_domain_conv4` / `acl_split_mnist_class` with the same model and
-`init_from` that run). The paper-sized seed 0 also went through the length curriculum (2 -> 4 -> 8 -> 16 ->
-24 tasks; `acl_glyphs_conv4`'s docstring) and, on this project's 2-core CPU (about 55 min), class-IL
-Split-MNIST from its 24-task model:
+Split-MNIST with the same model and `init_from` that run (`acl_split_mnist_{domain,class}_conv4`; for
+D = 128, `acl_split_mnist_{domain,class} --set model.encoder='conv4'`). The paper-sized seed 0 also went
+through the length curriculum (2 -> 4 -> 8 -> 16 -> 24 tasks; `acl_glyphs_conv4`'s docstring) and, on this
+project's 2-core CPU (about 52 min), class-IL Split-MNIST from its 24-task model:
 
     for seed in 0 1 2; do
       acljax train --config acl_glyphs_conv4 --workdir runs/conv4_d256_seed$seed/glyphs_2task --seed $seed

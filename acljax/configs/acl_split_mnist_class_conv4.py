@@ -1,7 +1,7 @@
 """Split-MNIST meta-finetuning, class-incremental, of the paper's Conv-4 model: the ``acl_split_mnist_class``
 recipe (1,500 steps, batch 32, constant 1e-3) started from the end of the Conv-4 length curriculum,
 ``runs/glyphs_conv4_24task`` (``acl_glyphs_conv4``'s docstring has the chain, a GPU job). This step took
-about 55 min on this project's 2-core CPU (2 s per step).
+about 52 min on this project's 2-core CPU (2 s per step).
 
     acljax train --config acl_split_mnist_class_conv4 --workdir runs/split_mnist_class_conv4
     acljax eval --model runs/split_mnist_class_conv4 --stream split_mnist_class      # 5 tasks
