@@ -23,7 +23,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from acljax.acl.config import ACLConfig, config_from_dict
-from acljax.acl.objective import ACLObjective, term_label
+from acljax.acl.objective import ACLObjective, tasks_read, term_label
 from acljax.acl.pools import build_pools
 from acljax.checks import NonFiniteLoss
 from acljax.data.episodes import TaskSpec, sample_episodes
@@ -146,12 +146,34 @@ def sample_sharded(config: ACLConfig, pools, seed: list[int], order: list[int], 
     return shard_batch(mesh, batch), scales
 
 
+PROGRESS_TERMS = 10  # the readout names every term up to 4 tasks; longer sequences show means per kind
+
+
 def progress_postfix(window: list[dict[str, float]]) -> dict[str, str]:
     """The progress bar's readout: the mean loss and every term's query accuracy over the steps since the last
-    log line, labelled as the tables do ("A after A, B" shows as "A after A+B": tqdm separates items by commas)."""
+    log line, labelled as the tables do ("A after A, B" shows as "A after A+B": tqdm separates items by commas).
+    Past ``PROGRESS_TERMS`` terms (a 24-task sequence has 300) it shows accuracy means instead: per kind of term
+    and over the last state's terms ("all after A-X", what an evaluation at the stream's end reports)."""
     means = {name: np.mean([row[name] for row in window]) for name in window[-1]}
-    return {"loss": f"{means['loss']:.3f}", **{term_label(name.split("/", 1)[1]).replace(", ", "+"): f"{value:.2f}"
-                                              for name, value in means.items() if name.startswith("acc/")}}
+    accuracies = {name.split("/", 1)[1]: value for name, value in means.items() if name.startswith("acc/")}
+    readout = {"loss": f"{means['loss']:.3f}"}
+    if len(accuracies) <= PROGRESS_TERMS:
+        return readout | {term_label(name).replace(", ", "+"): f"{value:.2f}" for name, value in accuracies.items()}
+    return readout | {label: f"{np.mean(values):.2f}" for label, values in accuracy_groups(accuracies).items()}
+
+
+def accuracy_groups(accuracies: dict[str, float]) -> dict[str, list[float]]:
+    """Term accuracies grouped as "first shot", "within", "backward" and "all after <tasks>" (the last state's
+    within and backward terms); empty groups left out."""
+    last = max(int(name.split("_")[1]) for name in accuracies if name.startswith("within_"))
+    final = f"all after {tasks_read(last)}"
+    groups: dict[str, list[float]] = {"first shot": [], "within": [], "backward": [], final: []}
+    for name, value in accuracies.items():
+        parts = name.split("_")
+        groups["first shot" if parts[0] == "first" else parts[0]].append(value)
+        if (parts[0] == "within" and int(parts[1]) == last) or (parts[0] == "backward" and int(parts[3]) == last):
+            groups[final].append(value)
+    return {label: values for label, values in groups.items() if values}
 
 
 def term_metrics(objective: ACLObjective, loss, terms) -> dict[str, float]:

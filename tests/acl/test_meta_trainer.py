@@ -135,6 +135,18 @@ def test_progress_readout_names_terms_as_the_tables_do():
     assert progress_postfix(window) == {"loss": "1.500", "A after A": "0.75", "A after A+B": "0.50"}
 
 
+def test_progress_readout_of_a_long_sequence_shows_means_per_kind():
+    from acljax.acl.trainer import progress_postfix
+
+    row = {"loss": 2.0, "acc/first_shot_0": 0.75, "acc/first_shot_1": 0.25}  # 5 tasks: 17 terms
+    for i in range(5):
+        row[f"acc/within_{i}"] = 0.5 if i == 4 else 1.0
+        row |= {f"acc/backward_{j}_after_{i}": 0.25 if i == 4 else 0.5 for j in range(i)}
+    # within: (4 + 0.5) / 5; backward: (6 x 0.5 + 4 x 0.25) / 10; the last state: (0.5 + 4 x 0.25) / 5
+    assert progress_postfix([row]) == {"loss": "2.000", "first shot": "0.50", "within": "0.90", "backward": "0.40",
+                                       "all after A-E": "0.30"}
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(npz, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("uninterrupted")
