@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a workdir of acljax train or a shipped model (" + ", ".join(pretrained_names()) + ")")
     evaluate.add_argument("--stream", default="split_mnist_domain",
                           help="split_mnist_domain, split_mnist_class, split_mnist_class2, split_fashion_mnist_domain, "
-                               "split_glyphs_domain5/10/20 (5-way tasks of held-out glyph characters), "
+                               "split_glyphs_domainN (N 5-way tasks of held-out glyph characters, N up to 220; the "
+                               "paper's lengths are 5, 10, 20), "
                                "mnist_then_fashion_mnist, or PATH.npz (Split-X of your data)")
     evaluate.add_argument("--runs", type=_positive_int, default=10, help="evaluation runs, each with its own demos")
     evaluate.add_argument("--shots", type=_positive_int, default=5, help="demos per class read in context")

@@ -1,6 +1,6 @@
 """ACL past its meta-training length: N-task domain-incremental streams of held-out glyph characters
-(5-way tasks, like the paper's Split-Omniglot) for N = 5, 10, 20, beside the paper's Split-Omniglot
-figures (92.3 / 82.0 / 67.6 %, ACL meta-trained on 2-3 tasks).
+(5-way tasks, like the paper's Split-Omniglot) for N = 5, 10, 20 (``--lengths``: any N up to 220), beside the
+paper's Split-Omniglot figures (92.3 / 82.0 / 67.6 %, ACL meta-trained on 2-3 tasks).
 
 - In context: the shipped glyph models (meta-trained on 2-task sequences with and without ACL, and the
   length curriculum's 8- and 24-task models; `--models` names others, workdirs included) read 5 demos per
@@ -33,7 +33,7 @@ import time
 
 from hsu_split_mnist import config_for
 
-from acljax.acl.evaluate import GLYPH_STREAMS, glyph_stream, in_context_report
+from acljax.acl.evaluate import GLYPH_LENGTHS, GLYPH_STREAM, glyph_stream, in_context_report
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import channel_statistics
 from acljax.data.registry import Preprocessing
@@ -66,7 +66,8 @@ def learners(results: dict) -> list[str]:
 
 def table(results: dict, lengths) -> str:
     lines = ["| learner | " + " | ".join(f"{n} tasks" for n in lengths) + " |", "|---|" + "---|" * len(lengths)]
-    lines.append("| ACL, Split-Omniglot (paper) | " + " | ".join(f"{PAPER[n]:.1f}" for n in lengths) + " |")
+    lines.append("| ACL, Split-Omniglot (paper) | " + " | ".join(f"{PAPER[n]:.1f}" if n in PAPER else "-"
+                                                                  for n in lengths) + " |")
     for learner in learners(results):
         cells = [results.get(f"{learner}/{n}") for n in lengths]
         lines.append(f"| {learner} | " + " | ".join(
@@ -82,7 +83,8 @@ def plot(results: dict, lengths, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.plot(lengths, [PAPER[n] for n in lengths], "k--", marker="s", label="ACL, Split-Omniglot (paper)")
+    paper = [n for n in lengths if n in PAPER]
+    ax.plot(paper, [PAPER[n] for n in paper], "k--", marker="s", label="ACL, Split-Omniglot (paper)")
     colors = {True: iter(plt.cm.tab20.colors), False: iter(plt.cm.tab10.colors)}  # a colour per learner of a group
     for learner in learners(results):
         points = [(n, results[f"{learner}/{n}"]["ACC"]) for n in lengths if f"{learner}/{n}" in results]
@@ -101,12 +103,15 @@ def plot(results: dict, lengths, path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--lengths", type=int, nargs="+", default=sorted(GLYPH_STREAMS.values()),
-                        choices=sorted(GLYPH_STREAMS.values()))
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(GLYPH_LENGTHS),
+                        help="tasks per stream (default: the paper's lengths; the glyph split holds up to 220)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="shipped models or workdirs")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
+    if min(args.lengths) < 1:
+        parser.error(f"--lengths must be positive numbers of tasks, got {args.lengths}")
+    args.lengths = list(dict.fromkeys(args.lengths))  # each once, in the order given
     out = output_dir(args, __file__)
     path = out / "long_glyph_streams.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -121,7 +126,7 @@ def main(argv=None) -> int:
                 continue
             start = time.time()
             if model:
-                report = in_context_report(model, f"split_glyphs_domain{n}", runs=args.runs, shots=5, progress=False)
+                report = in_context_report(model, f"{GLYPH_STREAM}{n}", runs=args.runs, shots=5, progress=False)
             else:
                 report = baseline_report(baseline_config(baseline), n, args.runs)
             results[key] = {**report.summary, "runs": args.runs, "setting": setting,

@@ -19,9 +19,16 @@ STREAMS = {  # name -> (data set, tasks, classes per task, scenario)
     "split_mnist_class2": ("mnist", 2, 2, "class"),
     "split_fashion_mnist_domain": ("fashion_mnist", 5, 2, "domain"),
 }
-GLYPH_STREAMS = {f"split_glyphs_domain{n}": n for n in (5, 10, 20)}  # name -> tasks (5-way each)
+GLYPH_STREAM = "split_glyphs_domain"  # + N: N 5-way tasks of held-out glyph characters, any N the split holds
+GLYPH_LENGTHS = (5, 10, 20)  # the lengths of the paper's Split-Omniglot figures
 GLYPH_WAYS = 5
-STREAM_CHOICES = (*STREAMS, *GLYPH_STREAMS, "mnist_then_fashion_mnist", "split:DATASET", "PATH.npz")
+STREAM_CHOICES = (*STREAMS, f"{GLYPH_STREAM}N", "mnist_then_fashion_mnist", "split:DATASET", "PATH.npz")
+
+
+def glyph_stream_length(name: str) -> int | None:
+    """N of a stream named "split_glyphs_domainN" (N >= 1); None for any other name."""
+    suffix = name.removeprefix(GLYPH_STREAM)
+    return int(suffix) if suffix != name and suffix.isdigit() and int(suffix) >= 1 else None
 
 
 def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStream:
@@ -31,6 +38,9 @@ def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStrea
     data = load("glyphs", "evaluation", pre)
     train, test = per_class_halves(data)
     classes = np.random.default_rng(seed).permutation(np.unique(data.y))
+    if num_tasks * GLYPH_WAYS > len(classes):
+        raise ValueError(f"{GLYPH_STREAM}{num_tasks}: the glyph evaluation split has {len(classes)} characters, "
+                         f"enough for at most {len(classes) // GLYPH_WAYS} tasks of {GLYPH_WAYS}")
     return split_stream(train, test, num_tasks=num_tasks, classes_per_task=GLYPH_WAYS, scenario="domain",
                         class_order=classes[:num_tasks * GLYPH_WAYS].tolist())
 
@@ -44,8 +54,8 @@ def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, sc
         stream = split_stream(load(dataset, "train", pre), load(dataset, "test", pre), num_tasks=tasks,
                               classes_per_task=per_task, scenario=scenario)
         return stream, [channel_statistics(dataset, pre)] * tasks
-    if name in GLYPH_STREAMS:
-        return glyph_stream(GLYPH_STREAMS[name], pre), [channel_statistics("glyphs", pre)] * GLYPH_STREAMS[name]
+    if (length := glyph_stream_length(name)) is not None:
+        return glyph_stream(length, pre), [channel_statistics("glyphs", pre)] * length
     if name == "mnist_then_fashion_mnist":
         tasks = [Task(load(d, "train", pre), load(d, "test", pre), np.ones(10, bool), d) for d in
                  ("mnist", "fashion_mnist")]

@@ -4,6 +4,7 @@ sequential baseline on the 5-task stream, the table beside the paper's figures, 
 import json
 
 import numpy as np
+import pytest
 
 from acljax.data import ImageSet
 from acljax.data.store import DATA_DIR_ENV, write_prepared
@@ -42,3 +43,20 @@ def test_five_task_stream_table_and_resume(tmp_path, monkeypatch, capsys, experi
     capsys.readouterr()
     assert script.main(args) == 0  # finished entries with this configuration are kept, not run again
     assert capsys.readouterr().out.count("kept from") == 2
+
+    assert script.main([args[0], "5", "4", *args[2:]]) == 0  # a length of no paper figure: "-" in its column
+    table = (out / "long_glyph_streams.md").read_text()
+    assert "| ACL, Split-Omniglot (paper) | 92.3 | - |" in table
+    assert set(json.loads((out / "long_glyph_streams.json").read_text())) == {
+        f"{learner}/{n}" for learner in ("in context: glyphs_2task_acl", "Adam") for n in (4, 5)}
+
+
+def test_lengths_are_checked(tmp_path, monkeypatch, experiment_script):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
+    _tiny_glyphs(tmp_path / "data")
+    script = experiment_script("long_glyph_streams")
+    common = ["--runs", "1", "--models", "glyphs_2task_acl", "--baselines", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit):
+        script.main(["--lengths", "0", *common])
+    with pytest.raises(ValueError, match="split_glyphs_domain6: the glyph evaluation split has 25 characters"):
+        script.main(["--lengths", "6", *common])

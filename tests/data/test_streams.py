@@ -76,16 +76,22 @@ def test_per_class_halves_keep_each_class_first_half_in_order():
     assert len(first.y) + len(rest.y) == 53
 
 
-def test_glyph_streams_are_domain_incremental_five_way_tasks_of_distinct_characters(monkeypatch):
+@pytest.fixture
+def glyph_stand_in(monkeypatch):
+    """120 stand-in glyph characters of 20 drawings each, pixel value = character, as the evaluation split."""
     from acljax.acl import evaluate
 
     characters = ImageSet(np.repeat(np.arange(120, dtype=np.uint8), 20)[:, None, None, None] * np.ones((1, 2, 2, 1),
                                                                                                    np.uint8),
-                          np.repeat(np.arange(120, dtype=np.int32), 20))  # 120 characters x 20 drawings
+                          np.repeat(np.arange(120, dtype=np.int32), 20))
     monkeypatch.setattr(evaluate, "load", lambda name, split, pre: characters if (name, split) == (
         "glyphs", "evaluation") else pytest.fail(f"read {name}/{split}"))
     monkeypatch.setattr(evaluate, "channel_statistics", lambda name, pre: (np.zeros(1), np.ones(1)))
-    stream, statistics = evaluate.build_stream("split_glyphs_domain20", None)
+    return evaluate
+
+
+def test_glyph_streams_are_domain_incremental_five_way_tasks_of_distinct_characters(glyph_stand_in):
+    stream, statistics = glyph_stand_in.build_stream("split_glyphs_domain20", None)
     assert len(stream.tasks) == len(statistics) == 20 and stream.num_outputs == 5 and stream.scenario == "domain"
     seen = set()
     for task in stream.tasks:
@@ -94,3 +100,15 @@ def test_glyph_streams_are_domain_incremental_five_way_tasks_of_distinct_charact
         assert len(own) == 5 and not own & seen and {int(v) for v in task.test.x[:, 0, 0, 0]} == own
         seen |= own
         assert len(task.train.y) == len(task.test.y) == 50  # 10 drawings each side per character
+
+
+def test_glyph_streams_of_any_length_the_split_holds(glyph_stand_in):
+    stream, statistics = glyph_stand_in.build_stream("split_glyphs_domain24", None)  # 24 x 5 = all 120 characters
+    assert len(stream.tasks) == len(statistics) == 24
+    assert sorted(int(v) for task in stream.tasks for v in set(task.train.x[:, 0, 0, 0])) == list(range(120))
+    with pytest.raises(ValueError, match="split_glyphs_domain25: the glyph evaluation split has 120 characters, "
+                                         "enough for at most 24 tasks of 5"):
+        glyph_stand_in.build_stream("split_glyphs_domain25", None)
+    for name in ("split_glyphs_domain0", "split_glyphs_domain", "split_glyphs_domain5x"):
+        with pytest.raises(ValueError, match="stream must be one of .*split_glyphs_domainN"):
+            glyph_stand_in.build_stream(name, None)
