@@ -49,6 +49,7 @@ def test_overrides_reach_nested_fields_and_tuple_items():
     ("steps", "expected FIELD=VALUE"),
     ("batch_size=0", "ACLConfig.batch_size must be a positive int, got 0"),  # the config's own check
     ("model.encoder=rnn", "ModelConfig.encoder must be one of"),
+    ("model.feedback_scale=0", "ModelConfig.feedback_scale must be a finite number > 0, got 0"),
 ])
 def test_a_bad_override_is_an_error_naming_it(assignment, message):
     with pytest.raises(ValueError, match=message):
@@ -59,3 +60,11 @@ def test_a_config_that_does_not_exist_lists_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="--config acl_glyph: neither a shipped config \\(.*acl_glyphs_2task, .*"
                                                 "acl_glyphs_quickstart, .*\\) nor a .py file"):
         configs.load("acl_glyph")
+
+
+def test_a_config_json_from_before_a_model_field_existed_loads_with_its_default():
+    from acljax.acl.config import config_from_dict
+
+    saved = dataclasses.asdict(ACLConfig(model=ModelConfig(encoder="mlp")))
+    del saved["model"]["feedback_scale"]  # the shipped models' config.json files have no such field
+    assert config_from_dict(saved).model == ModelConfig(encoder="mlp", feedback_scale=1.0)

@@ -59,6 +59,7 @@ class ModelConfig:
     num_blocks: int = 2
     hidden_features: int = 512
     dropout_rate: float = 0.1
+    feedback_scale: float = 1.0  # the one-hot label feedback's factor; 1: the paper's (see InContextLearner)
     state_gradient: str = "exact"
     impl: str = "auto"  # acljax.srwm.IMPLEMENTATIONS or "auto" (Pallas kernels on GPU/TPU, "reversible" on CPU)
     precision: str = "highest"  # of the SRWM products: "highest" (float32), "high", "default" (faster on GPU/TPU)
@@ -70,6 +71,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {self.impl!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"ModelConfig.precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
+        require_positive_finite("ModelConfig", feedback_scale=self.feedback_scale)
 
 
 @dataclasses.dataclass(frozen=True)

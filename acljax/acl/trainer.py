@@ -45,7 +45,8 @@ def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> I
     return InContextLearner(image_shape, config.num_classes, encoder=m.encoder,
                             conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
                             num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
-                            dropout_rate=m.dropout_rate, state_gradient=m.state_gradient, impl=m.impl,
+                            dropout_rate=m.dropout_rate, feedback_scale=m.feedback_scale,
+                            state_gradient=m.state_gradient, impl=m.impl,
                             precision=m.precision, rngs=nnx.Rngs(config.seed if seed is None else seed))
 
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from acljax.checks import require_positive_finite
 from acljax.nn.net import SRWMNet
 from acljax.nn.srwm import StateGradient
 from acljax.srwm import SRWMState
@@ -68,8 +69,11 @@ class MLPEncoder(nnx.Module):
 class InContextLearner(nnx.Module):
     """Reads a sequence of (image, label feedback) tokens and classifies every position.
 
-    Each token is ``Linear([encoder(image), one_hot(feedback, N + 1)])``; feedback ``N`` is the
-    "unknown" label of a query. Then :class:`SRWMNet` (SRWM blocks and a linear head to N logits).
+    Each token is ``Linear([encoder(image), feedback_scale * one_hot(feedback, N + 1)])``; feedback ``N`` is
+    the "unknown" label of a query. Then :class:`SRWMNet` (SRWM blocks and a linear head to N logits).
+    ``feedback_scale`` 1 is the paper's; about ``sqrt(F)`` (F the encoder's features) gives the label as much
+    weight in the token as the image at initialisation, which shortens the plateau at chance that meta-training
+    from scratch starts with (experiments/feedback_scale.py).
     The paper's model: ``encoder="conv4"``, 2 blocks, 16 heads, D = 256, feed-forward 512, dropout 0.1
     (about 750k parameters for N = 5 on 32x32x3 images).
 
@@ -83,14 +87,16 @@ class InContextLearner(nnx.Module):
     def __init__(self, image_shape: Sequence[int], num_classes: int, *, encoder: Literal["conv4", "mlp"] = "conv4",
                  conv_channels: int = 32, mlp_features: Sequence[int] = (256,), num_features: int = 256,
                  num_heads: int = 16, num_blocks: int = 2, hidden_features: int | None = 512,
-                 dropout_rate: float = 0.1, state_gradient: StateGradient = "exact", impl: Impl = "auto",
-                 chunk_size: int | None = None, precision: Precision = "highest", rngs: nnx.Rngs):
+                 dropout_rate: float = 0.1, feedback_scale: float = 1.0, state_gradient: StateGradient = "exact",
+                 impl: Impl = "auto", chunk_size: int | None = None, precision: Precision = "highest",
+                 rngs: nnx.Rngs):
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)!r}")
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        require_positive_finite("InContextLearner", feedback_scale=feedback_scale)
         height, width, channels = image_shape
         if encoder == "conv4":
             if height % 16 or width % 16:
@@ -104,6 +110,7 @@ class InContextLearner(nnx.Module):
             encoded = mlp_features[-1]
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
+        self.feedback_scale = feedback_scale
         self.net = SRWMNet(encoded + num_classes + 1, num_classes, num_features=num_features, num_heads=num_heads,
                            num_blocks=num_blocks, hidden_features=hidden_features, dropout_rate=dropout_rate,
                            state_gradient=state_gradient, impl=impl, chunk_size=chunk_size, precision=precision,
@@ -118,7 +125,8 @@ class InContextLearner(nnx.Module):
             raise ValueError(f"feedback must have shape (B, L) = {images.shape[:2]}, got {feedback.shape}")
         batch, length = images.shape[:2]
         features = self.encoder(images.reshape(batch * length, *self.image_shape)).reshape(batch, length, -1)
-        return jnp.concatenate([features, jax.nn.one_hot(feedback, self.num_classes + 1, dtype=features.dtype)], -1)
+        labels = self.feedback_scale * jax.nn.one_hot(feedback, self.num_classes + 1, dtype=features.dtype)
+        return jnp.concatenate([features, labels], -1)
 
     def sequence(self, tokens: jax.Array, states: tuple[SRWMState, ...] | None = None, *, update: bool = True):
         """tokens (B, L, F + N + 1) from :meth:`embed` -> (logits (B, L, N), states)."""

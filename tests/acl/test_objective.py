@@ -139,3 +139,19 @@ def test_term_labels_read_as_the_tables_do():
     assert term_label("loss") == "loss"
     names = [t.name for t in acl_terms([TaskSpec(2, 1, 1, first_shot=True)] * 5)]
     assert len({term_label(n) for n in names}) == len(names)  # 5 + 5 + 10 terms, all told apart
+
+
+def test_feedback_scale_multiplies_the_label_feedback_only():
+    images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, *SHAPE)), jnp.float32)
+    feedback = jnp.asarray([[0, 2, 3], [3, 1, 0]])  # 3: the "unknown" label of a query (3-way)
+    plain = _model(3).embed(images, feedback)
+    scaled = InContextLearner(SHAPE, 3, encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2,
+                              hidden_features=8, dropout_rate=0.0, feedback_scale=4.0, rngs=nnx.Rngs(0)).embed(
+        images, feedback)
+    np.testing.assert_array_equal(scaled[..., :8], plain[..., :8])  # the image features, as before
+    expected = np.zeros((2, 3, 4))
+    expected[np.arange(2)[:, None], np.arange(3), np.asarray(feedback)] = 4.0
+    np.testing.assert_array_equal(scaled[..., 8:], expected)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="InContextLearner.feedback_scale must be a finite number > 0"):
+            InContextLearner(SHAPE, 3, encoder="mlp", feedback_scale=bad, rngs=nnx.Rngs(0))
