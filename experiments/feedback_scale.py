@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from meta_training_seeds import TERMS
 
 from acljax import configs
 from acljax.acl.trainer import meta_train
-from acljax.recording import add_output_arguments, output_dir
+from acljax.recording import add_output_arguments, environment, output_dir
 
 LEFT_CHANCE = 1.5  # training loss; 5-way chance is ln 5 = 1.61
 WORKDIRS = Path("runs/feedback_scale")
@@ -81,8 +82,10 @@ def main(argv=None) -> int:
     runs = [(args.config, scale, seed) for scale in args.scales for seed in args.seeds]
     rows = [r for r in (json.loads(path.read_text()) if path.exists() else [])
             if (r["config"], r["feedback_scale"], r["seed"]) not in runs]  # other runs' entries are kept
+    command = " ".join(["feedback_scale.py", *(sys.argv[1:] if argv is None else argv)])
+    stamp = {"date": time.strftime("%Y-%m-%d"), "command": command, "environment": environment()}  # workdirs here
     for config_name, scale, seed in runs:
-        rows.append(run(config_name, scale, seed, args.steps))
+        rows.append({**run(config_name, scale, seed, args.steps), **stamp})
         print(f"{config_name}, scale {scale:g}, seed {seed}: left chance at step {rows[-1]['left_chance_at']}",
               flush=True)
         path.write_text(json.dumps(rows, indent=1) + "\n")
