@@ -33,7 +33,7 @@ import time
 
 from hsu_split_mnist import config_for
 
-from acljax.acl.evaluate import GLYPH_LENGTHS, GLYPH_STREAM, glyph_stream, in_context_report
+from acljax.acl.evaluate import GLYPH_STREAM, glyph_stream, in_context_report
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import channel_statistics
 from acljax.data.registry import Preprocessing
@@ -103,7 +103,7 @@ def plot(results: dict, lengths, path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(GLYPH_LENGTHS),
+    parser.add_argument("--lengths", type=int, nargs="+", default=sorted(PAPER),
                         help="tasks per stream (default: the paper's lengths; the glyph split holds up to 220)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="shipped models or workdirs")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)

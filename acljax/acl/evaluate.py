@@ -20,7 +20,6 @@ STREAMS = {  # name -> (data set, tasks, classes per task, scenario)
     "split_fashion_mnist_domain": ("fashion_mnist", 5, 2, "domain"),
 }
 GLYPH_STREAM = "split_glyphs_domain"  # + N: N 5-way tasks of held-out glyph characters, any N the split holds
-GLYPH_LENGTHS = (5, 10, 20)  # the lengths of the paper's Split-Omniglot figures
 GLYPH_WAYS = 5
 STREAM_CHOICES = (*STREAMS, f"{GLYPH_STREAM}N", "mnist_then_fashion_mnist", "split:DATASET", "PATH.npz")
 
