@@ -13,12 +13,14 @@ logged step whose mean training loss is below 1.5 ("left chance"; never: "-"), t
 parameters and the median seconds per step:
 
     python experiments/feedback_scale.py --record                  # quickstart MLP model, scales 1 and 16
-    # the Conv-4 seeds that never left chance at scale 1 on the GPU (5,000 steps; conv4_gpu.py), at sqrt(128):
+    # Conv-4 at sqrt(128); seeds 1 and 2 never left chance at scale 1 on the GPU (5,000 steps; conv4_gpu.py)
     python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 1 --steps 1000
     python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 2 --steps 2000
+    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 0 --steps 1500
+    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 1 --seeds 1 --steps 1000
 
-The recorded runs: this project's 2-core CPU, 2026-11-24, about 2 min per MLP run; the two Conv-4 runs side by
-side (1.0-1.2 s per step each, 0.75 alone), about 40 min.
+The recorded runs: this project's 2-core CPU, 2026-11-24, about 2 min per MLP run; the Conv-4 runs two at a
+time (1.0-1.2 s per step each, 0.75 alone), 20-40 min each.
 
 Workdirs: runs/feedback_scale/<config>_scale<X>_seed<S> (an interrupted run resumes; a finished one is read,
 not run again). Results: runs/feedback_scale/feedback_scale.{json,md} (--record: experiments/results/); entries

@@ -6,8 +6,8 @@ steps). About 2.5 min on an H100 shared with three other runs; hours on a 2-core
 Not every seed leaves chance level: of seeds 0, 1, 2 only seed 0 learned (the others stayed at 20% on every
 term for 5000 steps; at learning rate 3e-4 seed 1 reached 65 / 43 / 47% and seed 2 stayed at chance). Check
 ``results.json`` before building on a run (experiments/conv4_gpu.py records all of them). With
-``--set model.feedback_scale=11.3137`` (sqrt of the encoder's 128 features) seeds 1 and 2 left chance at steps 500
-and 1,550 (experiments/feedback_scale.py, on a CPU); the shipped Conv-4 models were meta-trained with 1.
+``--set model.feedback_scale=11.3137`` (sqrt of the encoder's 128 features) seeds 0, 1, 2 left chance at steps
+700, 500, 1,550 (experiments/feedback_scale.py, on a CPU); the shipped Conv-4 models were meta-trained with 1.
 The chain that was run, seed 0:
 
     acljax train --config acl_glyphs_conv4 --workdir runs/glyphs_conv4
