@@ -18,13 +18,14 @@ parameters and the median seconds per step:
     python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 2 --steps 2000
     python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 0 --steps 1500
     python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 1 --seeds 1 --steps 1000
-    # the three Conv-4 runs continued to 2,000 steps, each meta-finetuned on Split-MNIST domain-IL for 500 steps
+    # each run meta-finetuned on Split-MNIST domain-IL for 500 steps; the Conv-4 runs continued to 2,000 steps first
+    python experiments/feedback_scale.py --record --scales 1 16 --steps 2000 --split-mnist-steps 500
     python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --steps 2000 \
       --split-mnist-steps 500
 
-The recorded runs: this project's 2-core CPU, 2026-11-24 and 25, about 2 min per MLP run; the Conv-4 runs two at
-a time (1.0-1.2 s per step each, 0.75 alone), 20-40 min each; Conv-4 on Split-MNIST 2.7 s per step alone, 4-5
-two or three at a time.
+The recorded runs: this project's 2-core CPU, 2026-11-24, about 2 min per MLP run; the Conv-4 runs two at a
+time (1.0-1.2 s per step each, 0.75 alone), 20-40 min each; Conv-4 on Split-MNIST 2.7 s per step alone, 2.4-4.4
+two or three at a time (25-30 min per run).
 
 ``--split-mnist-steps N`` meta-finetunes each run on Split-MNIST domain-IL (``acl_split_mnist_domain`` or its
 Conv-4 twin, with the run's model, scale and seed, from its best parameters) and reports its ACC on
