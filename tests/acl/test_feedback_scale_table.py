@@ -85,7 +85,8 @@ def test_split_mnist_meta_finetuning_and_its_spread_over_seeds(experiment_script
     assert finetune_0.model == glyph_0.model  # the glyph run's model, its feedback scale included
     assert (finetune_0.seed, finetune_1.seed, finetune_1.model.feedback_scale) == (0, 1, 8.0)
     assert finetune_1.init_from == str(tmp_path / "workdirs" / "acl_glyphs_conv4_scale8_seed1")
-    assert finetune_0.pools[0].validation_dataset == "mnist"
+    assert finetune_0.pools[0].validation_dataset == "mnist"  # Split-MNIST, domain-IL: 5 tasks, labels {0, 1}
+    assert [(t.n_way, t.label_offset) for t in finetune_0.tasks] == [(2, 0)] * 5
     table = (out / "feedback_scale.md").read_text()
     assert "| acl_glyphs_conv4 | 8 | 1 | 100 | 100 | 90.0 | 80.0 | 70.0 | 0.15 | 40 | 84.00 ± 2.00 |" in table
     assert "| acl_glyphs_conv4 | 8 | 100 + 40 | 0, 1 | 80.00 / 84.00 | 82.00 ± 2.00 | 1.50 |" in table
