@@ -145,6 +145,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = output_dir(args, __file__)
     path = out / "feedback_scale.json"
+    if args.split_mnist_steps < 0:
+        parser.error(f"--split-mnist-steps must be 0 (none) or a positive step count, not {args.split_mnist_steps}")
     if args.split_mnist_steps and args.config not in SPLIT_MNIST_CONFIGS:
         parser.error(f"--split-mnist-steps needs --config {' or '.join(SPLIT_MNIST_CONFIGS)}, not {args.config}")
     runs = [(args.config, scale, seed, args.steps) for scale in args.scales for seed in args.seeds]

@@ -93,3 +93,6 @@ def test_split_mnist_meta_finetuning_and_its_spread_over_seeds(experiment_script
 
     with pytest.raises(SystemExit):  # no Split-MNIST recipe for this config
         script.main(["--config", "acl_glyphs_2task", "--split-mnist-steps", "40", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        script.main(["--split-mnist-steps", "-5", "--out", str(out)])
+    assert len(trained) == 4  # neither refused command trained anything
