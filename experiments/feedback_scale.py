@@ -63,14 +63,13 @@ def run(config_name: str, scale: float, seed: int, steps: int) -> dict:
     """Meta-train (or read, or continue to ``steps``) one run; its row: the step it left chance, meta-test terms (%),
     seconds per step."""
     workdir = WORKDIRS / f"{config_name}_scale{scale:g}_seed{seed}"
-    reached = last_step(workdir) if (workdir / "results.json").exists() else 0
+    reached = max(r["step"] for r in metrics(workdir)) if (workdir / "results.json").exists() else 0
     if reached > steps:
         raise ValueError(f"{workdir} is at step {reached}, beyond --steps {steps}: give --steps >= {reached}")
     if reached < steps:
         meta_train(configs.override(configs.load(config_name), [
             f"model.feedback_scale={scale}", f"seed={seed}", f"steps={steps}"]), workdir)
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    training = [r for r in rows if "sec_per_step" in r]
+    training = [r for r in metrics(workdir) if "sec_per_step" in r]
     test = json.loads((workdir / "results.json").read_text())["test"]
     return {"config": config_name, "feedback_scale": scale, "seed": seed, "steps": training[-1]["step"],
             "left_chance_at": next((r["step"] for r in training if r["loss"] < LEFT_CHANCE), None),
@@ -78,8 +77,9 @@ def run(config_name: str, scale: float, seed: int, steps: int) -> dict:
             "sec_per_step": float(np.median([r["sec_per_step"] for r in training])), "workdir": str(workdir)}
 
 
-def last_step(workdir: Path) -> int:
-    return max(json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines())
+def metrics(workdir: Path) -> list[dict]:
+    """The rows of a workdir's metrics.jsonl (training and validation)."""
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
 def split_mnist(glyph_run: dict, steps: int, runs: int) -> dict:
