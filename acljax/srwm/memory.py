@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 
 import jax
@@ -87,15 +88,34 @@ def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
     return _unchunk(y, steps), unfuse(w_final, d_out)
 
 
+CACHE_SIZE_VARIABLE = "ACLJAX_L2_CACHE_BYTES"  # overrides the L2 size read from /sys (e.g. "512K", "2M", 262144)
+CPU_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def parse_cache_size(text: str) -> int:
+    """Bytes of a cache size as Linux writes it ("1024K", "2M") or a plain number of bytes; ValueError if neither."""
+    text = text.strip()
+    scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) == 0:
+        raise ValueError(f"expected a cache size such as 524288, 512K or 2M, got {text!r}")
+    return int(digits) * scale
+
+
 @functools.cache
 def core_cache_bytes() -> int:
-    """The size of one core's L2 cache as Linux reports it, else 1 MiB."""
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+    """The size of one core's L2 cache: ``$ACLJAX_L2_CACHE_BYTES`` if set, else as Linux reports it, else 1 MiB.
+    It picks ``reversible``'s default batch blocks on a CPU, so it changes float32 rounding (not results beyond it)."""
+    if override := os.environ.get(CACHE_SIZE_VARIABLE):
+        try:
+            return parse_cache_size(override)
+        except ValueError as e:
+            raise ValueError(f"{CACHE_SIZE_VARIABLE}: {e}") from None
+    for index in sorted(CPU_CACHE_DIR.glob("index*")):
         try:
             if (index / "level").read_text().strip() == "2":
-                size = (index / "size").read_text().strip()  # e.g. "1024K"
-                return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]]
-        except (OSError, ValueError, KeyError, IndexError):
+                return parse_cache_size((index / "size").read_text())
+        except (OSError, ValueError):
             break
     return 1 << 20
 

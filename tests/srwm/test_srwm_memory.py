@@ -1,6 +1,8 @@
 """Memory-saving implementations against the reference loop and float64."""
 
 import functools
+import tempfile
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -99,6 +101,46 @@ def test_default_batch_block_fits_the_budget(batch, sequence_bytes, budget, expe
     from acljax.srwm.memory import default_batch_block
 
     assert default_batch_block(batch, sequence_bytes, budget) == expected
+
+
+@pytest.fixture
+def cache_size(monkeypatch, tmp_path):
+    """core_cache_bytes() read afresh, from a stand-in /sys cache folder: (level, size) pairs -> bytes."""
+    from acljax.srwm import memory
+
+    def read(*indices: tuple[str, str], env: str | None = None) -> int:
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        for i, (level, size) in enumerate(indices):
+            (folder / f"index{i}").mkdir()
+            (folder / f"index{i}" / "level").write_text(level + "\n")
+            (folder / f"index{i}" / "size").write_text(size + "\n")
+        monkeypatch.setattr(memory, "CPU_CACHE_DIR", folder)
+        if env is None:
+            monkeypatch.delenv(memory.CACHE_SIZE_VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(memory.CACHE_SIZE_VARIABLE, env)
+        memory.core_cache_bytes.cache_clear()
+        try:
+            return memory.core_cache_bytes()
+        finally:
+            memory.core_cache_bytes.cache_clear()
+
+    return read
+
+
+def test_l2_size_from_sys_from_the_environment_or_one_mib(cache_size):
+    assert cache_size(("1", "48K"), ("2", "512K"), ("3", "32768K")) == 512 * 1024  # the level-2 entry
+    assert cache_size(("1", "32K"), ("2", "2M")) == 2 * 1024 * 1024
+    assert cache_size() == 1024 * 1024  # nothing readable: 1 MiB
+
+
+def test_l2_size_override(cache_size):
+    assert cache_size(("2", "2048K"), env="256K") == 256 * 1024
+    assert cache_size(("2", "2048K"), env="2M") == 2 * 1024 * 1024
+    assert cache_size(env="300000") == 300000
+    with pytest.raises(ValueError, match="ACLJAX_L2_CACHE_BYTES: expected a cache size such as 524288, 512K or 2M, "
+                                         "got 'lots'"):
+        cache_size(env="lots")
 
 
 @pytest.mark.parametrize("batch_block", [3, 0, 2.0])
