@@ -8,15 +8,25 @@ import math
 def require_positive_finite(owner: str, **values: float) -> None:
     """Each value must be a real number > 0 and finite; the error names ``owner.name`` and what arrived."""
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if not is_finite_number(value) or value <= 0:
             raise ValueError(f"{owner}.{name} must be a finite number > 0, got {value!r}")
 
 
 def require_finite(owner: str, **values: float) -> None:
     """Each value must be a finite real number (NaN and inf refused)."""
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise ValueError(f"{owner}.{name} must be a finite number, got {value!r}")
+
+
+def is_finite_number(value) -> bool:
+    """A finite int or float (bools are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_positive_int(value) -> bool:
+    """A Python int >= 1 (bools, NumPy integers and floats such as 2.0 are not: shapes are built from it)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class NonFiniteLoss(ValueError):

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from acljax.checks import require_positive_finite
+from acljax.checks import is_positive_int, require_positive_finite
 from acljax.nn.net import SRWMNet
-from acljax.nn.srwm import StateGradient
+from acljax.nn.srwm import StateGradient, check_module_arguments
 from acljax.srwm import SRWMState
 from acljax.srwm.api import Impl
 from acljax.srwm.step import Precision
@@ -32,6 +32,14 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
+def check_mlp_features(name: str, features) -> None:
+    """The MLP encoder's layer widths: a non-empty sequence of positive ints (the last is the encoding's size)."""
+    if isinstance(features, str) or not isinstance(features, Sequence) or not features or not all(
+            is_positive_int(f) for f in features):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints (the encoder's layer widths, "
+                         f"e.g. (256,)), got {features!r}")
+
+
 class Conv4(nnx.Module):
     """Four blocks of Conv3x3(channels, pad 1) -> InstanceNorm(affine, eps 1e-5) -> MaxPool 2 -> Dropout -> ReLU.
 
@@ -39,6 +47,7 @@ class Conv4(nnx.Module):
     """
 
     def __init__(self, in_channels: int, *, channels: int = 32, dropout_rate: float = 0.1, rngs: nnx.Rngs):
+        check_module_arguments("Conv4", conv_channels=channels, dropout_rate=dropout_rate)
         sizes = [in_channels] + [channels] * 4
         self.convs = nnx.List([nnx.Conv(a, b, (3, 3), padding=1, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
         self.norms = nnx.List([nnx.InstanceNorm(channels, epsilon=1e-5, rngs=rngs) for _ in range(4)])
@@ -55,6 +64,8 @@ class MLPEncoder(nnx.Module):
 
     def __init__(self, in_features: int, *, features: Sequence[int] = (256,), dropout_rate: float = 0.1,
                  rngs: nnx.Rngs):
+        check_mlp_features("MLPEncoder.features", features)
+        check_module_arguments("MLPEncoder", dropout_rate=dropout_rate)
         sizes = [in_features, *features]
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes, sizes[1:])])
         self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
@@ -94,8 +105,11 @@ class InContextLearner(nnx.Module):
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_module_arguments("InContextLearner", num_classes=num_classes, conv_channels=conv_channels,
+                               num_features=num_features, num_heads=num_heads, num_blocks=num_blocks,
+                               hidden_features=hidden_features, dropout_rate=dropout_rate, chunk_size=chunk_size,
+                               state_gradient=state_gradient, impl=impl, precision=precision)
+        check_mlp_features("InContextLearner.mlp_features", mlp_features)
         require_positive_finite("InContextLearner", feedback_scale=feedback_scale)
         height, width, channels = image_shape
         if encoder == "conv4":

@@ -1,10 +1,11 @@
 """Flax Linen twins of the NNX modules, over the same functional core, for Linen users.
 
-Same arguments, same computation, same parameter names and shapes as ``acljax.nn``: ``SRWM`` holds
-``w_y, w_q, w_k, w_b``; ``SRWMLayer`` ``srwm``, ``out_proj`` (no bias) and ``norm``; ``FeedForward``
-``norm``, ``linear1``, ``linear2``; ``SRWMBlock`` ``srwm_layer`` and ``feed_forward``; ``SRWMNet``
-``in_proj``, ``blocks_0 .. blocks_{n-1}`` and ``head`` (NNX: ``blocks/0 ..``). Dropout is active when
-``deterministic=False`` (give a ``"dropout"`` rng).
+Same arguments as ``acljax.nn`` (names, order, which are keyword-only; checked at construction by the same
+:func:`acljax.nn.srwm.check_module_arguments`), same computation, same parameter names and shapes:
+``SRWM`` holds ``w_y, w_q, w_k, w_b``; ``SRWMLayer`` ``srwm``, ``out_proj`` (no bias) and ``norm``;
+``FeedForward`` ``norm``, ``linear1``, ``linear2``; ``SRWMBlock`` ``srwm_layer`` and ``feed_forward``;
+``SRWMNet`` ``in_proj``, ``blocks_0 .. blocks_{n-1}`` and ``head`` (NNX: ``blocks/0 ..``). Dropout is
+active when ``deterministic=False`` (give a ``"dropout"`` rng).
 """
 
 from __future__ import annotations
@@ -15,18 +16,29 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from acljax.nn.srwm import RESIDUALS, Residual, StateGradient, apply_srwm, split_heads
+from acljax.nn.srwm import Residual, StateGradient, apply_srwm, check_features, check_module_arguments
 from acljax.srwm import SRWMState, init_state
-from acljax.srwm.api import Impl, check_impl, validate_input
-from acljax.srwm.state import STATE_GRADIENTS
-from acljax.srwm.step import Precision, check_precision
+from acljax.srwm.api import Impl, validate_input
+from acljax.srwm.step import Precision
 
 
-class SRWM(nn.Module):
+class _Checked(nn.Module):
+    """Checks its arguments at construction, as the NNX modules do (Linen modules are dataclasses)."""
+
+    def __post_init__(self):
+        check_module_arguments(type(self).__name__, **{
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if f.init and f.name not in ("parent", "name", "dtype", "param_dtype")})
+        super().__post_init__()
+
+
+class SRWM(_Checked):
     """Bare SRWM: ``x: (B, T, D)``, optional state -> ``(y (B, T, D), final_state)``; ``update=False`` reads
     against the incoming state (W_0 without one) and returns it, as :class:`acljax.nn.SRWM`."""
 
+    num_features: int
     num_heads: int
+    _: dataclasses.KW_ONLY
     n_beta: int = 4
     init_scale: float = 1.0
     q_init_scale: float = 0.01
@@ -42,12 +54,8 @@ class SRWM(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         validate_input(x, rank=3, layout="(B, T, D)")
-        if self.state_gradient not in STATE_GRADIENTS:
-            raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {self.state_gradient!r}")
-        check_impl(self.impl)
-        check_precision(self.precision)
         x = x if self.dtype is None else x.astype(self.dtype)
-        head_dim = split_heads(x.shape[-1], self.num_heads)
+        head_dim = self.num_features // self.num_heads
 
         def block_init(name):
             return lambda key: getattr(init_state(key, self.num_heads, head_dim, n_beta=self.n_beta,
@@ -60,10 +68,12 @@ class SRWM(nn.Module):
                           precision=self.precision)
 
 
-class SRWMLayer(nn.Module):
+class SRWMLayer(_Checked):
     """Twin of :class:`acljax.nn.SRWMLayer` (same residual forms, carried-state options and read path)."""
 
+    num_features: int
     num_heads: int
+    _: dataclasses.KW_ONLY
     dropout_rate: float = 0.1
     residual: Residual = "paper"
     layer_norm_eps: float = 1e-5
@@ -82,26 +92,27 @@ class SRWMLayer(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True,
                  deterministic: bool = True):
-        if self.residual not in RESIDUALS:
-            raise ValueError(f"residual must be one of {RESIDUALS}, got {self.residual!r}")
-        srwm = SRWM(self.num_heads, n_beta=self.n_beta, init_scale=self.init_scale, q_init_scale=self.q_init_scale,
-                    beta_init=self.beta_init, impl=self.impl, chunk_size=self.chunk_size,
-                    input_softmax=self.input_softmax, state_gradient=self.state_gradient, precision=self.precision,
-                    dtype=self.dtype, param_dtype=self.param_dtype, name="srwm")
+        srwm = SRWM(self.num_features, self.num_heads, n_beta=self.n_beta, init_scale=self.init_scale,
+                    q_init_scale=self.q_init_scale, beta_init=self.beta_init, impl=self.impl,
+                    chunk_size=self.chunk_size, input_softmax=self.input_softmax,
+                    state_gradient=self.state_gradient, precision=self.precision, dtype=self.dtype,
+                    param_dtype=self.param_dtype, name="srwm")
         norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")
         core_in = x if self.residual == "paper" else norm(x)
         y, final = srwm(core_in, state, update=update)
-        change = nn.Dense(x.shape[-1], use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+        change = nn.Dense(self.num_features, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                           name="out_proj")(y)
         change = nn.Dropout(self.dropout_rate)(change, deterministic=deterministic)
         skip = norm(x) if self.residual == "paper" else x
         return skip + change, final
 
 
-class FeedForward(nn.Module):
+class FeedForward(_Checked):
     """Twin of :class:`acljax.nn.FeedForward`: pre-LN, D -> hidden (default 2 D) -> D, residual."""
 
+    num_features: int
     hidden_features: int | None = None
+    _: dataclasses.KW_ONLY
     dropout_rate: float = 0.1
     layer_norm_eps: float = 1e-5
     dtype: jnp.dtype | None = None
@@ -109,18 +120,20 @@ class FeedForward(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        check_features("FeedForward", x.shape, self.num_features)
         dense = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         dropout = nn.Dropout(self.dropout_rate)
         h = nn.LayerNorm(epsilon=self.layer_norm_eps, name="norm", **dense)(x)
-        h = nn.Dense(self.hidden_features or 2 * x.shape[-1], name="linear1", **dense)(h)
+        h = nn.Dense(self.hidden_features or 2 * self.num_features, name="linear1", **dense)(h)
         h = dropout(jax.nn.relu(h), deterministic=deterministic)
-        return x + dropout(nn.Dense(x.shape[-1], name="linear2", **dense)(h), deterministic=deterministic)
+        return x + dropout(nn.Dense(self.num_features, name="linear2", **dense)(h), deterministic=deterministic)
 
 
 class SRWMBlock(SRWMLayer):
     """Twin of :class:`acljax.nn.SRWMBlock`: an :class:`SRWMLayer` (every field of which it has), then a
     :class:`FeedForward` with ``hidden_features`` (default 2 D)."""
 
+    _: dataclasses.KW_ONLY
     hidden_features: int | None = None
 
     @nn.compact
@@ -129,17 +142,19 @@ class SRWMBlock(SRWMLayer):
         layer_fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(SRWMLayer)
                         if f.init and f.name not in ("parent", "name")}
         h, final = SRWMLayer(**layer_fields, name="srwm_layer")(x, state, update=update, deterministic=deterministic)
-        out = FeedForward(self.hidden_features, dropout_rate=self.dropout_rate, layer_norm_eps=self.layer_norm_eps,
-                          dtype=self.dtype, param_dtype=self.param_dtype, name="feed_forward")(
-                              h, deterministic=deterministic)
+        out = FeedForward(self.num_features, self.hidden_features, dropout_rate=self.dropout_rate,
+                          layer_norm_eps=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype,
+                          name="feed_forward")(h, deterministic=deterministic)
         return out, final
 
 
-class SRWMNet(nn.Module):
+class SRWMNet(_Checked):
     """Twin of :class:`acljax.nn.SRWMNet`: ``Dense(D)``, ``num_blocks`` x :class:`SRWMBlock`, ``Dense(out)``.
-    Call: ``x (B, T, in)``, optional per-block states -> ``(logits (B, T, out), states)``."""
+    Call: ``x (B, T, in_features)``, optional per-block states -> ``(logits (B, T, out), states)``."""
 
+    in_features: int
     out_features: int
+    _: dataclasses.KW_ONLY
     num_features: int = 256
     num_heads: int = 16
     num_blocks: int = 2
@@ -164,12 +179,13 @@ class SRWMNet(nn.Module):
                  deterministic: bool = True):
         if states is not None and len(states) != self.num_blocks:
             raise ValueError(f"states must hold one state per block ({self.num_blocks}), got {len(states)}")
+        check_features("SRWMNet", x.shape, self.in_features, "in_features")
         dense = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         h = nn.Dense(self.num_features, name="in_proj", **dense)(x)
         finals = []
         for i in range(self.num_blocks):
             h, final = SRWMBlock(
-                self.num_heads, hidden_features=self.hidden_features, dropout_rate=self.dropout_rate,
+                self.num_features, self.num_heads, hidden_features=self.hidden_features, dropout_rate=self.dropout_rate,
                 residual=self.residual, layer_norm_eps=self.layer_norm_eps, n_beta=self.n_beta,
                 init_scale=self.init_scale, q_init_scale=self.q_init_scale, beta_init=self.beta_init,
                 impl=self.impl, chunk_size=self.chunk_size, input_softmax=self.input_softmax,

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from acljax.nn.srwm import Residual, SRWMBlock, StateGradient
+from acljax.nn.srwm import Residual, SRWMBlock, StateGradient, check_features, check_module_arguments, module_arguments
 from acljax.srwm import SRWMState
 from acljax.srwm.api import Impl
 from acljax.srwm.step import Precision
@@ -26,8 +26,8 @@ class SRWMNet(nnx.Module):
                  q_init_scale: float = 0.01, beta_init: float = 0.0, impl: Impl = "auto",
                  chunk_size: int | None = None, input_softmax: bool = False, state_gradient: StateGradient = "exact",
                  precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
-        if not isinstance(num_blocks, int) or num_blocks < 1:
-            raise ValueError(f"num_blocks must be a positive int, got {num_blocks!r}")
+        check_module_arguments("SRWMNet", **module_arguments(locals()))
+        self.in_features = in_features
         self.in_proj = nnx.Linear(in_features, num_features, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.blocks = nnx.List([
             SRWMBlock(num_features, num_heads, hidden_features=hidden_features, dropout_rate=dropout_rate,
@@ -41,6 +41,7 @@ class SRWMNet(nnx.Module):
     def __call__(self, x: jax.Array, states: tuple[SRWMState, ...] | None = None, *, update: bool = True):
         if states is not None and len(states) != len(self.blocks):
             raise ValueError(f"states must hold one state per block ({len(self.blocks)}), got {len(states)}")
+        check_features("SRWMNet", x.shape, self.in_features, "in_features")
         h = self.in_proj(x)
         finals = []
         for i, block in enumerate(self.blocks):

@@ -14,22 +14,66 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from acljax.checks import is_finite_number, is_positive_int
 from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_read, srwm_scan, srwm_step, validate_state
-from acljax.srwm.api import Impl, check_impl, validate_input
+from acljax.srwm.api import IMPLEMENTATIONS, Impl, validate_input
 from acljax.srwm.state import STATE_GRADIENTS, continue_from
-from acljax.srwm.step import Precision, check_precision
+from acljax.srwm.step import PRECISIONS, Precision
 
 RESIDUALS = ("paper", "pre_ln")
 Residual = Literal["paper", "pre_ln"]
 StateGradient = Literal["exact", "official"]
 
 
-def split_heads(num_features: int, num_heads: int) -> int:
-    if not isinstance(num_heads, int) or num_heads < 1:
-        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
-    if not isinstance(num_features, int) or num_features < 1 or num_features % num_heads:
-        raise ValueError(f"num_features must be a positive multiple of num_heads={num_heads}, got {num_features!r}")
-    return num_features // num_heads
+def _one_of(options):
+    return lambda v: isinstance(v, str) and v in options, f"one of {tuple(options)}"
+
+
+_POSITIVE_INT = (is_positive_int, "a positive int")
+_OPTIONAL_INT = (lambda v: v is None or is_positive_int(v), "a positive int or None")
+_FINITE = (is_finite_number, "a finite number")
+# argument -> (accepts(value), what is accepted): the one check of the NNX modules and their Linen twins
+MODULE_ARGUMENTS = {
+    **dict.fromkeys(("in_features", "out_features", "num_features", "num_heads", "num_blocks", "num_classes",
+                     "conv_channels"), _POSITIVE_INT),
+    **dict.fromkeys(("hidden_features", "chunk_size"), _OPTIONAL_INT),
+    **dict.fromkeys(("init_scale", "q_init_scale", "beta_init"), _FINITE),
+    "dropout_rate": (lambda v: is_finite_number(v) and 0 <= v < 1, "in [0, 1)"),
+    "layer_norm_eps": (lambda v: is_finite_number(v) and v > 0, "a finite number > 0"),
+    "n_beta": (lambda v: is_positive_int(v) and v in (1, 4), "1 (one shared learning rate) or 4 (one per block)"),
+    "input_softmax": (lambda v: isinstance(v, bool), "True or False"),
+    "residual": _one_of(RESIDUALS),
+    "state_gradient": _one_of(STATE_GRADIENTS),
+    "impl": (lambda v: v == "auto" or isinstance(v, str) and v in IMPLEMENTATIONS,
+             f"'auto' or one of {sorted(IMPLEMENTATIONS)}"),
+    "precision": _one_of(PRECISIONS),
+}
+
+
+def check_module_arguments(owner: str, **arguments) -> None:
+    """Raise one ValueError naming ``owner.argument``, what arrived and what is accepted, for the first bad
+    argument (names from :data:`MODULE_ARGUMENTS`), or for ``num_features`` not divisible by ``num_heads``."""
+    for name, value in arguments.items():
+        accepts, accepted = MODULE_ARGUMENTS[name]
+        if not accepts(value):
+            raise ValueError(f"{owner}.{name} must be {accepted}, got {value!r}")
+    features, heads = arguments.get("num_features"), arguments.get("num_heads")
+    if features is not None and heads is not None and features % heads:
+        raise ValueError(f"{owner}.num_features must be a positive multiple of num_heads={heads} (D = H * d), "
+                         f"got {features!r}")
+
+
+def module_arguments(local_vars: dict) -> dict:
+    """A module's own arguments from ``locals()`` at the top of its ``__init__``, without ``self``, ``rngs``
+    and the dtypes (which their layers check)."""
+    return {k: v for k, v in local_vars.items() if k not in ("self", "rngs", "dtype", "param_dtype", "__class__")}
+
+
+def check_features(owner: str, shape: tuple[int, ...], expected: int, argument: str = "num_features") -> None:
+    """An input of ``shape`` must have the ``expected`` features (last axis) the module was built for."""
+    if shape[-1] != expected:
+        raise ValueError(f"{owner} was built for {argument}={expected}, but its input has {shape[-1]} features "
+                         f"(shape {tuple(shape)})")
 
 
 def apply_srwm(w0: SRWMState, x: jax.Array, state: SRWMState | None, *, update: bool, impl: Impl,
@@ -68,14 +112,11 @@ class SRWM(nnx.Module):
                  q_init_scale: float = 0.01, beta_init: float = 0.0, impl: Impl = "auto",
                  chunk_size: int | None = None, input_softmax: bool = False, state_gradient: StateGradient = "exact",
                  precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
-        if state_gradient not in STATE_GRADIENTS:
-            raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}")
-        check_impl(impl)
-        check_precision(precision)
+        check_module_arguments("SRWM", **module_arguments(locals()))
         self.state_gradient = state_gradient
         self.chunk_size = chunk_size
         self.num_heads = num_heads
-        self.head_dim = split_heads(num_features, num_heads)
+        self.head_dim = num_features // num_heads
         self.impl = impl
         self.input_softmax = input_softmax
         self.precision = precision
@@ -115,10 +156,7 @@ class SRWMLayer(nnx.Module):
                  beta_init: float = 0.0, impl: Impl = "auto", chunk_size: int | None = None,
                  input_softmax: bool = False, state_gradient: StateGradient = "exact",
                  precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
-        if residual not in RESIDUALS:
-            raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
-        if not 0.0 <= dropout_rate < 1.0:
-            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        check_module_arguments("SRWMLayer", **module_arguments(locals()))
         self.residual = residual
         self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
                          beta_init=beta_init, impl=impl, chunk_size=chunk_size, input_softmax=input_softmax,
@@ -143,6 +181,8 @@ class FeedForward(nnx.Module):
 
     def __init__(self, num_features: int, hidden_features: int | None = None, *, dropout_rate: float = 0.1,
                  layer_norm_eps: float = 1e-5, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        check_module_arguments("FeedForward", **module_arguments(locals()))
+        self.num_features = num_features
         hidden_features = 2 * num_features if hidden_features is None else hidden_features
         self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
                                   rngs=rngs)
@@ -151,6 +191,7 @@ class FeedForward(nnx.Module):
         self.dropout = nnx.Dropout(dropout_rate, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        check_features("FeedForward", x.shape, self.num_features)
         h = self.dropout(jax.nn.relu(self.linear1(self.norm(x))))
         return x + self.dropout(self.linear2(h))
 
@@ -165,6 +206,7 @@ class SRWMBlock(nnx.Module):
                  impl: Impl = "auto", chunk_size: int | None = None, input_softmax: bool = False,
                  state_gradient: StateGradient = "exact", precision: Precision = "highest", dtype=None,
                  param_dtype=jnp.float32, rngs: nnx.Rngs):
+        check_module_arguments("SRWMBlock", **module_arguments(locals()))
         self.srwm_layer = SRWMLayer(
             num_features, num_heads, dropout_rate=dropout_rate, residual=residual, layer_norm_eps=layer_norm_eps,
             n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale, beta_init=beta_init, impl=impl,
@@ -189,6 +231,7 @@ class SRWMCell(nnx.RNNCellBase):
     def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
                  q_init_scale: float = 0.01, beta_init: float = 0.0, input_softmax: bool = False,
                  precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+        check_module_arguments("SRWMCell", **module_arguments(locals()))
         self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
                          beta_init=beta_init, input_softmax=input_softmax, precision=precision, dtype=dtype,
                          param_dtype=param_dtype, rngs=rngs)
@@ -196,9 +239,11 @@ class SRWMCell(nnx.RNNCellBase):
     def initialize_carry(self, input_shape: tuple[int, ...], rngs=None, carry_init=None) -> SRWMState:
         if len(input_shape) != 2:
             raise ValueError(f"SRWMCell takes inputs (B, D) per step, got input_shape {input_shape}")
+        check_features("SRWMCell", input_shape, self.srwm.num_heads * self.srwm.head_dim)
         return broadcast_state(self.srwm.initial_state, input_shape[0])
 
     def __call__(self, carry: SRWMState, inputs: jax.Array):
+        check_features("SRWMCell", inputs.shape, self.srwm.num_heads * self.srwm.head_dim)
         batch = inputs.shape[0]
         inputs = inputs if self.srwm.dtype is None else inputs.astype(self.srwm.dtype)
         x_t = inputs.reshape(batch, self.srwm.num_heads, self.srwm.head_dim)

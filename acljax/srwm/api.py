@@ -32,11 +32,20 @@ def _describe(a) -> str:
     return f"shape {tuple(np.shape(a))} dtype {jnp.result_type(a)}"
 
 
+def require_array(value, name: str, layout: str) -> None:
+    """TypeError unless ``value`` is a JAX or NumPy array (a tracer included): the message names the type that
+    arrived, never its values (a nested list would fill the screen)."""
+    if not isinstance(value, (jax.Array, np.ndarray)):
+        raise TypeError(f"{name} must be a JAX or NumPy array of shape {layout}, got {type(value).__name__}"
+                        + (" (convert it with jnp.asarray)" if isinstance(value, (list, tuple)) else ""))
+
+
 def validate_state(state, *, num_heads: int | None = None, head_dim: int | None = None) -> None:
     """Raise ValueError unless ``state`` is a consistent SRWMState (optionally with H heads of width d)."""
     if not isinstance(state, SRWMState):
         raise ValueError(f"state must be an SRWMState (see acljax.srwm.init_state), got {type(state).__name__}")
     for name, w in state._asdict().items():
+        require_array(w, f"state.{name}", "(..., H, d, cols)")
         if np.ndim(w) < 3:
             raise ValueError(f"state.{name} must have rank >= 3 (..., H, d, cols), got {_describe(w)}")
         if not jnp.issubdtype(jnp.result_type(w), jnp.floating):
@@ -61,6 +70,7 @@ def validate_state(state, *, num_heads: int | None = None, head_dim: int | None 
 
 
 def validate_input(x, name: str = "x", rank: int = 4, layout: str = "(B, T, H, d)") -> None:
+    require_array(x, name, layout)
     if np.ndim(x) != rank:
         raise ValueError(f"{name} must have rank {rank} {layout}, got {_describe(x)}")
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):

@@ -107,16 +107,16 @@ NON_DEFAULT = dict(n_beta=1, input_softmax=True, impl="scan_remat", chunk_size=3
 
 
 @pytest.mark.parametrize("name, nnx_module, linen_module", [
-    ("SRWM", lambda: SRWM(D, H, **NON_DEFAULT, rngs=nnx.Rngs(4)), lambda: nn_linen.SRWM(H, **NON_DEFAULT)),
+    ("SRWM", lambda: SRWM(D, H, **NON_DEFAULT, rngs=nnx.Rngs(4)), lambda: nn_linen.SRWM(D, H, **NON_DEFAULT)),
     ("SRWMLayer", lambda: SRWMLayer(D, H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT, rngs=nnx.Rngs(4)),
-     lambda: nn_linen.SRWMLayer(H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT)),
+     lambda: nn_linen.SRWMLayer(D, H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT)),
     ("FeedForward", lambda: FeedForward(D, 24, layer_norm_eps=1e-3, rngs=nnx.Rngs(4)),
-     lambda: nn_linen.FeedForward(24, layer_norm_eps=1e-3)),
+     lambda: nn_linen.FeedForward(D, 24, layer_norm_eps=1e-3)),
     ("SRWMBlock", lambda: SRWMBlock(D, H, hidden_features=24, **NON_DEFAULT, rngs=nnx.Rngs(4)),
-     lambda: nn_linen.SRWMBlock(H, hidden_features=24, **NON_DEFAULT)),
+     lambda: nn_linen.SRWMBlock(D, H, hidden_features=24, **NON_DEFAULT)),
     ("SRWMNet", lambda: SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT,
                                 rngs=nnx.Rngs(4)),
-     lambda: nn_linen.SRWMNet(3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT)),
+     lambda: nn_linen.SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT)),
 ])
 def test_linen_twins_equal_the_nnx_modules_for_the_same_parameters(name, nnx_module, linen_module):
     """Same parameter tree (names and shapes), same outputs and states: a fresh sequence, a carried state
@@ -145,7 +145,7 @@ def test_dtypes_reach_every_parameter_and_the_output():
     assert {p.dtype for p in jax.tree.leaves(nnx.state(net, nnx.Param))} == {jnp.dtype(jnp.bfloat16)}
     logits, states = net(jnp.ones((2, 4, 5), jnp.float32))
     assert logits.dtype == jnp.bfloat16 and states[0].w_y.dtype == jnp.float32  # the fast weights stay float32
-    twin = nn_linen.SRWMNet(3, num_features=D, num_heads=H, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    twin = nn_linen.SRWMNet(5, 3, num_features=D, num_heads=H, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
     params = twin.init(jax.random.key(0), jnp.ones((2, 4, 5)))["params"]
     assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype(jnp.bfloat16)}
 

@@ -1,5 +1,7 @@
 """The functional SRWM core against independent references."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -260,3 +262,17 @@ def test_precision_reaches_every_product_forward_and_backward(impl, precision):
     assert all(f"precision = [{precision.upper()}, {precision.upper()}]" in dot for dot in dots), dots
     with pytest.raises(ValueError, match="precision must be one of \\('highest', 'high', 'default'\\)"):
         srwm_scan(w0, x, precision="fp8")
+
+
+@pytest.mark.parametrize("call, layout", [(srwm_scan, "(B, T, H, d)"), (srwm_read, "(B, Q, H, d)")])
+def test_a_python_list_is_refused_by_its_type_without_printing_its_values(call, layout):
+    """A nested list where an array goes: one TypeError naming the argument, the type that arrived and what
+    is accepted; the values are not dumped into the message."""
+    state = init_state(jax.random.key(0), 3, 4)
+    x = np.full((2, 5, 3, 4), 0.123).tolist()
+    expected = f"^x must be a JAX or NumPy array of shape {re.escape(layout)}, got list"
+    with pytest.raises(TypeError, match=expected) as e:
+        call(state, x)
+    assert "0.123" not in str(e.value)
+    with pytest.raises(TypeError, match=r"^state.w_k must be a JAX or NumPy array of shape .*, got list"):
+        call(state._replace(w_k=np.asarray(state.w_k).tolist()), jnp.ones((2, 5, 3, 4)))

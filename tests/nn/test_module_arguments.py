@@ -1,0 +1,103 @@
+"""Library misuse of the modules: one clear error naming the argument, what arrived and what is accepted,
+at construction; the Linen twins take the NNX arguments (names, order, keyword-only) and refuse the same."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from acljax import nn as acl_nn
+from acljax.nn import linen as nn_linen
+
+IMAGE = (4, 4, 1)
+
+
+def _abstract(make):
+    """The module with parameters as shapes only: building real ones op by op takes seconds."""
+    return nnx.eval_shape(make)
+
+
+@pytest.mark.parametrize("name, args, kwargs, message", [
+    ("SRWM", (16, 0), {}, "SRWM.num_heads must be a positive int, got 0"),
+    ("SRWM", (16.0, 4), {}, "SRWM.num_features must be a positive int, got 16.0"),
+    ("SRWM", (16, 4), {"n_beta": 2}, "SRWM.n_beta must be 1 (one shared learning rate) or 4 (one per block), got 2"),
+    ("SRWM", (16, 4), {"chunk_size": 0}, "SRWM.chunk_size must be a positive int or None, got 0"),
+    ("SRWM", (16, 4), {"init_scale": float("nan")}, "SRWM.init_scale must be a finite number, got nan"),
+    ("SRWM", (16, 4), {"precision": "fast"},
+     "SRWM.precision must be one of ('highest', 'high', 'default'), got 'fast'"),
+    ("SRWMLayer", (16, 3), {}, "SRWMLayer.num_features must be a positive multiple of num_heads=3 (D = H * d), got 16"),
+    ("SRWMLayer", (16, 4), {"dropout_rate": 4}, "SRWMLayer.dropout_rate must be in [0, 1), got 4"),
+    ("SRWMLayer", (16, 4), {"layer_norm_eps": 0.0}, "SRWMLayer.layer_norm_eps must be a finite number > 0, got 0.0"),
+    ("SRWMBlock", (64, 4), {"dropout_rate": -0.1}, "SRWMBlock.dropout_rate must be in [0, 1), got -0.1"),
+    ("SRWMBlock", (16, 4), {"hidden_features": -2}, "SRWMBlock.hidden_features must be a positive int or None, got -2"),
+    ("FeedForward", (16, 0), {}, "FeedForward.hidden_features must be a positive int or None, got 0"),
+    ("FeedForward", (0,), {}, "FeedForward.num_features must be a positive int, got 0"),
+    ("SRWMNet", (5, 0), {}, "SRWMNet.out_features must be a positive int, got 0"),
+    ("SRWMNet", (5, 3), {"num_blocks": 0}, "SRWMNet.num_blocks must be a positive int, got 0"),
+    ("SRWMNet", (5, 3), {"num_features": 16, "num_heads": 5},
+     "SRWMNet.num_features must be a positive multiple of num_heads=5 (D = H * d), got 16"),
+])
+def test_nnx_modules_and_their_linen_twins_refuse_the_same_arguments_alike(name, args, kwargs, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        getattr(acl_nn, name)(*args, **kwargs, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        getattr(nn_linen, name)(*args, **kwargs)  # at construction, before init or apply
+
+
+def test_a_linen_block_written_as_in_nnx_is_the_nnx_block():
+    """``SRWMBlock(num_features, num_heads)``: 4 heads of width 64 / 4 = 16 and the default dropout 0.1,
+    positionally or by name; like NNX's, every other argument is keyword-only."""
+    x = jnp.ones((1, 2, 64))
+    nnx_block = _abstract(lambda: acl_nn.SRWMBlock(64, 4, rngs=nnx.Rngs(0)))
+    nnx_shapes = jax.tree.map(jnp.shape, nnx.to_pure_dict(nnx.state(nnx_block, nnx.Param)))
+    for block in (nn_linen.SRWMBlock(64, 4), nn_linen.SRWMBlock(num_features=64, num_heads=4)):
+        assert (block.num_features, block.num_heads, block.dropout_rate) == (64, 4, 0.1)
+        params = jax.eval_shape(block.init, jax.random.key(1), x)["params"]
+        assert params["srwm_layer"]["srwm"]["w_y"].shape == (4, 16, 16)
+        assert jax.tree.map(jnp.shape, params) == nnx_shapes
+    for make in (lambda: nn_linen.SRWMBlock(64, 4, 0.1), lambda: acl_nn.SRWMBlock(64, 4, 0.1, rngs=nnx.Rngs(0))):
+        with pytest.raises(TypeError, match="positional argument"):
+            make()
+
+
+def test_inputs_of_another_width_name_the_width_the_module_was_built_for():
+    cell = _abstract(lambda: acl_nn.SRWMCell(16, 2, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match=re.escape("SRWMCell was built for num_features=16, but its input has 8 "
+                                                   "features (shape (2, 8))")):
+        nnx.RNN(cell)(jnp.ones((2, 3, 8)))
+    with pytest.raises(ValueError, match="FeedForward was built for num_features=16, but its input has 8 features"):
+        _abstract(lambda: acl_nn.FeedForward(16, rngs=nnx.Rngs(0)))(jnp.ones((2, 3, 8)))
+    with pytest.raises(ValueError, match="FeedForward was built for num_features=16, but its input has 8 features"):
+        jax.eval_shape(nn_linen.FeedForward(16).init, jax.random.key(0), jnp.ones((2, 3, 8)))
+    message = "SRWMNet was built for in_features=5, but its input has 7 features"
+    with pytest.raises(ValueError, match=message):
+        _abstract(lambda: acl_nn.SRWMNet(5, 3, num_features=8, num_heads=2, rngs=nnx.Rngs(0)))(jnp.ones((2, 3, 7)))
+    with pytest.raises(ValueError, match=message):
+        jax.eval_shape(nn_linen.SRWMNet(5, 3, num_features=8, num_heads=2).init, jax.random.key(0), jnp.ones((2, 3, 7)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mlp_features": ()}, "InContextLearner.mlp_features must be a non-empty sequence of positive ints"),
+    ({"mlp_features": [-5]}, r"InContextLearner.mlp_features must be .*, got \[-5\]"),
+    ({"mlp_features": ["a"]}, r"InContextLearner.mlp_features must be .*, got \['a'\]"),
+    ({"hidden_features": 0}, "InContextLearner.hidden_features must be a positive int or None, got 0"),
+    ({"encoder": "conv4", "conv_channels": 0}, "InContextLearner.conv_channels must be a positive int, got 0"),
+    ({"num_heads": 3}, "InContextLearner.num_features must be a positive multiple of num_heads=3"),
+    ({"dropout_rate": 1.0}, r"InContextLearner.dropout_rate must be in \[0, 1\), got 1.0"),
+])
+def test_in_context_learner_refuses_bad_arguments_in_one_line(kwargs, message):
+    options = dict(encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2) | kwargs
+    image = (16, 16, 1) if options["encoder"] == "conv4" else IMAGE
+    with pytest.raises(ValueError, match=message):
+        acl_nn.InContextLearner(image, 3, **options, rngs=nnx.Rngs(0))
+
+
+def test_encoders_refuse_bad_widths():
+    with pytest.raises(ValueError, match=r"MLPEncoder.features must be a non-empty sequence of positive ints"):
+        acl_nn.MLPEncoder(16, features=(), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"Conv4.conv_channels must be a positive int, got 0"):
+        acl_nn.Conv4(1, channels=0, rngs=nnx.Rngs(0))
+    encoder = _abstract(lambda: acl_nn.MLPEncoder(16, features=(3,), rngs=nnx.Rngs(0)))
+    assert nnx.eval_shape(lambda e, x: e(x), encoder, jnp.ones((2, *IMAGE))).shape == (2, 3)
