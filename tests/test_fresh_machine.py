@@ -56,5 +56,6 @@ def test_eval_a_shipped_model_by_its_default_name_from_any_folder(installed_aclj
     done = run_installed(installed_acljax, fresh_cache, tmp_path, "eval", "--stream", "split_fashion_mnist_domain",
                          "--runs", "1", "--out", "results")
     assert done.returncode == 0, done.stderr[-3000:]
-    saved = json.loads((tmp_path / "results" / "split_mnist_domain_acl__split_fashion_mnist_domain.json").read_text())
+    name = "split_mnist_domain_acl__split_fashion_mnist_domain__5shot_1runs"
+    saved = json.loads((tmp_path / "results" / f"{name}.json").read_text())
     assert "ACC" in json.dumps(saved)

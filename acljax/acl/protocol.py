@@ -15,6 +15,19 @@ from acljax.data.preprocess import normalize
 from acljax.data.streams import Task
 
 
+def check_demos(tasks, shots: int, stream: str) -> None:
+    """Every label of every task has ``shots`` training images to draw its demos from: one line naming the
+    stream, the task and the label, before any work."""
+    for i, task in enumerate(tasks):
+        labels, counts = np.unique(task.train.y, return_counts=True)
+        where = f"stream {stream}: task {i} ({task.name})"
+        if not labels.size:
+            raise ValueError(f"{where} has no training images to draw demos from")
+        if counts.min() < shots:
+            raise ValueError(f"shots={shots} demos per class: {where} has only {counts.min()} training images of "
+                             f"label {labels[counts.argmin()]}; give shots <= {counts.min()}")
+
+
 class InContextEvaluator:
     """Learner protocol adapter. ``learner``: an :class:`acljax.acl.trainer.MetaLearner`; ``params`` its
     meta-trained parameters; ``statistics``: per task, the (mean, std) its images are normalised with

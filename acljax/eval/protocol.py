@@ -69,25 +69,57 @@ class Report:
                 "mean_matrix": self.matrices.mean(0).tolist()}
 
 
-def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed, workdir: Workdir | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def check_test_sets(tasks: Sequence[Any], stream: str) -> None:
+    """Every task has test examples of every label it trains on (else its accuracy is NaN, or blind to a
+    class): one line naming the stream, the task and the label, before any work. ``tasks``: with ``train``
+    and ``test`` image sets (:class:`acljax.data.streams.Task`)."""
+    for i, task in enumerate(tasks):
+        missing = np.setdiff1d(task.train.y, task.test.y)
+        if missing.size:
+            raise ValueError(f"stream {stream}: task {i} ({task.name}) has no test examples of label {missing[0]} "
+                             f"(test labels: {np.unique(task.test.y).tolist()}); its accuracy would be NaN: every "
+                             "label a task trains on needs test examples")
+
+
+def _measured(learner: Learner, index: int, task: Any) -> np.ndarray:
+    """The learner's accuracy on task ``index``, refused when it is not a number (the protocol never reports NaN)."""
+    value = np.asarray(learner.accuracy(index, task))
+    if not np.isfinite(value).all():
+        raise ValueError(f"task {index} ({getattr(task, 'name', task)}): the accuracy is {value.tolist()}, not a "
+                         "number; does the task have test examples of every class?")
+    return value
+
+
+def accuracy_matrix(learner: Learner, tasks: Sequence[Any], seed, workdir: Workdir | None = None,
+                    progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(R (T, T), b (T,)) for one seed; (R (T, T, S), b (T, S)) when ``seed`` lists S seeds at once.
     With ``workdir`` (a :class:`ResumableLearner`), the learner's state and the rows so far are checkpointed
-    after each task, and a run that finds a checkpoint there goes on after the task it holds."""
-    learner.reset(seed)
-    baseline = np.array([learner.accuracy(j, task) for j, task in enumerate(tasks)])
-    rows = np.zeros((len(tasks), *baseline.shape), baseline.dtype)
-    start = 0
-    if workdir is not None:
-        start, saved = workdir.restore_latest({"learner": learner.state(), "rows": rows})
-        if start:
-            learner.restore(saved["learner"], tasks[:start])
-            rows = np.array(saved["rows"])
-    for i in range(start, len(tasks)):
-        learner.learn(i, tasks[i])
-        rows[i] = [learner.accuracy(j, other) for j, other in enumerate(tasks)]
+    after each task, and a run that finds a checkpoint there goes on after the task it holds. ``progress``:
+    a bar over the T (T + 1) accuracy measurements."""
+    t = len(tasks)
+    with tqdm(total=t * (t + 1), desc="accuracy matrix", unit="test", disable=not progress) as bar:
+        def row():
+            values = []
+            for j, task in enumerate(tasks):
+                values.append(_measured(learner, j, task))
+                bar.update()
+            return np.array(values)
+
+        learner.reset(seed)
+        baseline = row()
+        rows = np.zeros((t, *baseline.shape), baseline.dtype)
+        start = 0
         if workdir is not None:
-            workdir.save(i + 1, {"learner": learner.state(), "rows": rows})
+            start, saved = workdir.restore_latest({"learner": learner.state(), "rows": rows})
+            if start:
+                learner.restore(saved["learner"], tasks[:start])
+                rows = np.array(saved["rows"])
+                bar.update(start * t)
+        for i in range(start, t):
+            learner.learn(i, tasks[i])
+            rows[i] = row()
+            if workdir is not None:
+                workdir.save(i + 1, {"learner": learner.state(), "rows": rows})
     return rows, baseline
 
 
@@ -101,7 +133,7 @@ def evaluate(learner: Learner, tasks: Sequence[Any], seeds: Sequence[int], task_
         raise ValueError("seeds must hold at least one seed")
     names = list(task_names or [f"task {i}" for i in range(len(tasks))])
     if getattr(learner, "runs_all_seeds", False):
-        R, b = accuracy_matrix(learner, tasks, list(seeds), workdir)
+        R, b = accuracy_matrix(learner, tasks, list(seeds), workdir, progress)
         return Report(names, list(seeds), np.moveaxis(R, -1, 0), np.moveaxis(b, -1, 0))
     if workdir is not None:
         raise ValueError(f"workdir: checkpoints need a learner that runs every seed at once and can save its state; "

@@ -10,10 +10,11 @@ from matplotlib.figure import Figure  # no pyplot: importing this module leaves 
 from acljax.eval.protocol import Report
 
 
-def markdown(report: Report, title: str = "") -> str:
+def markdown(report: Report, title: str = "", over: str = "seeds") -> str:
+    """The metrics (mean ± std over ``over``: "seeds", or "runs" of one model) and the mean accuracy matrix."""
     s = report.summary
     head = f"### {title}\n\n" if title else ""
-    metrics = "| ACC | BWT | FWT | forgetting | seeds |\n|---|---|---|---|---|\n" + "| " + " | ".join(
+    metrics = f"| ACC | BWT | FWT | forgetting | {over} |\n|---|---|---|---|---|\n" + "| " + " | ".join(
         f"{100 * s[k]['mean']:.2f} ± {100 * s[k]['std']:.2f}" for k in ("ACC", "BWT", "FWT", "forgetting")
     ) + f" | {len(report.seeds)} |\n"
     names = report.task_names
@@ -47,11 +48,33 @@ def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def save(report: Report, directory: str | Path, name: str, title: str = "") -> dict[str, Path]:
-    """Write NAME.json, NAME.md and NAME.png into ``directory``."""
+def claim(directory: str | Path, name: str, settings: dict) -> None:
+    """Refuse, before the work, to let the evaluation ``settings`` replace NAME.json of another evaluation
+    (one whose recorded settings differ; the same evaluation re-run replaces its own results)."""
+    path = Path(directory) / f"{name}.json"
+    if not path.exists():
+        return
+    try:
+        recorded = json.loads(path.read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded == settings:
+        return
+    differences = "; ".join(f"{k} {recorded.get(k)!r} there, {settings.get(k)!r} here"
+                            for k in dict.fromkeys([*recorded, *settings]) if recorded.get(k) != settings.get(k)
+                            ) if isinstance(recorded, dict) else "it records no settings"
+    raise ValueError(f"{path} holds the results of another evaluation ({differences}); give another --out or move "
+                     "that file")
+
+
+def save(report: Report, directory: str | Path, name: str, title: str = "", settings: dict | None = None,
+         over: str = "seeds") -> dict[str, Path]:
+    """Write NAME.json (with ``settings``, what decided the result: see :func:`claim`), NAME.md (the spread
+    over ``over``) and NAME.png into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{name}.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
-    (directory / f"{name}.md").write_text(markdown(report, title))
+    record = report.to_json() | ({"settings": settings} if settings is not None else {})
+    (directory / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (directory / f"{name}.md").write_text(markdown(report, title, over))
     return {"json": directory / f"{name}.json", "markdown": directory / f"{name}.md",
             "heatmap": heatmap(report, directory / f"{name}.png", title)}

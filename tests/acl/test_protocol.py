@@ -86,3 +86,12 @@ def test_bad_evaluator_input():
     wrong = wrong._replace(train=ImageSet(np.zeros((4, 4, 4, 1), np.uint8), wrong.train.y[:4]))
     with pytest.raises(ValueError, match="the model reads"):
         evaluator.learn(0, wrong)
+
+
+def test_a_task_without_test_images_is_an_error_not_nan():
+    stream = _stream("domain")
+    learner, params = _learner()
+    empty = stream.tasks[1]._replace(test=ImageSet(stream.tasks[1].test.x[:0], stream.tasks[1].test.y[:0]))
+    evaluator = InContextEvaluator(learner, params, shots=2, statistics=[STATS] * 2)
+    with pytest.raises(ValueError, match=r"^task 1 \(classes \[2, 3\]\): the accuracy is \[nan\], not a number"):
+        evaluate(evaluator, [stream.tasks[0], empty], [0], progress=False)
