@@ -90,9 +90,14 @@ def ewc_consolidate(state: PenaltyState, params: Params, fisher: Params) -> Pena
 
 def online_ewc_consolidate(state: PenaltyState, params: Params, fisher: Params, gamma: float) -> PenaltyState:
     """Online EWC (Schwarz et al. 2018): F* <- gamma F* + F_new, anchored at the latest params."""
+    check_gamma(gamma)
+    return consolidate(state, params, fisher, mode="online", decay=gamma)
+
+
+def check_gamma(gamma: float) -> None:
+    """Online EWC's decay of the running Fisher: in (0, 1]."""
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-    return consolidate(state, params, fisher, mode="online", decay=gamma)
 
 
 def l2_consolidate(state: PenaltyState, params: Params) -> PenaltyState:

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from acljax.checks import NonFiniteLoss, require_finite, require_positive_finite
+from acljax.checks import NonFiniteLoss, is_positive_int, require_finite, require_positive_finite
 from acljax.cl.methods import METHODS as METHOD_CLASSES
 from acljax.cl.methods import Masks, Method, TaskEnd, masked
 from acljax.cl.models import MODELS, Model, conv_model, mlp_model
@@ -94,6 +94,12 @@ class SequentialConfig:
         for name in ("epochs", "batch_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not all(is_positive_int(h) for h in self.hidden):
+            raise ValueError(f"hidden must list positive layer widths (e.g. [400, 400]; [] for a linear model), got "
+                             f"{list(self.hidden)!r}")
+        if not self.channels or not all(is_positive_int(c) for c in self.channels):
+            raise ValueError(f"channels must list one or more positive channel counts (e.g. [32, 32]), got "
+                             f"{list(self.channels)!r}")
         self.build_method()  # the method checks its own fields
 
     def build_method(self) -> Method:
@@ -141,6 +147,21 @@ class SequentialLearner:
         self._keys = jax.jit(jax.vmap(lambda seed, index, step: jax.random.fold_in(
             jax.random.fold_in(jax.random.key(seed), index), step), in_axes=(0, None, None)))
         self.seen: list[Task] = []
+
+    def bytes_per_seed(self) -> int:
+        """A lower bound on one seed's memory in training, from shapes alone (nothing is allocated or compiled):
+        what its training step holds at once at the least, its parameters, optimiser state and memory (a replay
+        buffer, a teacher), the minibatch, and the gradients (one more copy of the parameters). Activations, the
+        new state before the old one is freed and the test-time forward come on top."""
+        key = jax.random.key(0)
+        params = jax.eval_shape(lambda k: self.method.init_params(self.model, k, self.input_shape, self.num_outputs),
+                                key)
+        opt_state = jax.eval_shape(self.tx.init, params)
+        memory = jax.eval_shape(lambda p: self.method.init_memory(p, self.input_shape, self.num_outputs), params)
+        batch = (jax.ShapeDtypeStruct((self.config.batch_size, *self.input_shape), jnp.float32),
+                 jax.ShapeDtypeStruct((self.config.batch_size,), jnp.int32))
+        held = (params, params, opt_state, memory, batch)  # params twice: the parameters and their gradients
+        return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(held))
 
     def _inputs(self, x: np.ndarray) -> np.ndarray:
         return (x.astype(np.float32) * np.float32(1 / 255) - self.mean) / self.std

@@ -135,15 +135,18 @@ def test_a_folder_where_a_npz_file_is_expected(tmp_path, command, capsys):
     assert "folder.npz: a folder, not a regular file; expected a .npz file" in err
 
 
-def crafted_npz(path, shape, descr="<f8", data=b"\0" * 64):
-    """A .npz whose 'x' header declares ``shape`` of ``descr`` but holds only ``data``; 'y' is genuine."""
+def crafted_npz(path, shape, descr="<f8", data=b"\0" * 64, crafted="x"):
+    """A .npz whose ``crafted`` array's header declares ``shape`` of ``descr`` but holds only ``data``; the
+    other of 'x' and 'y' is genuine."""
+    genuine = {"x": np.zeros((10, 4, 4), np.uint8), "y": np.arange(10)}
     with zipfile.ZipFile(path, "w") as archive:
         member = io.BytesIO()
         np.lib.format.write_array_header_1_0(member, {"descr": descr, "fortran_order": False, "shape": shape})
-        archive.writestr("x.npy", member.getvalue() + data)
-        member = io.BytesIO()
-        np.save(member, np.arange(10))
-        archive.writestr("y.npy", member.getvalue())
+        archive.writestr(f"{crafted}.npy", member.getvalue() + data)
+        for name in {"x", "y"} - {crafted}:
+            member = io.BytesIO()
+            np.save(member, genuine[name])
+            archive.writestr(f"{name}.npy", member.getvalue())
     return str(path)
 
 
@@ -194,3 +197,10 @@ def test_a_second_prepare_waits_for_the_first_and_does_not_prepare_again(monkeyp
     out = capsys.readouterr().out
     assert "glyphs: another prepare of glyphs is running" in out and "waiting for it to finish" in out
     assert "not preparing it again" in out
+
+
+def test_a_huge_declared_label_array_is_refused_by_acljax_cl_before_its_memory_check(tmp_path, capsys):
+    """acljax cl reads a class-incremental .npz's labels to size its memory estimate: from the checked headers."""
+    stream = crafted_npz(tmp_path / "bigy.npz", (10**12,), descr="<i8", crafted="y")
+    err = refused(commands(stream, tmp_path / "out")["cl"] + ["--scenario", "class"], capsys)
+    assert "bigy.npz" in err and "TiB" in err

@@ -17,6 +17,7 @@ from acljax.cl.importance import FISHER_ESTIMATORS, fisher_diagonal, mas_importa
 from acljax.cl.methods.base import Method, TaskEnd, masked
 from acljax.cl.regularizers import (
     _check_strength,
+    check_gamma,
     ewc_consolidate,
     l2_consolidate,
     mas_consolidate,
@@ -111,6 +112,9 @@ class OnlineEWC(EWC):
 
     gamma: float = 1.0
 
+    def __post_init__(self):
+        super().__post_init__()
+        check_gamma(self.gamma)
 
     def combine(self, penalty, params, importance):
         return jax.vmap(lambda st, p, f: online_ewc_consolidate(st, p, f, self.gamma))(penalty, params, importance)
