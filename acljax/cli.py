@@ -26,11 +26,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _configured(args: argparse.Namespace, default=None):
-    """The config of ``--config`` (or ``default``), then ``--smoke`` and every ``--set``."""
+def _seed(text: str) -> int:
+    """A ``--seed``: an integer from 0 to 2**63 - 1 (what numpy and jax.random.key both take)."""
+    value = int(text)
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {text}")
+    return value
+
+
+def _configured(args: argparse.Namespace, kind: type, default=None):
+    """The ``kind`` config of ``--config`` (or ``default``), then ``--smoke`` and every ``--set``."""
     from acljax import configs
 
-    config = configs.load(args.config) if args.config else default
+    config = configs.load(args.config, kind) if args.config is not None else default
     if args.smoke:
         config = configs.smoke(config)
     return configs.override(config, args.set)
@@ -40,7 +48,7 @@ def _demo(args: argparse.Namespace) -> int:
     from acljax.demo import RecallDemoConfig, train
 
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
-    config = dataclasses.replace(_configured(args, RecallDemoConfig()), **overrides)
+    config = dataclasses.replace(_configured(args, RecallDemoConfig, RecallDemoConfig()), **overrides)
     print(f"In-context associative recall: {config.num_pairs} (key, value) pairs per sequence, then "
           f"{config.num_queries} queries; chance accuracy {1 / config.num_values:.3f}. Workdir: {args.workdir}")
     results = train(config, args.workdir)
@@ -53,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from acljax.acl import meta_train
+    from acljax.acl import ACLConfig, meta_train
 
     if args.distributed:  # multi-host: before anything touches the devices
         import jax
@@ -68,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if jax.process_index() != 0:  # a multi-host run reports once, from process 0
         sys.stdout = open(os.devnull, "w")  # for the rest of this process
-    config = _configured(args)
+    config = _configured(args, ACLConfig)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("init_from", args.init_from),
                                    ("num_devices", args.num_devices)) if v is not None}
     if args.no_acl:
@@ -97,16 +105,23 @@ def _print_terms(metrics: dict) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from acljax.acl.evaluate import in_context_report
+    from acljax.acl.evaluate import default_model, evaluation_settings, in_context_report, result_name
     from acljax.eval import report
 
-    out = Path(args.out)
+    model = args.model or default_model(args.stream, args.scenario)
+    settings = evaluation_settings(model, args.stream, runs=args.runs, shots=args.shots,
+                                   classes_per_task=args.classes_per_task, scenario=args.scenario)
+    out, name = Path(args.out), result_name(settings)
     _writable(out)  # before the evaluation, not after it
-    result = in_context_report(args.model, args.stream, runs=args.runs, shots=args.shots,
+    report.claim(out, name, settings)  # never replaces the results of another evaluation
+    print(f"Evaluating {model} on {args.stream}: in-context, {args.shots} demos per class, {args.runs} runs "
+          f"(results: {out / name}.json)")
+    result = in_context_report(model, args.stream, runs=args.runs, shots=args.shots,
                                classes_per_task=args.classes_per_task, scenario=args.scenario)
-    name = f"{Path(args.model).resolve().name}__{Path(args.stream).stem}"  # one model's results never replace another's
-    paths = report.save(result, args.out, name, f"{args.model} on {args.stream}, {args.shots} demos per class")
-    print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs"))
+    paths = report.save(result, out, name, f"{model} on {args.stream}, {args.shots} demos per class", settings,
+                        over="runs")
+    print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs",
+                          over="runs"))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -143,8 +158,10 @@ def _cl(args: argparse.Namespace) -> int:
     name = f"{args.method}__{stream}{scenario}"
     samples = out / f"{name}_samples.png"
     checkpoints = out / f"{name}_checkpoints"  # after each task; removed once the report is written
+    chosen_batch = any(item.split("=", 1)[0].strip() == "batch_size" for item in args.set)
     result = sequential_report(config, args.stream, seeds=args.seeds, classes_per_task=args.classes_per_task,
-                               scenario=args.scenario, samples_to=samples, workdir=checkpoints)
+                               scenario=args.scenario, samples_to=samples, workdir=checkpoints,
+                               fit_batch=not chosen_batch)  # the default batch size shrinks to fit a small task
     title = f"{args.method} on {args.stream}{scenario.replace('_', ', ')}, {args.seeds} seeds"
     paths = [*report.save(result, out, name, title).values(), *([samples] if samples.exists() else [])]
     shutil.rmtree(checkpoints)
@@ -225,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_changes(demo)
     demo.add_argument("--workdir", default="runs/demo", help="checkpoints, metrics.jsonl and results.json go here")
     demo.add_argument("--steps", type=_positive_int, default=None, help="training steps (default 600)")
-    demo.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    demo.add_argument("--seed", type=_seed, default=None, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
 
     train = commands.add_parser("train", help="meta-train an in-context learner with the ACL objective")
@@ -235,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_changes(train)
     train.add_argument("--workdir", required=True, help="checkpoints, best/, metrics.jsonl, results.json; resumes")
     train.add_argument("--steps", type=_positive_int, default=None, help="override the config's steps")
-    train.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    train.add_argument("--seed", type=_seed, default=None, help="override the config's seed")
     train.add_argument("--no-acl", action="store_true", help="drop the backward (ACL) terms: the baseline")
     train.add_argument("--init-from", default=None, help="start from this workdir's best parameters (finetuning)")
     train.add_argument("--allow-config-change", action="store_true",
@@ -258,13 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("eval", help="in-context continual learning on a task stream (accuracy matrix)")
-    evaluate.add_argument("--model", default="split_mnist_domain_acl",
-                          help="a workdir of acljax train or a shipped model (" + ", ".join(pretrained_names()) + ")")
-    evaluate.add_argument("--stream", default="split_mnist_domain",
+    evaluate.add_argument("--model", default=None,
+                          help="a workdir of acljax train or a shipped model (" + ", ".join(pretrained_names()) + "); "
+                               "default: the shipped model for the stream (glyphs_24task_acl for split_glyphs_domainN, "
+                               "split_mnist_class_acl for class-incremental streams, else split_mnist_domain_acl)")
+    evaluate.add_argument("--stream", default="split_glyphs_domain5",
                           help="split_mnist_domain, split_mnist_class, split_mnist_class2, split_fashion_mnist_domain, "
                                "split_glyphs_domainN (N 5-way tasks of held-out glyph characters, N up to 220; the "
                                "paper's lengths are 5, 10, 20), "
-                               "mnist_then_fashion_mnist, or PATH.npz (Split-X of your data)")
+                               "mnist_then_fashion_mnist, or PATH.npz (Split-X of your data); the default needs no "
+                               "download (the glyph set renders offline on first use, a few minutes)")
     evaluate.add_argument("--runs", type=_positive_int, default=10, help="evaluation runs, each with its own demos")
     evaluate.add_argument("--shots", type=_positive_int, default=5, help="demos per class read in context")
     evaluate.add_argument("--classes-per-task", type=_positive_int, default=2, help="for PATH.npz streams")
@@ -280,12 +300,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "...), split:DATASET (a prepared data set, e.g. split:mnist) or PATH.npz")
     cl.add_argument("--scenario", default="domain", help="task, domain or class; for split:DATASET and PATH.npz")
     cl.add_argument("--classes-per-task", type=_positive_int, default=2, help="for split:DATASET and PATH.npz")
-    cl.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1, trained together")
+    cl.add_argument("--seeds", type=_positive_int, default=5,
+                    help="seeds 0..N-1, trained together in one program (refused before any work when they cannot "
+                         "fit in memory)")
     cl.add_argument("--model", default="mlp",
                     help="mlp (--set hidden=[400,400]) or conv (--set channels=[32,32])")
     cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="any SequentialConfig field, e.g. --set strength=200 --set optimizer=sgd --set "
-                         "memory_size=1100 --set epochs=4 (repeatable)")
+                         "memory_size=1100 --set epochs=4 (repeatable); unless batch_size is set, it shrinks to the "
+                         "smallest task's training set when that holds fewer than 128 examples")
     cl.add_argument("--out", default="runs/cl",
                     help="folder for the JSON, Markdown and heatmap; a checkpoint after each task goes to "
                          "OUT/NAME_checkpoints until the report is written, and the same command resumes from it")

@@ -1,6 +1,7 @@
 """Shipped configs by name, dotted overrides (--set) and smoke variants."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -68,3 +69,101 @@ def test_a_config_json_from_before_a_model_field_existed_loads_with_its_default(
     saved = dataclasses.asdict(ACLConfig(model=ModelConfig(encoder="mlp")))
     del saved["model"]["feedback_scale"]  # the shipped models' config.json files have no such field
     assert config_from_dict(saved).model == ModelConfig(encoder="mlp", feedback_scale=1.0)
+
+
+def test_overrides_are_applied_together_then_validated_once_in_any_order():
+    """checkpoint_every must be a multiple of log_every: valid together, invalid one at a time from the defaults
+    (log_every=50), so no order of the three may be refused."""
+    import itertools
+
+    assignments = ["validate_every=2", "checkpoint_every=2", "log_every=1"]
+    expected = dataclasses.replace(ACLConfig(), validate_every=2, checkpoint_every=2, log_every=1)
+    for order in itertools.permutations(assignments):
+        assert configs.override(ACLConfig(), list(order)) == expected, order
+
+
+def test_overrides_that_contradict_each_other_are_named_together():
+    with pytest.raises(ValueError) as error:
+        configs.override(ACLConfig(), ["log_every=3", "steps=10", "checkpoint_every=4"])
+    message = str(error.value)
+    assert message.startswith("--set 'log_every=3' --set 'checkpoint_every=4': ACLConfig.checkpoint_every must be "
+                              "a multiple of log_every=3")
+    assert "steps=10" not in message  # not involved
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("model.mlp_features=()", "ModelConfig.mlp_features must be a non-empty sequence of positive ints"),
+    ("model.mlp_features=[-5]",
+     r"ModelConfig.mlp_features must be a non-empty sequence of positive ints .*got \(-5,\)"),
+    ('model.mlp_features=["a"]', r"ModelConfig.mlp_features must be a tuple \(JSON: a list\), each item an int, "
+                                 r"got \('a',\)"),
+    ("model.hidden_features=0", "ModelConfig.hidden_features must be a positive int or None, got 0"),
+    ("model.conv_channels=0", "ModelConfig.conv_channels must be a positive int, got 0"),
+    ("model.num_features=30",
+     r"ModelConfig.num_features must be a positive multiple of num_heads=16 \(D = H \* d\), got 30"),
+    ("model.dropout_rate=1", r"ModelConfig.dropout_rate must be in \[0, 1\), got 1"),
+    ("model.num_classes=0", "ModelConfig.num_classes must be a positive int, got 0"),
+    ("pools.0.size=100000", "PoolConfig.size must be None .* or an int from 4 to 1024"),
+    ("pools.0.channels=2", "PoolConfig.channels must be 1, 3 or None"),
+    ("seed=-1", "ACLConfig.seed must be an int from 0 to 2\\*\\*63 - 1, got -1"),
+    ("num_devices=0", "ACLConfig.num_devices must be a positive int, got 0"),
+])
+def test_model_and_data_sizes_the_model_cannot_take_are_refused_naming_the_assignment(assignment, message):
+    with pytest.raises(ValueError, match=f"^--set {re.escape(repr(assignment))}: {message}"):
+        configs.override(ACLConfig(), [assignment])
+
+
+CONFIG_FILES = {
+    "returns_dict.py": ("def get_config():\n    return {'steps': 3}\n",
+                        "get_config() must return an ACLConfig (a dataclass instance), got dict"),
+    "raises.py": ("def get_config():\n    return 1 / 0\n", "get_config() failed: ZeroDivisionError: division by zero"),
+    "broken.py": ("def get_config(:\n", "the file failed to run (SyntaxError: "),
+    "imports.py": ("import no_such_module_here\n", "the file failed to run (ModuleNotFoundError: "),
+}
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_a_config_file_that_fails_or_returns_something_else_is_one_error_naming_it(tmp_path, name):
+    text, message = CONFIG_FILES[name]
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=re.escape(f"--config {tmp_path / name}: {message}")):
+        configs.load(str(tmp_path / name), ACLConfig)
+
+
+def test_an_empty_config_name_is_refused_as_such():
+    with pytest.raises(FileNotFoundError, match="^--config '': neither a shipped config"):
+        configs.load("")
+
+
+def _saved(**changes):
+    saved = dataclasses.asdict(ACLConfig(model=ModelConfig(encoder="mlp")))
+    for path, value in changes.items():
+        *parents, key = path.split(".")
+        node = saved
+        for parent in parents:
+            node = node[int(parent)] if parent.isdigit() else node[parent]
+        if value is _saved:
+            del node[key]
+        else:
+            node[key] = value
+    return saved
+
+
+@pytest.mark.parametrize("saved, message", [
+    (_saved(extra=1), "the config has no field 'extra' \\(ACLConfig's fields: pools, tasks, "),
+    (_saved(**{"model.extra": 1}), "model has no field 'extra' \\(ModelConfig's fields: encoder, "),
+    (_saved(model=_saved), "the config has no 'model'"),
+    ([], "the config must be a JSON object of ACLConfig's fields, got \\[\\]"),
+    (_saved(pools={}), "pools must be a list of PoolConfig objects, got {}"),
+    (_saved(learning_rate="0.001"), "ACLConfig.learning_rate must be a number, got '0.001'"),
+    (_saved(use_acl="yes"), "ACLConfig.use_acl must be true or false, got 'yes'"),
+    (_saved(**{"tasks.0.label_offset": "1"}), "tasks.0: TaskSpec.label_offset must be an int, got '1'"),
+    (_saved(**{"pools.0.size": 10 ** 5}), "pools.0: PoolConfig.size must be None \\(as stored\\) or an int from 4 "
+                                          "to 1024"),
+    (_saved(**{"model.mlp_features": ["a"]}), "model: ModelConfig.mlp_features must be a tuple"),
+])
+def test_a_crafted_config_json_is_one_error_naming_the_file_and_the_field(saved, message):
+    from acljax.acl.config import config_from_dict
+
+    with pytest.raises(ValueError, match=f"^runs/x/config.json: {message}"):
+        config_from_dict(saved, "runs/x/config.json")

@@ -7,15 +7,66 @@ A config module (``acljax/configs/``, or any file) defines ``get_config() -> ACL
 from __future__ import annotations
 
 import dataclasses
+import functools
+import numbers
+import types
+import typing
+from pathlib import Path
 from typing import Any
 
-from acljax.checks import require_finite, require_positive_finite
+from acljax.checks import is_positive_int, require_finite, require_positive_finite
 from acljax.data.episodes import TaskSpec, num_outputs
-from acljax.nn.learner import ENCODERS
-from acljax.srwm.api import IMPLEMENTATIONS
-from acljax.srwm.step import PRECISIONS
+from acljax.nn.learner import ENCODERS, check_mlp_features
+from acljax.nn.srwm import check_module_arguments
 
 SCHEDULES = ("warmup", "constant")
+MAX_IMAGE_SIZE = 1024  # PoolConfig.size: a 1024x1024x3 float32 image is 12 MiB, a sequence of them gigabytes
+SEED_LIMIT = 2 ** 63  # jax.random.key takes a signed 64-bit seed
+
+
+def check_types(cls: type, values: dict[str, Any]) -> None:
+    """Each of ``values`` (fields of the dataclass ``cls``) has its field's annotated type (an int where a float
+    goes); the ValueError names ``Class.field``, the type and what arrived."""
+    hints = _hints(cls)
+    for name, value in values.items():
+        if not _is_a(value, hints[name]):
+            raise ValueError(f"{cls.__name__}.{name} must be {_type_name(hints[name])}, got {value!r}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _fields(node: Any) -> dict[str, Any]:
+    return {field.name: getattr(node, field.name) for field in dataclasses.fields(node)}
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_is_a(value, arg) for arg in args)
+    if origin is tuple:  # tuple[X, ...]
+        return isinstance(value, tuple) and all(_is_a(item, args[0]) for item in value)
+    if hint in (int, float):
+        return isinstance(value, numbers.Integral if hint is int else numbers.Real) and not isinstance(value, bool)
+    return value is None if hint is type(None) else isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(arg) for arg in args)
+    if origin is tuple:
+        return f"a tuple (JSON: a list), each item {_type_name(args[0])}"
+    names = {type(None): "None", int: "an int", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(hint, f"a {hint.__name__}")
+
+
+def _require_positive_ints(owner: str, **values: Any) -> None:
+    for name, value in values.items():
+        if not is_positive_int(value):
+            raise ValueError(f"{owner}.{name} must be a positive int, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +91,12 @@ class PoolConfig:
     test_split: str | None = "evaluation"
 
     def __post_init__(self):
+        check_types(type(self), _fields(self))
+        if self.size is not None and not 4 <= self.size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"PoolConfig.size must be None (as stored) or an int from 4 to {MAX_IMAGE_SIZE} (images "
+                             f"are resized to size x size; 28 or 32 in the paper), got {self.size!r}")
+        if self.channels not in (None, 1, 3):
+            raise ValueError(f"PoolConfig.channels must be 1, 3 or None (as stored), got {self.channels!r}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"PoolConfig.validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
 
@@ -65,12 +122,16 @@ class ModelConfig:
     precision: str = "highest"  # of the SRWM products: "highest" (float32), "high", "default" (faster on GPU/TPU)
 
     def __post_init__(self):
+        check_types(type(self), _fields(self))
+        # the modules' own checks (acljax.nn), so a config is refused exactly when its model would be
+        check_module_arguments("ModelConfig", conv_channels=self.conv_channels, num_features=self.num_features,
+                               num_heads=self.num_heads, num_blocks=self.num_blocks,
+                               hidden_features=self.hidden_features, dropout_rate=self.dropout_rate,
+                               state_gradient=self.state_gradient, impl=self.impl, precision=self.precision,
+                               **({} if self.num_classes is None else {"num_classes": self.num_classes}))
+        check_mlp_features("ModelConfig.mlp_features", self.mlp_features)
         if self.encoder not in ENCODERS:
             raise ValueError(f"ModelConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        if self.impl != "auto" and self.impl not in IMPLEMENTATIONS:
-            raise ValueError(f"ModelConfig.impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {self.impl!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"ModelConfig.precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
         require_positive_finite("ModelConfig", feedback_scale=self.feedback_scale)
 
 
@@ -106,8 +167,15 @@ class ACLConfig:
     seed: int = 0
 
     def __post_init__(self):
+        check_types(type(self), _fields(self))
         if not self.tasks:
             raise ValueError("ACLConfig.tasks must hold at least one TaskSpec")
+        for task in self.tasks:
+            check_types(TaskSpec, _fields(task))
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ValueError(f"ACLConfig.seed must be an int from 0 to 2**63 - 1, got {self.seed!r}")
+        if self.num_devices is not None:
+            _require_positive_ints("ACLConfig", num_devices=self.num_devices)
         if self.task_scales is not None and len(self.task_scales) != len(self.tasks):
             raise ValueError(f"ACLConfig.task_scales must have one entry per task ({len(self.tasks)}), "
                              f"got {self.task_scales!r}")
@@ -116,13 +184,11 @@ class ACLConfig:
         for name in ("skip_nonfinite_steps", "prefetch"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"ACLConfig.{name} must be an int >= 0, got {getattr(self, name)!r}")
-        for name in ("batch_size", "steps", "warmup_steps", "log_every", "validate_every", "validation_batches",
-                     "test_batches", "checkpoint_every"):
-            value = getattr(self, name)
-            if name == "checkpoint_every" and value is None:
-                continue
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ACLConfig.{name} must be a positive int, got {value!r}")
+        _require_positive_ints("ACLConfig", **{name: getattr(self, name) for name in (
+            "batch_size", "steps", "warmup_steps", "log_every", "validate_every", "validation_batches",
+            "test_batches")})
+        if self.checkpoint_every is not None:
+            _require_positive_ints("ACLConfig", checkpoint_every=self.checkpoint_every)
         if self.checkpoint_every is not None and self.checkpoint_every % self.log_every:
             raise ValueError(f"ACLConfig.checkpoint_every must be a multiple of log_every={self.log_every} (a resume "
                              f"then logs what an uninterrupted run logs), got {self.checkpoint_every}")
@@ -151,12 +217,38 @@ class ACLConfig:
         return self.task_scales or (1.0,) * len(self.tasks)
 
 
-def config_from_dict(d: dict[str, Any]) -> ACLConfig:
-    """Inverse of ``dataclasses.asdict`` for :class:`ACLConfig` (e.g. a workdir's config.json)."""
-    d = dict(d)
-    d["pools"] = tuple(PoolConfig(**p) for p in d["pools"])
-    d["tasks"] = tuple(TaskSpec(**t) for t in d["tasks"])
-    d["model"] = ModelConfig(**{**d["model"], "mlp_features": tuple(d["model"]["mlp_features"])})
-    if d.get("task_scales") is not None:
-        d["task_scales"] = tuple(d["task_scales"])
-    return ACLConfig(**d)
+def config_from_dict(d: Any, source: str | Path = "config") -> ACLConfig:
+    """Inverse of ``dataclasses.asdict`` for :class:`ACLConfig` (e.g. a workdir's config.json), validated as a
+    config written in Python: a ValueError names ``source`` and the field. Fields missing from ``d`` (added by a
+    later acljax) take their defaults, except ``pools``, ``tasks`` and ``model``."""
+    try:
+        return _from_dict(ACLConfig, d, "")
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{source}: {e}") from e
+
+
+def _from_dict(cls: type, d: Any, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where or 'the config'} must be a JSON object of {cls.__name__}'s fields, got {d!r:.80}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    if unknown := [key for key in d if key not in names]:
+        raise ValueError(f"{where or 'the config'} has no field {unknown[0]!r} ({cls.__name__}'s fields: "
+                         f"{', '.join(names)})")
+    if cls is ACLConfig and (missing := [key for key in ("pools", "tasks", "model") if key not in d]):
+        raise ValueError(f"the config has no {missing[0]!r} (an ACLConfig saved by acljax train always has it)")
+    nested = {"pools": PoolConfig, "tasks": TaskSpec}
+    fields = dict(d)
+    for name, value in d.items():
+        if name in nested:
+            if not isinstance(value, list | tuple):
+                raise ValueError(f"{name} must be a list of {nested[name].__name__} objects, got {value!r:.80}")
+            fields[name] = tuple(_from_dict(nested[name], item, f"{name}.{i}") for i, item in enumerate(value))
+        elif name == "model":
+            fields[name] = _from_dict(ModelConfig, value, "model")
+        elif isinstance(value, list):  # JSON has no tuples
+            fields[name] = tuple(value)
+    try:
+        check_types(cls, fields)
+        return cls(**fields)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where + ': ' if where else ''}{e}") from e

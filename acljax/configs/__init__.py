@@ -14,6 +14,7 @@ made tiny (a few steps, small batches), for checking that a config runs end to e
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import importlib
 import importlib.util
@@ -26,36 +27,69 @@ SMOKE = {"steps": 2, "batch_size": 2, "log_every": 1, "validate_every": 2, "chec
          "validation_batches": 1, "test_batches": 1, "eval_sequences": 8}  # applied to the fields a config has
 
 
-def load(spec: str) -> Any:
-    """``get_config()`` of a module of this package (by name) or of a ``.py`` file (by path)."""
+def load(spec: str, kind: type | None = None) -> Any:
+    """``get_config()`` of a module of this package (by name) or of a ``.py`` file (by path); with ``kind``, it
+    must return an instance of that class. Whatever goes wrong (no such file, the file or get_config() raising,
+    something else returned) is a ValueError or FileNotFoundError naming ``--config``."""
     if spec in NAMES:
         module = importlib.import_module(f"{__name__}.{spec}")
     elif spec.endswith(".py") and Path(spec).is_file():
         loader_spec = importlib.util.spec_from_file_location(Path(spec).stem, spec)
         module = importlib.util.module_from_spec(loader_spec)
-        loader_spec.loader.exec_module(module)
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as e:  # a user's file: a syntax error, a failed import, anything
+            raise ValueError(f"--config {spec}: the file failed to run ({type(e).__name__}: {e})") from e
     else:
-        raise FileNotFoundError(f"--config {spec}: neither a shipped config ({', '.join(NAMES)}) nor a .py file")
+        raise FileNotFoundError(f"--config {spec or repr(spec)}: neither a shipped config ({', '.join(NAMES)}) nor a "
+                                ".py file")
     if not hasattr(module, "get_config"):
         raise ValueError(f"--config {spec}: an experiment file must define get_config()")
     try:
-        return module.get_config()
-    except TypeError as e:  # e.g. a field the config class does not have
-        raise ValueError(f"--config {spec}: get_config() failed: {e}") from e
+        config = module.get_config()
+    except Exception as e:  # e.g. a field the config class does not have, or a value it refuses
+        detail = e if isinstance(e, TypeError | ValueError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"--config {spec}: get_config() failed: {detail}") from e
+    wanted = kind or object
+    if not dataclasses.is_dataclass(config) or isinstance(config, type) or not isinstance(config, wanted):
+        raise ValueError(f"--config {spec}: get_config() must return {_a(wanted.__name__ if kind else 'config')} "
+                         f"(a dataclass instance), got {type(config).__name__}")
+    return config
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[0] in "AEIOUaeiou" else f"a {name}"
 
 
 def override(config: Any, assignments: list[str]) -> Any:
-    """``config`` with each ``"dotted.path=value"`` of ``assignments`` applied, validated by the config
-    classes as if written in the file. Errors name the assignment and what is accepted."""
+    """``config`` with every ``"dotted.path=value"`` of ``assignments`` applied, then validated once by the config
+    classes as if written in the file (so their order never matters). Errors name the assignment(s) involved
+    and what is accepted."""
     for assignment in assignments:
         path, sep, text = assignment.partition("=")
         if not sep or not path:
             raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. --set model.num_heads=8")
-        try:
-            config = _replaced(config, path.split("."), text, assignment)
-        except TypeError as e:
-            raise ValueError(f"--set {assignment!r}: {e}") from e
-    return config
+        config = _replaced(config, path.split("."), text, assignment)
+    try:
+        return _validated(config)
+    except (TypeError, ValueError) as e:
+        named = [a for a in assignments if a.partition("=")[0].split(".")[-1] in str(e)] or assignments
+        raise ValueError(f"{' '.join(f'--set {a!r}' for a in named)}: {e}") from e
+
+
+def _validated(node: Any) -> Any:
+    """``node`` built again through its classes, innermost first: each dataclass checks its fields once."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return type(node)(**{f.name: _validated(getattr(node, f.name)) for f in dataclasses.fields(node) if f.init})
+    return tuple(_validated(item) for item in node) if isinstance(node, tuple) else node
+
+
+def _unchecked(node: Any, **changes: Any) -> Any:
+    """A copy of the dataclass ``node`` with ``changes``, not validated yet (see :func:`_validated`)."""
+    new = copy.copy(node)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
 
 
 def smoke(config: Any) -> Any:
@@ -73,7 +107,7 @@ def _replaced(node: Any, keys: list[str], text: str, assignment: str) -> Any:
                              f"its fields: {', '.join(names)}")
         old = getattr(node, key)
         new = _replaced(old, rest, text, assignment) if rest else _parse(text, old, assignment)
-        return dataclasses.replace(node, **{key: new})
+        return _unchecked(node, **{key: new})
     if isinstance(node, tuple) and key.isdigit() and int(key) < len(node):
         items = list(node)
         items[int(key)] = _replaced(node[int(key)], rest, text, assignment) if rest else _parse(

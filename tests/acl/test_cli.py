@@ -1,5 +1,6 @@
 """The `acljax` command: train and eval end to end on a tiny .npz data set, help, errors, output places."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -41,9 +42,10 @@ def test_train_then_eval_a_custom_npz(tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["eval", "--model", str(run), "--stream", str(npz), "--runs", "2", "--shots", "2",
                  "--classes-per-task", "2", "--scenario", "domain", "--out", str(out)]) == 0
-    report = json.loads((out / "run__mine.json").read_text())  # named after the model and the stream
+    name = "run__mine__domain_2classes_2shot_2runs"  # the model, the stream and the settings
+    report = json.loads((out / f"{name}.json").read_text())
     assert np.shape(report["matrices"]) == (2, 5, 5) and len(report["seeds"]) == 2
-    assert (out / "run__mine.png").exists() and "ACC" in (out / "run__mine.md").read_text()
+    assert (out / f"{name}.png").exists() and "ACC" in (out / f"{name}.md").read_text()
 
 
 def test_eval_of_a_missing_model_is_a_clear_error(tmp_path, capsys):
@@ -120,3 +122,88 @@ def test_only_process_0_of_a_multi_host_run_prints(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(jax, "process_index", lambda: 1)
     assert main(command) == 0
     assert capsys.readouterr().out == ""  # any other process stays quiet
+
+
+def _tiny_experiment(tmp_path):
+    """A tiny .npz (10 classes of 6 8x8 images, test split too) and an experiment file training on it."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 6).astype(np.int32)
+    npz = tmp_path / "mine.npz"
+    np.savez(npz, x=rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8), y=y,
+             x_test=rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8), y_test=y)
+    (tmp_path / "exp.py").write_text(CONFIG.format(npz=npz))
+    return npz, str(tmp_path / "exp.py")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--config", ""], "--config '': neither a shipped config ("),
+    (["--config", "{returns_dict}"], "--config {returns_dict}: get_config() must return an ACLConfig (a dataclass "
+                                     "instance), got dict"),
+    (["--config", "{raises}"], "--config {raises}: get_config() failed: KeyError: 'size'"),
+    (["--config", "{exp}", "--set", "model.mlp_features=()"], "--set 'model.mlp_features=()': ModelConfig.mlp_features "
+                                                              "must be a non-empty sequence of positive ints"),
+    (["--config", "{exp}", "--set", "model.mlp_features=[-5]"], "--set 'model.mlp_features=[-5]': ModelConfig."
+                                                                "mlp_features must be a non-empty sequence of "
+                                                                "positive ints"),
+    (["--config", "{exp}", "--set", 'model.mlp_features=["a"]'], "--set 'model.mlp_features=[\"a\"]': ModelConfig."
+                                                                 "mlp_features must be a tuple"),
+    (["--config", "{exp}", "--set", "model.hidden_features=0"], "--set 'model.hidden_features=0': ModelConfig."
+                                                                "hidden_features must be a positive int or None, "
+                                                                "got 0"),
+    (["--config", "{exp}", "--set", "model.conv_channels=0"], "--set 'model.conv_channels=0': ModelConfig."
+                                                              "conv_channels must be a positive int, got 0"),
+    (["--config", "{exp}", "--set", "batch_size=100000000000"], "batch_size=100000000000: the run needs at least "),
+    (["--config", "{exp}", "--set", "validate_every=3", "--set", "checkpoint_every=3", "--set", "log_every=2"],
+     "--set 'checkpoint_every=3' --set 'log_every=2': ACLConfig.checkpoint_every must be a multiple of log_every=2"),
+    (["--config", "{exp}", "--workdir", "{a_file}"], "workdir {a_file}: a file, not a folder"),
+])
+def test_a_bad_train_setting_is_one_line_before_any_work(tmp_path, capsys, args, expected):
+    _, exp = _tiny_experiment(tmp_path)
+    files = {"returns_dict": "def get_config():\n    return {'steps': 2}\n",
+             "raises": "def get_config():\n    return {}['size']\n"}
+    for name, text in files.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    (tmp_path / "a_file").write_text("notes")
+    names = {name: str(tmp_path / f"{name}.py") for name in files} | {"exp": exp, "a_file": str(tmp_path / "a_file")}
+    run = tmp_path / "run"
+    command = ["train", *[arg.format(**names) for arg in args]]
+    assert main(command if "--workdir" in command else [*command, "--workdir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"acljax: error: {expected.format(**names)}") and err.count("\n") == 1, err
+    assert not run.exists() and (tmp_path / "a_file").read_text() == "notes"
+
+
+def test_a_negative_seed_is_refused_naming_it_before_the_workdir_is_made(tmp_path, capsys):
+    _, exp = _tiny_experiment(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--config", exp, "--workdir", str(tmp_path / "run"), "--seed", "-1"])
+    assert done.value.code == 2 and not (tmp_path / "run").exists()
+    assert "argument --seed: must be an integer from 0 to 2**63 - 1, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, field", [
+    ("{not json", "not a readable JSON config (Expecting property name"),
+    ('{"extra": 1}', "the config has no field 'extra'"),
+    ("[]", "the config must be a JSON object of ACLConfig's fields, got []"),
+    ("saved without model", "the config has no 'model'"),
+    ("learning_rate as text", "ACLConfig.learning_rate must be a number, got '0.001'"),
+    ("size 10^5", "pools.0: PoolConfig.size must be None (as stored) or an int from 4 to 1024"),
+])
+def test_eval_of_a_model_with_a_crafted_config_json_is_one_line_naming_the_file(tmp_path, capsys, text, field):
+    from acljax.acl import ACLConfig
+
+    npz, _ = _tiny_experiment(tmp_path)
+    saved = json.loads(json.dumps(dataclasses.asdict(ACLConfig())))
+    if text == "saved without model":
+        del saved["model"]
+    elif text == "learning_rate as text":
+        saved["learning_rate"] = "0.001"
+    elif text == "size 10^5":
+        saved["pools"][0]["size"] = 10 ** 5
+    model = tmp_path / "model"
+    (model / "best").mkdir(parents=True)
+    (model / "config.json").write_text(text if text[0] in "{[" else json.dumps(saved))
+    assert main(["eval", "--model", str(model), "--stream", str(npz), "--runs", "1", "--shots", "1",
+                 "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"acljax: error: {model / 'config.json'}: {field}") and err.count("\n") == 1, err

@@ -121,7 +121,7 @@ def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
 def test_a_run_that_cannot_start_leaves_no_workdir(npz, tmp_path):
     missing = PoolConfig(dataset=str(tmp_path / "missing.npz"), split="train", size=None, channels=None,
                          validation_fraction=0.4, test_split="test")
-    with pytest.raises(ValueError, match="missing.npz: cannot read"):
+    with pytest.raises(FileNotFoundError, match="missing.npz: no such file"):
         meta_train(_config(npz, pools=(missing,)), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # no config.json that an eval or a resume would trust
 
@@ -393,3 +393,107 @@ def test_asynchronous_checkpoints_give_the_same_run_and_are_sealed(npz, tmp_path
     assert _lines(tmp_path / "run") == _lines(full_dir)
     steps = sorted(Workdir(tmp_path / "run").checkpoints.all_steps())
     assert steps == [3, 6] and all((tmp_path / "run" / "checkpoints" / str(s) / CHECKSUMS).exists() for s in steps)
+
+
+def _refused_at_start(config, workdir, monkeypatch) -> str:
+    """meta_train's error for ``config``, raised before any image is loaded and with no workdir created."""
+    import acljax.acl.trainer as trainer
+
+    monkeypatch.setattr(trainer, "build_pools", lambda *args, **kwargs: pytest.fail("images loaded before the check"))
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        meta_train(config, workdir, progress=False)
+    assert not os.path.exists(workdir)
+    return str(error.value)
+
+
+def _npz_with(path, classes: int, per_class: int = 6, test_classes: int | None = None) -> str:
+    rng = np.random.default_rng(0)
+    y, y_test = np.repeat(np.arange(classes), per_class), np.repeat(np.arange(test_classes or classes), per_class)
+    np.savez(path, x=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y=y,
+             x_test=rng.integers(0, 256, (len(y_test), 8, 8, 1), dtype=np.uint8), y_test=y_test)
+    return str(path)
+
+
+def test_a_validation_pool_too_small_for_the_tasks_is_refused_before_the_first_step(tmp_path, monkeypatch):
+    """12 classes, validation_fraction 0.34 holds out round(4.08) = 4; two 3-way tasks need 6, which both
+    phases get from holding out exactly 6 of 12 (fraction 0.5)."""
+    data = _npz_with(tmp_path / "twelve.npz", 12)
+    config = _config(data, pools=(PoolConfig(dataset=data, split="train", size=None, channels=None,
+                                             validation_fraction=0.34, test_split="test"),), validate_every=3)
+    message = _refused_at_start(config, tmp_path / "run", monkeypatch)
+    assert message == (f"pools.0.validation_fraction=0.34: the validation pool {data}[train] has 4 classes, but tasks "
+                       "[0, 1] on pool 0 need 6 distinct classes (n_way summed over them); give validation_fraction "
+                       "from 0.5 to 0.5 (holding out 6 to 6 of the 12 classes) or set pools.0.validation_split; or "
+                       "fewer or smaller tasks (tasks.N.n_way)")
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("test split of 4 classes", "pools.0.test_split='test': the test pool {data}[test] has 4 classes, but tasks [0, 1] "
+                                "on pool 0 need 6 distinct classes"),
+    ("7 examples per class", "tasks.0 (n_way=3, k_shot=5, num_queries=2, first_shot) needs 7 examples per class, but "
+                             "the smallest class of the train pool {data}[train] has 6; lower tasks.0.k_shot"),
+    ("a second pool of 16x16", "pools.1: the train pool {data}[train] has images of shape (16, 16, 1), but the model "
+                               "reads (8, 8, 1) (pools.0, train)"),
+    ("a meta-batch of 10^11", "batch_size=100000000000: the run needs at least 1536.7 TiB of memory"),
+    ("the workdir is a file", "workdir {run}: a file, not a folder"),
+])
+def test_what_a_run_needs_is_checked_before_its_data_is_loaded(tmp_path, monkeypatch, case, expected):
+    data = _npz_with(tmp_path / "data.npz", 16, test_classes=4 if case == "test split of 4 classes" else None)
+    config, run = _config(data), tmp_path / "run"
+    if case == "7 examples per class":  # 1 first shot + 5 demos + ceil(2 queries / 3 classes); the data has 6
+        config = _config(data, tasks=(TaskSpec(3, 5, 2, first_shot=True), TaskSpec(3, 2, 2)))
+    elif case == "a second pool of 16x16":
+        config = _config(data, pools=(config.pools[0], dataclasses.replace(config.pools[0], size=16)),
+                         tasks=(TaskSpec(3, 2, 2), TaskSpec(3, 2, 2, pool=1)))
+    elif case == "a meta-batch of 10^11":  # 3 batches in flight (prefetch 2) x 1e11 sequences x 22 images (two
+        config = _config(data, batch_size=10 ** 11)  # tasks of 3 x (1 + 2) + 2) x 64 pixels x 4 B = 1536.7 TiB
+    elif case == "the workdir is a file":
+        run.write_text("notes")
+        config = _config(str(tmp_path / "not_loaded.npz"))  # the workdir is refused before any data is read
+    import acljax.acl.trainer as trainer
+
+    monkeypatch.setattr(trainer, "build_pools", lambda *args, **kwargs: pytest.fail("images loaded before the check"))
+    with pytest.raises(ValueError) as error:
+        meta_train(config, run, progress=False)
+    assert str(error.value).startswith(expected.format(data=data, run=run))
+    assert run.is_file() if case == "the workdir is a file" else not run.exists()
+
+
+def test_init_from_is_resolved_before_the_data_is_loaded(npz, tmp_path, monkeypatch):
+    nothing = tmp_path / "nothing"
+    message = _refused_at_start(_config(npz, init_from=str(nothing)), tmp_path / "run", monkeypatch)
+    assert message.startswith(f"init_from='{nothing}': {nothing}: neither a workdir nor a shipped model (")
+    other = tmp_path / "other"  # a workdir of a model 16 wide
+    other.mkdir()
+    wider = _config(npz, model=dataclasses.replace(_config(npz).model, num_features=16))
+    (other / "config.json").write_text(json.dumps(dataclasses.asdict(wider)))
+    message = _refused_at_start(_config(npz, init_from=str(other)), tmp_path / "run", monkeypatch)
+    assert message.startswith(f"init_from='{other}': {other} has no best/ checkpoint")
+    (other / "best" / "4").mkdir(parents=True)
+    message = _refused_at_start(_config(npz, init_from=str(other)), tmp_path / "run", monkeypatch)
+    assert message.startswith(f"init_from='{other}': its parameters do not fit this model (model.num_features: 16 "
+                              "there, 8 here)")
+    (other / "config.json").write_text("{not json")
+    message = _refused_at_start(_config(npz, init_from=str(other)), tmp_path / "run", monkeypatch)
+    assert message.startswith(f"{other / 'config.json'}: not a readable JSON config")
+
+
+def test_a_profile_dir_that_is_a_file_is_refused_at_start(npz, tmp_path, monkeypatch):
+    import acljax.acl.trainer as trainer
+
+    (tmp_path / "trace").write_text("")
+    monkeypatch.setattr(trainer, "build_pools", lambda *args, **kwargs: pytest.fail("images loaded before the check"))
+    with pytest.raises(ValueError, match=f"^profile_dir {tmp_path / 'trace'}: a file, not a folder; give a new "
+                                         "folder$"):
+        meta_train(_config(npz), tmp_path / "run", progress=False, profile_dir=tmp_path / "trace")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_split_the_prepared_data_set_lacks_is_named_by_its_field_before_images_are_read(tmp_path, monkeypatch):
+    from acljax.data.registry import prepare
+
+    prepare("toy_two_splits", _npz_with(tmp_path / "toy.npz", 16), progress=False)  # splits: train, test
+    pool = PoolConfig(dataset="toy_two_splits", split="train", size=None, channels=None, validation_split="valid")
+    message = _refused_at_start(_config(str(tmp_path / "toy.npz"), pools=(pool,)), tmp_path / "run", monkeypatch)
+    assert message == "PoolConfig.validation_split='valid': toy_two_splits has no such split; its splits: ['test', " \
+                      "'train']"
