@@ -142,6 +142,7 @@ def _writable(out) -> None:
 
 
 def _cl(args: argparse.Namespace) -> int:
+    import json
     import shutil
     from pathlib import Path
 
@@ -156,6 +157,11 @@ def _cl(args: argparse.Namespace) -> int:
     stream = Path(args.stream.removeprefix("split:")).stem
     scenario = f"_{args.scenario}" if args.stream.startswith("split:") or args.stream.endswith(".npz") else ""
     name = f"{args.method}__{stream}{scenario}"
+    settings = json.loads(json.dumps({  # what decides the result; as JSON, to compare with a file's record
+        "stream": str(Path(args.stream).resolve()) if args.stream.endswith(".npz") else args.stream,
+        "scenario": args.scenario, "classes_per_task": args.classes_per_task, "seeds": args.seeds,
+        "config": dataclasses.asdict(config)}))
+    report.claim(out, name, settings)  # never replaces the results of another run
     samples = out / f"{name}_samples.png"
     checkpoints = out / f"{name}_checkpoints"  # after each task; removed once the report is written
     chosen_batch = any(item.split("=", 1)[0].strip() == "batch_size" for item in args.set)
@@ -163,7 +169,7 @@ def _cl(args: argparse.Namespace) -> int:
                                scenario=args.scenario, samples_to=samples, workdir=checkpoints,
                                fit_batch=not chosen_batch)  # the default batch size shrinks to fit a small task
     title = f"{args.method} on {args.stream}{scenario.replace('_', ', ')}, {args.seeds} seeds"
-    paths = [*report.save(result, out, name, title).values(), *([samples] if samples.exists() else [])]
+    paths = [*report.save(result, out, name, title, settings).values(), *([samples] if samples.exists() else [])]
     shutil.rmtree(checkpoints)
     print(report.markdown(result, title))
     print(f"\nSaved: {', '.join(str(p) for p in paths)}")

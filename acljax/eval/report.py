@@ -49,8 +49,8 @@ def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
 
 
 def claim(directory: str | Path, name: str, settings: dict) -> None:
-    """Refuse, before the work, to let the evaluation ``settings`` replace NAME.json of another evaluation
-    (one whose recorded settings differ; the same evaluation re-run replaces its own results)."""
+    """Refuse, before the work, to let the evaluation ``settings`` (of ``acljax eval`` or ``acljax cl``) replace
+    NAME.json of another evaluation (one whose recorded settings differ; the same one re-run replaces its own)."""
     path = Path(directory) / f"{name}.json"
     if not path.exists():
         return

@@ -68,3 +68,24 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
 def test_help_imports_no_jax():
     code = "import sys; from acljax.cli import build_parser; build_parser(); print('jax' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_a_result_file_of_another_run_is_never_replaced(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 16).astype(np.int32)
+    npz = tmp_path / "mine.npz"
+    x = rng.integers(0, 255, (len(y), 4, 4, 1), dtype=np.uint8)
+    np.savez(npz, x=x, y=y, x_test=x, y_test=y)
+    out = tmp_path / "cl"
+    common = ["cl", "--stream", str(npz), "--scenario", "class", "--set", "batch_size=16", "--set", "hidden=[8]",
+              "--set", "epochs=1", "--out", str(out)]
+    assert main([*common, "--seeds", "1"]) == 0
+    first = (out / "naive__mine_class.json").read_text()
+    capsys.readouterr()
+    assert main([*common, "--seeds", "2"]) == 2  # other seeds: another result, refused before any work
+    err = capsys.readouterr().err
+    assert "naive__mine_class.json holds the results of another evaluation (seeds 1 there, 2 here)" in err
+    assert main([*common, "--seeds", "1", "--set", "epochs=2"]) == 2
+    assert "config" in capsys.readouterr().err
+    assert (out / "naive__mine_class.json").read_text() == first
+    assert main([*common, "--seeds", "1"]) == 0  # the same run again replaces its own file
