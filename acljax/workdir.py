@@ -6,7 +6,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -17,10 +19,15 @@ import orbax.checkpoint as ocp
 
 BEST_KEPT = 2  # the previous best survives until a new one is saved, so a resume can fall back to it
 CHECKSUMS = "sha256sums.json"  # in each checkpoint's folder: {relative path: sha256 of the file}
+SEALED_SINCE = "sealed_since.json"  # next to the checkpoints: {"step": the first step sealed there}
 
 
 class WorkdirBusy(ValueError):
     """Another run holds the workdir's lock."""
+
+
+class ShapeMismatch(ValueError):
+    """A checkpoint holds arrays of other shapes than the tree it is restored into."""
 
 
 _ABSENT = object()
@@ -39,14 +46,50 @@ def _differences(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, A
     return {} if old == new else {prefix.rstrip("."): (old, new)}
 
 
+def _write_failure(error: BaseException) -> str | None:
+    """Why a write failed (``os.strerror``), for an OSError or for tensorstore's errors, which carry the
+    system's error code in their text (``[os_error_code='28']``); None for any other exception."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    code = re.search(r"\[os_error_code='(\d+)'\]", str(error))
+    return os.strerror(int(code[1])) if code else None
+
+
+class _DropWriteFailures(logging.Filter):
+    """Drops what orbax's threads and asyncio log about a failed write (a traceback each): :func:`_writing`
+    reports it as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not ((error is not None and _write_failure(error)) or "[os_error_code=" in record.getMessage())
+
+
+for _name in ("absl", "asyncio"):
+    logging.getLogger(_name).addFilter(_DropWriteFailures())
+
+
+def _drop_closed_loop_callbacks(unraisable, previous=sys.unraisablehook) -> None:
+    """When one array of an orbax save or restore fails (a full disk), orbax closes the call's event loop while
+    tensorstore still reads or writes the others; each that finishes then reports "Event loop is closed" as an
+    unraisable error, a traceback on stderr. Those are dropped: the failure itself is raised."""
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed" and unraisable.object is None):
+        previous(unraisable)
+
+
+sys.unraisablehook = _drop_closed_loop_callbacks
+
+
 @contextlib.contextmanager
 def _writing(path: Path):
     """A failed write (disk full, read-only folder) becomes one line naming the file; what was written
     before stays intact, so the run resumes once the cause is fixed."""
     try:
         yield
-    except OSError as e:
-        raise ValueError(f"cannot write {path} ({e.strerror or e}); the run stops here and resumes from its last "
+    except Exception as e:  # OSError, or tensorstore's ValueError naming the system's error
+        if (reason := _write_failure(e)) is None:
+            raise
+        raise ValueError(f"cannot write {path} ({reason}); the run stops here and resumes from its last "
                          "checkpoint once there is room or permission") from e
 
 
@@ -59,20 +102,49 @@ def _file_digests(folder: Path) -> dict[str, str]:
     return digests
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def seal(folder: Path) -> None:
-    """Write ``folder/sha256sums.json`` for a finished checkpoint (single-process runs: with several
-    processes, each may see only its own files)."""
-    if jax.process_count() == 1:
-        tmp = folder / (CHECKSUMS + ".tmp")
-        tmp.write_text(json.dumps(_file_digests(folder), indent=0) + "\n")
-        tmp.replace(folder / CHECKSUMS)
+    """Write ``folder/sha256sums.json`` for a finished checkpoint, and record in the folder above that its
+    checkpoints are sealed from this step on (single-process runs: with several processes, each may see only
+    its own files)."""
+    if jax.process_count() > 1:
+        return
+    _write_atomically(folder / CHECKSUMS, json.dumps(_file_digests(folder), indent=0) + "\n")
+    if (recorded := _recorded_since(folder.parent)) is None or int(folder.name) < recorded:
+        _write_atomically(folder.parent / SEALED_SINCE, json.dumps({"step": int(folder.name)}) + "\n")
+
+
+def _recorded_since(root: Path) -> int | None:
+    record = root / SEALED_SINCE
+    return int(json.loads(record.read_text())["step"]) if record.exists() else None
+
+
+def sealed_since(root: Path) -> int | None:
+    """The first step sealed among the checkpoints in ``root``: recorded in ``sealed_since.json``, or the oldest
+    that has a ``sha256sums.json`` (runs of acljax before the record); None when none is."""
+    steps = [int(p.parent.name) for p in root.glob(f"*/{CHECKSUMS}") if p.parent.name.isdigit()]
+    if (recorded := _recorded_since(root)) is not None:
+        steps.append(recorded)
+    return min(steps, default=None)
 
 
 def verify(folder: Path) -> None:
     """Check a checkpoint's files against its ``sha256sums.json``; a ValueError names the first file that is
-    missing or altered. Checkpoints without the file (older runs, shipped ones) pass unchecked."""
+    missing or altered. A checkpoint without the file is damaged if checkpoints were sealed here before it
+    (:func:`sealed_since`); older ones (acljax before checksums) pass unchecked."""
     sums = folder / CHECKSUMS
-    if jax.process_count() > 1 or not sums.exists():
+    if jax.process_count() > 1:
+        return
+    if not sums.exists():
+        since = sealed_since(folder.parent)
+        if since is not None and int(folder.name) >= since:
+            raise ValueError(f"{sums}: missing, while the checkpoints here are sealed from step {since} on (the "
+                             "checkpoint was damaged, or its writing interrupted)")
         return
     expected = json.loads(sums.read_text())
     found = _file_digests(folder)
@@ -82,9 +154,59 @@ def verify(folder: Path) -> None:
                              f"(the file changed after the checkpoint was written)")
 
 
-def _manager(path: Path, max_to_keep: int, asynchronous: bool = False) -> ocp.CheckpointManager:
+def _leaf_name(path) -> str:
+    return ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def _shapes(tree: Any, kinds: tuple[type, ...] = (object,)) -> dict[str, tuple[int, ...]]:
+    return {_leaf_name(path): tuple(getattr(leaf, "shape", ()))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0] if isinstance(leaf, kinds)}
+
+
+def check_shapes(folder: Path, like: Any) -> None:
+    """The arrays of checkpoint ``folder`` have the shapes of their namesakes in ``like``, read from its
+    metadata before any array is (a restore that fails part-way leaves reads running that print tracebacks).
+    A ShapeMismatch names the checkpoint and the first arrays that differ. Only JAX arrays are compared: a
+    numpy array in ``like`` is restored as saved, whatever its shape."""
+    saved = _shapes(ocp.StandardCheckpointHandler().metadata(folder / "default"))
+    differ = [f"{name}: {saved[name]} there, {shape} here" for name, shape in
+              _shapes(like, (jax.Array, jax.ShapeDtypeStruct)).items() if name in saved and saved[name] != shape]
+    if differ:
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+        raise ShapeMismatch(f"{folder} holds arrays of other shapes than this model's ({'; '.join(differ[:3])}{more}): "
+                            "it was written by a run of another model configuration; give that configuration, or "
+                            "another workdir")
+
+
+def _manager(path: Path, asynchronous: bool = False) -> ocp.CheckpointManager:
+    """Old checkpoints are deleted by :func:`_prune` once the new one is sealed, not by orbax before
+    that: a kill in between leaves a sealed checkpoint to resume from."""
     return ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, enable_async_checkpointing=asynchronous, create=True))
+        max_to_keep=None, enable_async_checkpointing=asynchronous, create=True))
+
+
+def _restore_first_intact(manager: ocp.CheckpointManager, steps: list[int], like: Any
+                          ) -> tuple[int | None, Any, dict[int, str]]:
+    """(step, tree) of the first of ``steps`` that verifies and restores, or (None, None), and {step: error}
+    of those before it that did not. Arrays of other shapes than ``like``'s are an error at once."""
+    damaged = {}
+    for step in steps:
+        folder = Path(manager.directory) / str(step)
+        try:
+            verify(folder)
+            check_shapes(folder, like)
+            return step, manager.restore(step, args=ocp.args.StandardRestore(like)), damaged
+        except ShapeMismatch:
+            raise
+        except Exception as e:  # orbax and tensorstore raise many kinds for damaged files
+            damaged[step] = f"{folder.parent.name}/{step}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    return None, None, damaged
+
+
+def _prune(manager: ocp.CheckpointManager, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints."""
+    for step in sorted(manager.all_steps())[:-keep]:
+        manager.delete(step)
 
 
 class Workdir:
@@ -95,9 +217,10 @@ class Workdir:
     log reads exactly like an uninterrupted one; so are best checkpoints saved after it (a run killed
     between saving ``best/N`` and ``checkpoints/N`` saves ``best/N`` again when it gets there), and a
     last metrics line torn by a crash mid-write. Every checkpoint gets a ``sha256sums.json`` of its files
-    once written; a restore checks it first, so a file altered later (bit rot, a bad copy) is found rather
-    than loaded, and a damaged newest checkpoint falls back to the previous one. ``create=False`` opens an
-    existing folder read-only.
+    once written (and only then are older ones deleted); a restore checks it first, so a file altered later
+    (bit rot, a bad copy) or a lost sums file is found rather than loaded: a damaged newest checkpoint falls
+    back to the previous one (the damaged one is deleted and written again), a damaged best to the previous
+    best. ``create=False`` opens an existing folder read-only.
     In a multi-process run only process 0 writes metrics and JSON; every process takes part in checkpoints.
     """
 
@@ -111,6 +234,7 @@ class Workdir:
         except OSError as e:
             raise ValueError(f"workdir {path}: cannot create it ({e.strerror})") from e
         self.metrics_path = self.path / "metrics.jsonl"
+        self.read_only = not create  # a damaged checkpoint is passed over, not deleted
         self.max_to_keep = max_to_keep
         self.async_checkpoints = async_checkpoints
         self._unsealed: int | None = None  # an asynchronous checkpoint still being written
@@ -182,13 +306,13 @@ class Workdir:
     @property
     def checkpoints(self) -> ocp.CheckpointManager:
         if self._checkpoints is None:
-            self._checkpoints = _manager(self.path / "checkpoints", self.max_to_keep, self.async_checkpoints)
+            self._checkpoints = _manager(self.path / "checkpoints", self.async_checkpoints)
         return self._checkpoints
 
     @property
     def best(self) -> ocp.CheckpointManager:
         if self._best is None:
-            self._best = _manager(self.path / "best", BEST_KEPT)
+            self._best = _manager(self.path / "best")
         return self._best
 
     @property
@@ -235,17 +359,32 @@ class Workdir:
             self.finish_saving()
 
     def finish_saving(self) -> None:
-        """Wait for a checkpoint being written in the background, then seal it."""
+        """Wait for a checkpoint being written in the background, seal it, then delete the checkpoints beyond
+        the ``max_to_keep`` newest."""
         if self._unsealed is None:
             return
         with _writing(self.path / "checkpoints" / str(self._unsealed)):
             self.checkpoints.wait_until_finished()
-        seal(self.path / "checkpoints" / str(self._unsealed))
+            seal(self.path / "checkpoints" / str(self._unsealed))
         self._unsealed = None
+        _prune(self.checkpoints, self.max_to_keep)
 
     def restore_latest(self, like: Any) -> tuple[int, Any]:
-        """(step, tree) of the newest checkpoint, or (0, ``like``) when there is none."""
-        step, tree = self._restore_newest_intact(like)
+        """(step, tree) of the newest intact checkpoint, or (0, ``like``) when there is none. Damaged ones are
+        reported on stderr and deleted (the run writes them again); if none restores, the first error is
+        raised (a run never restarts from scratch silently)."""
+        steps = sorted(self.checkpoints.all_steps(), reverse=True)
+        step, tree, damaged = _restore_first_intact(self.checkpoints, steps, like)
+        if step is None:
+            if damaged:
+                raise ValueError(f"{self.path}: no checkpoint could be restored ({'; '.join(damaged.values())}); "
+                                 "start a new --workdir, or delete checkpoints/ here to start over")
+            step, tree = 0, like
+        for error in damaged.values():
+            print(f"acljax: {self.path}: {error}; resuming from the intact checkpoints/{step}, and writing the "
+                  "later ones again", file=sys.stderr)
+        for later in damaged:
+            self.checkpoints.delete(later)
         kept = [m for m in self.read_metrics() if m["step"] <= step]
         if self.writes:
             self.metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
@@ -253,8 +392,7 @@ class Workdir:
             for later in [s for s in self.best.all_steps() if s > step]:
                 self.best.delete(later)
             if self.best_metrics().get("step", 0) > step:
-                kept_best = {s: m for s, m in self._best_history().items() if s <= step}
-                self._write_best_metrics(kept_best)
+                self._write_best_metrics({s: m for s, m in self._best_history().items() if s <= step})
         return step, tree
 
     def _best_history(self) -> dict[int, dict]:
@@ -271,25 +409,6 @@ class Workdir:
         elif self.writes:
             (self.path / "best.json").unlink(missing_ok=True)
 
-    def _restore_newest_intact(self, like: Any) -> tuple[int, Any]:
-        """The newest checkpoint that restores; a damaged one is reported on stderr and an older one used.
-        If none restores, the first error is raised (a run never restarts from scratch silently)."""
-        errors = []
-        for step in sorted(self.checkpoints.all_steps(), reverse=True):
-            try:
-                verify(self.path / "checkpoints" / str(step))
-                tree = self.checkpoints.restore(step, args=ocp.args.StandardRestore(like))
-            except Exception as e:  # orbax and tensorstore raise many kinds for damaged files
-                errors.append(f"checkpoints/{step}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-                continue
-            for error in errors:
-                print(f"acljax: {self.path}: {error}; resuming from the intact checkpoints/{step}", file=sys.stderr)
-            return step, tree
-        if errors:
-            raise ValueError(f"{self.path}: no checkpoint could be restored ({'; '.join(errors)}); start a new "
-                             "--workdir, or delete checkpoints/ here to start over")
-        return 0, like
-
     def save_best(self, step: int, tree: Any, metrics: dict) -> None:
         """Replace the kept best checkpoint with ``tree`` and record ``metrics`` in best.json. Saving a step
         that is already there (a run resumed from before it) replaces it."""
@@ -300,6 +419,7 @@ class Workdir:
             self.best.wait_until_finished()
             seal(self.path / "best" / str(step))
         self._write_best_metrics({**self._best_history(), step: {"step": step, **metrics}})
+        _prune(self.best, BEST_KEPT)
 
     def best_metrics(self) -> dict:
         """What :meth:`save_best` recorded (in this process, or earlier in best.json)."""
@@ -309,14 +429,26 @@ class Workdir:
         return self._best_metrics
 
     def restore_best(self, like: Any, step: int | None = None) -> tuple[int | None, Any]:
-        """(step, tree) of the best checkpoint (the newest, or ``step``), or (None, ``like``) when there is none."""
-        if not (self.path / "best").is_dir() or (step := step or self.best.latest_step()) is None:
+        """(step, tree) of the best checkpoint (the newest, or ``step``), or (None, ``like``) when there is none.
+        If it is damaged (or gone) the previous kept best is used, said on stderr; unless the workdir is
+        read-only, the damaged one is deleted and best.json describes the one used."""
+        kept = sorted(self.best.all_steps(), reverse=True) if (self.path / "best").is_dir() else []
+        if (step := step or next(iter(kept), None)) is None:
             return None, like
-        if step not in self.best.all_steps():
-            raise FileNotFoundError(f"{self.path / 'best'}: no checkpoint of step {step} "
-                                    f"(kept: {list(self.best.all_steps())})")
-        verify(self.path / "best" / str(step))
-        return step, self.best.restore(step, args=ocp.args.StandardRestore(like))
+        if not [s for s in kept if s <= step]:
+            raise FileNotFoundError(f"{self.path / 'best'}: no checkpoint of step {step} (kept: {kept[::-1]})")
+        found, tree, damaged = _restore_first_intact(self.best, [s for s in kept if s <= step], like)
+        if step not in kept:
+            damaged = {step: f"best/{step}: missing", **damaged}
+        if found is None:
+            raise ValueError(f"{self.path}: no best checkpoint could be restored ({'; '.join(damaged.values())})")
+        for error in damaged.values():
+            print(f"acljax: {self.path}: {error}; using the previous best, best/{found}", file=sys.stderr)
+        if damaged and not self.read_only:
+            for gone in set(damaged) & set(kept):
+                self.best.delete(gone)
+            self._write_best_metrics({s: m for s, m in self._best_history().items() if s not in damaged})
+        return found, tree
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Atomically write ``workdir/name`` (process 0 only)."""
