@@ -147,6 +147,7 @@ def _cl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from acljax import configs
+    from acljax.acl.evaluate import splits_data
     from acljax.cl.evaluate import sequential_report
     from acljax.cl.trainer import SequentialConfig
     from acljax.eval import report
@@ -155,12 +156,13 @@ def _cl(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _writable(out)
     stream = Path(args.stream.removeprefix("split:")).stem
-    scenario = f"_{args.scenario}" if args.stream.startswith("split:") or args.stream.endswith(".npz") else ""
+    layout = splits_data(args.stream)  # Split-X of a data set: scenario and classes per task apply
+    scenario = f"_{args.scenario}" if layout else ""
     name = f"{args.method}__{stream}{scenario}"
     settings = json.loads(json.dumps({  # what decides the result; as JSON, to compare with a file's record
         "stream": str(Path(args.stream).resolve()) if args.stream.endswith(".npz") else args.stream,
-        "scenario": args.scenario, "classes_per_task": args.classes_per_task, "seeds": args.seeds,
-        "config": dataclasses.asdict(config)}))
+        **({"scenario": args.scenario, "classes_per_task": args.classes_per_task} if layout else {}),
+        "seeds": args.seeds, "config": dataclasses.asdict(config)}))
     report.claim(out, name, settings)  # never replaces the results of another run
     samples = out / f"{name}_samples.png"
     checkpoints = out / f"{name}_checkpoints"  # after each task; removed once the report is written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -64,11 +65,7 @@ class _DropWriteFailures(logging.Filter):
         return not ((error is not None and _write_failure(error)) or "[os_error_code=" in record.getMessage())
 
 
-for _name in ("absl", "asyncio"):
-    logging.getLogger(_name).addFilter(_DropWriteFailures())
-
-
-def _drop_closed_loop_callbacks(unraisable, previous=sys.unraisablehook) -> None:
+def _drop_closed_loop_callbacks(unraisable, previous) -> None:
     """When one array of an orbax save or restore fails (a full disk), orbax closes the call's event loop while
     tensorstore still reads or writes the others; each that finishes then reports "Event loop is closed" as an
     unraisable error, a traceback on stderr. Those are dropped: the failure itself is raised."""
@@ -77,13 +74,21 @@ def _drop_closed_loop_callbacks(unraisable, previous=sys.unraisablehook) -> None
         previous(unraisable)
 
 
-sys.unraisablehook = _drop_closed_loop_callbacks
+@functools.cache
+def _quiet_write_failures() -> None:
+    """Once per process, at its first checkpoint write (not at import): the tracebacks orbax and asyncio print
+    for a failed write are dropped, since :func:`_writing` reports the failure in one line. Only those: other
+    log records and unraisable errors pass as before."""
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).addFilter(_DropWriteFailures())
+    sys.unraisablehook = functools.partial(_drop_closed_loop_callbacks, previous=sys.unraisablehook)
 
 
 @contextlib.contextmanager
 def _writing(path: Path):
     """A failed write (disk full, read-only folder) becomes one line naming the file; what was written
     before stays intact, so the run resumes once the cause is fixed."""
+    _quiet_write_failures()
     try:
         yield
     except Exception as e:  # OSError, or tensorstore's ValueError naming the system's error
@@ -120,8 +125,11 @@ def seal(folder: Path) -> None:
 
 
 def _recorded_since(root: Path) -> int | None:
-    record = root / SEALED_SINCE
-    return int(json.loads(record.read_text())["step"]) if record.exists() else None
+    """The step in ``root/sealed_since.json``; None when absent or unreadable (then the sums files decide)."""
+    try:
+        return int(json.loads((root / SEALED_SINCE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def sealed_since(root: Path) -> int | None:

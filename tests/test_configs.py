@@ -89,6 +89,9 @@ def test_overrides_that_contradict_each_other_are_named_together():
     assert message.startswith("--set 'log_every=3' --set 'checkpoint_every=4': ACLConfig.checkpoint_every must be "
                               "a multiple of log_every=3")
     assert "steps=10" not in message  # not involved
+    with pytest.raises(ValueError) as error:  # "size" stands inside "batch_size", but names another field
+        configs.override(ACLConfig(), ["pools.0.size=28", "batch_size=0"])
+    assert str(error.value).startswith("--set 'batch_size=0': ACLConfig.batch_size must be a positive int, got 0")
 
 
 @pytest.mark.parametrize("assignment, message", [

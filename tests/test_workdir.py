@@ -71,3 +71,16 @@ def test_metrics_are_mirrored_to_tensorboard(tmp_path):
     assert _tensorboard_scalars(tmp_path / "tensorboard") == [(1, "loss", 0.5), (1, "acc/within_0", 0.25),
                                                               (2, "loss", 0.125)]
     assert len(workdir.read_metrics()) == 2  # the JSON lines are written as before
+
+
+def test_an_unreadable_sealed_since_record_falls_back_to_the_sums_files(tmp_path):
+    from acljax.workdir import CHECKSUMS, SEALED_SINCE, sealed_since
+
+    for step in (20, 40):
+        (tmp_path / str(step)).mkdir()
+    (tmp_path / "40" / CHECKSUMS).write_text("{}\n")  # step 20 lost its sums file, or predates them
+    for damaged in ("{not json", '{"stop": 3}', '["step"]', ""):
+        (tmp_path / SEALED_SINCE).write_text(damaged)
+        assert sealed_since(tmp_path) == 40
+    (tmp_path / SEALED_SINCE).write_text('{"step": 20}\n')
+    assert sealed_since(tmp_path) == 20

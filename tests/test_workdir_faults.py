@@ -262,12 +262,13 @@ def test_a_full_disk_is_one_line_and_the_checkpoints_before_it_restore(tmp_path,
     (tmp_path / "fill.py").write_text(FILL)
     folder = tmp_path / "small_disk"
     folder.mkdir()
-    script = (f"mount -t tmpfs -o size=1m tmpfs {folder} && exec {sys.executable} {tmp_path}/fill.py {folder}/run "
-              f"{floats}")
-    done = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script], capture_output=True,
-                          text=True, timeout=300)
-    if done.returncode:
-        pytest.skip(f"no tmpfs in a private mount namespace here: {done.stderr.strip()}")
+    mount = ["unshare", "--map-root-user", "--mount", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {folder} && "]
+    probe = subprocess.run([*mount[:-1], mount[-1] + "true"], capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"no tmpfs in a private mount namespace here: {probe.stderr.strip()}")
+    done = subprocess.run([*mount[:-1], mount[-1] + f"exec {sys.executable} {tmp_path}/fill.py {folder}/run {floats}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     error, *notes = done.stderr.splitlines()
     full_at = int(error.split("/checkpoints/")[1].split(" ")[0])
     assert error == (f"acljax: error: cannot write {folder}/run/checkpoints/{full_at} (No space left on device); the "

@@ -16,7 +16,7 @@ from acljax.checks import is_positive_int
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data.registry import Preprocessing, prepared_info
 from acljax.data.show import contact_sheet
-from acljax.data.sources import npz_headers, read_npz
+from acljax.data.sources import check_npz_sizes, npz_headers, read_npz
 from acljax.data.store import ImageSet, available_memory, byte_size
 from acljax.data.streams import SCENARIOS
 from acljax.eval import evaluate
@@ -117,7 +117,9 @@ def stream_geometry(name: str, classes_per_task: int = 2, scenario: str = "domai
         raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
     if dataset.endswith(".npz"):
         try:
-            shape = npz_headers(Path(dataset), ("x",))["x"][0]
+            headers = npz_headers(Path(dataset), ("x", "y", "x_test", "y_test"))
+            check_npz_sizes(Path(dataset), headers)  # a crafted header's shape is no basis for an estimate
+            shape = headers["x"][0]
             num_classes = len(np.unique(read_npz(dataset, ("y",))["y"])) if scenario != "domain" else 0
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None

@@ -19,6 +19,7 @@ import dataclasses
 import importlib
 import importlib.util
 import pkgutil
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,13 @@ def override(config: Any, assignments: list[str]) -> Any:
     try:
         return _validated(config)
     except (TypeError, ValueError) as e:
-        named = [a for a in assignments if a.partition("=")[0].split(".")[-1] in str(e)] or assignments
+        named = [a for a in assignments if _mentions(str(e), a.partition("=")[0].split(".")[-1])] or assignments
         raise ValueError(f"{' '.join(f'--set {a!r}' for a in named)}: {e}") from e
+
+
+def _mentions(message: str, field: str) -> bool:
+    """``field`` stands in ``message`` as a whole name ("size" is not in "batch_size")."""
+    return re.search(rf"(?<!\w){re.escape(field)}(?!\w)", message) is not None
 
 
 def _validated(node: Any) -> Any:

@@ -16,7 +16,14 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from acljax.nn.srwm import Residual, StateGradient, apply_srwm, check_features, check_module_arguments
+from acljax.nn.srwm import (
+    MODULE_ARGUMENTS,
+    Residual,
+    StateGradient,
+    apply_srwm,
+    check_features,
+    check_module_arguments,
+)
 from acljax.srwm import SRWMState, init_state
 from acljax.srwm.api import Impl, validate_input
 from acljax.srwm.step import Precision
@@ -26,9 +33,8 @@ class _Checked(nn.Module):
     """Checks its arguments at construction, as the NNX modules do (Linen modules are dataclasses)."""
 
     def __post_init__(self):
-        check_module_arguments(type(self).__name__, **{
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-            if f.init and f.name not in ("parent", "name", "dtype", "param_dtype")})
+        check_module_arguments(type(self).__name__, **{  # a subclass's own fields are its own to check
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init and f.name in MODULE_ARGUMENTS})
         super().__post_init__()
 
 

@@ -101,3 +101,14 @@ def test_encoders_refuse_bad_widths():
         acl_nn.Conv4(1, channels=0, rngs=nnx.Rngs(0))
     encoder = _abstract(lambda: acl_nn.MLPEncoder(16, features=(3,), rngs=nnx.Rngs(0)))
     assert nnx.eval_shape(lambda e, x: e(x), encoder, jnp.ones((2, *IMAGE))).shape == (2, 3)
+
+
+def test_a_linen_subclass_with_fields_of_its_own_is_built_and_still_checked():
+    from acljax.nn import linen
+
+    class Tagged(linen.SRWMLayer):
+        tag: str = "mine"
+
+    assert Tagged(8, 2).tag == "mine"
+    with pytest.raises(ValueError, match="Tagged.num_features must be a positive multiple of num_heads=3"):
+        Tagged(8, 3)
