@@ -9,6 +9,8 @@ from conftest import run_installed
 
 from acljax.data.sources import FASHION_MNIST_DEBIAN
 
+pytestmark = pytest.mark.xdist_group("fresh_machine")  # one worker renders the glyph set once
+
 
 def test_quickstart_on_an_empty_cache(quickstart_on_empty_cache):
     done, data, workdir = quickstart_on_empty_cache

@@ -10,6 +10,8 @@ import pytest
 from acljax.data import ImageSet
 from acljax.data.store import write_prepared
 
+pytestmark = pytest.mark.xdist_group("fresh_machine")  # one worker renders the glyph set once
+
 README = Path(__file__).parents[1] / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 

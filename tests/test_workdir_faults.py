@@ -15,39 +15,21 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+import tiny_run
 
-from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig
 from acljax.acl.trainer import MetaLearner, load_config, load_params, meta_train
-from acljax.data.episodes import TaskSpec
 from acljax.pretrained import PRETRAINED_DIR
 from acljax.workdir import CHECKSUMS, Workdir
 
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    y = np.repeat(np.arange(16), 6).astype(np.int32)
-    np.savez(path, x=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y=y,
-             x_test=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y_test=y)
-    return str(path)
+    return tiny_run.write_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
 def _config(npz, **overrides):
-    """The tiny run of tests/acl/test_meta_trainer.py: checkpoints and validations every 3 steps."""
-    base = ACLConfig(
-        pools=(PoolConfig(dataset=npz, split="train", size=None, channels=None, validation_fraction=0.4,
-                          test_split="test"),),
-        tasks=(TaskSpec(3, 2, 2, first_shot=True), TaskSpec(3, 2, 2, first_shot=True, label_offset=0)),
-        task_scales=(0.1, 1.0), loss_scale=0.2, cycle_orders=True,
-        model=ModelConfig(encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2, hidden_features=8),
-        batch_size=2, steps=9, warmup_steps=4, log_every=1, validate_every=3, validation_batches=2, test_batches=2)
-    return dataclasses.replace(base, **overrides)
-
-
-def _lines(workdir):
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "sec_per_step"} for r in rows]
+    """The tiny run, to 9 steps: checkpoints and validations every 3."""
+    return tiny_run.config(npz, **{"steps": 9, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +61,7 @@ DAMAGE = {"a flipped bit": _flip_a_bit, "a truncated file": _truncate,
 
 def _assert_same_run(run, uninterrupted, resumed, config):
     full_dir, full = uninterrupted
-    assert _lines(run) == _lines(full_dir) and resumed == full
+    assert tiny_run.metric_lines(run) == tiny_run.metric_lines(full_dir) and resumed == full
     learner = MetaLearner(config, (8, 8, 1))
     chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 

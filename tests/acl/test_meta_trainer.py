@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tiny_run
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
 from acljax.acl.pools import build_pools
@@ -19,28 +20,10 @@ from acljax.data.episodes import TaskSpec
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    y = np.repeat(np.arange(16), 6).astype(np.int32)
-    np.savez(path, x=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y=y,
-             x_test=rng.integers(0, 256, (len(y), 8, 8, 1), dtype=np.uint8), y_test=y)
-    return str(path)
+    return tiny_run.write_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
-def _config(npz, **overrides):
-    base = ACLConfig(
-        pools=(PoolConfig(dataset=npz, split="train", size=None, channels=None, validation_fraction=0.4,
-                          test_split="test"),),
-        tasks=(TaskSpec(3, 2, 2, first_shot=True), TaskSpec(3, 2, 2, first_shot=True, label_offset=0)),
-        task_scales=(0.1, 1.0), loss_scale=0.2, cycle_orders=True,
-        model=ModelConfig(encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2, hidden_features=8),
-        batch_size=2, steps=6, warmup_steps=4, log_every=1, validate_every=3, validation_batches=2, test_batches=2)
-    return dataclasses.replace(base, **overrides)
-
-
-def _lines(workdir):
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "sec_per_step"} for r in rows]
+_config = tiny_run.config
 
 
 def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog):
@@ -53,13 +36,13 @@ def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog):
 
     meta_train(dataclasses.replace(config, steps=3), tmp_path / "resumed", progress=False)  # "killed" at step 3
     resumed = meta_train(config, tmp_path / "resumed", progress=False)
-    assert _lines(tmp_path / "full") == _lines(tmp_path / "resumed")
+    assert tiny_run.metric_lines(tmp_path / "full") == tiny_run.metric_lines(tmp_path / "resumed")
     assert resumed == full
     learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
     best_full = load_params(tmp_path / "full", learner.params)
     best_resumed = load_params(tmp_path / "resumed", learner.params)
     chex.assert_trees_all_equal(best_full, best_resumed)
-    rows = _lines(tmp_path / "full")
+    rows = tiny_run.metric_lines(tmp_path / "full")
     assert {"loss", "loss/within_0", "acc/backward_0_after_1", "acc/first_shot_1"} <= set(rows[0])
     valid = [r for r in rows if "valid/loss" in r]
     assert [r["step"] for r in valid] == [3, 6]
@@ -207,7 +190,7 @@ def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monk
                 file.write_bytes(file.read_bytes()[: len(file.read_bytes()) // 2])  # half of every file lost
     resumed = meta_train(config, run, progress=False)
     full_dir, full = uninterrupted
-    assert _lines(run) == _lines(full_dir) and resumed == full
+    assert tiny_run.metric_lines(run) == tiny_run.metric_lines(full_dir) and resumed == full
     err = capsys.readouterr().err
     if fault.startswith("torn"):
         assert "dropping its last line" in err
@@ -300,7 +283,7 @@ def test_kill_9_at_a_save_then_resume_ends_as_an_uninterrupted_run(npz, tmp_path
     assert child.returncode == -signal.SIGKILL and not (run / "results.json").exists()  # killed mid-run
     resumed = meta_train(config, run, progress=False)
     full_dir, full = uninterrupted
-    assert _lines(run) == _lines(full_dir) and resumed == full
+    assert tiny_run.metric_lines(run) == tiny_run.metric_lines(full_dir) and resumed == full
     learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
     chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 
@@ -328,7 +311,7 @@ def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatc
     config = _config(npz, skip_nonfinite_steps=2)
     meta_train(config, tmp_path / "skips", progress=False)
     chex.assert_trees_all_equal(calls[1], calls[3])  # steps 2 and 3 changed nothing: step 4 began at step 1's result
-    assert [r["step"] for r in _lines(tmp_path / "skips") if r.get("skipped_nonfinite_step")] == [2, 3]
+    assert [r["step"] for r in tiny_run.metric_lines(tmp_path / "skips") if r.get("skipped_nonfinite_step")] == [2, 3]
     calls.clear()
     from acljax.checks import NonFiniteLoss
 
@@ -349,7 +332,7 @@ def test_checkpoints_between_validations_resume_as_an_uninterrupted_run(npz, tmp
             meta_train(config, tmp_path / "run", progress=False)
     assert sorted(Workdir(tmp_path / "run").checkpoints.all_steps()) == [2, 4]
     assert meta_train(config, tmp_path / "run", progress=False) == plain
-    assert _lines(tmp_path / "run") == _lines(tmp_path / "plain")
+    assert tiny_run.metric_lines(tmp_path / "run") == tiny_run.metric_lines(tmp_path / "plain")
     with pytest.raises(ValueError, match="checkpoint_every must be a multiple of log_every=2"):
         _config(npz, log_every=2, checkpoint_every=3)
 
@@ -358,7 +341,7 @@ def test_prefetching_and_donation_change_no_number(npz, tmp_path, uninterrupted)
     """Sampled inline (prefetch 0) or ahead, donating buffers or not (skipping allowed): the same run."""
     full_dir, full = uninterrupted  # prefetch 2, donating
     inline = meta_train(_config(npz, prefetch=0, skip_nonfinite_steps=1), tmp_path / "inline", progress=False)
-    assert inline == full and _lines(tmp_path / "inline") == _lines(full_dir)
+    assert inline == full and tiny_run.metric_lines(tmp_path / "inline") == tiny_run.metric_lines(full_dir)
 
 
 def test_the_donating_step_gives_the_parameters_buffers_to_their_updates(npz):
@@ -390,7 +373,7 @@ def test_asynchronous_checkpoints_give_the_same_run_and_are_sealed(npz, tmp_path
     config = _config(npz, async_checkpoints=True)
     meta_train(dataclasses.replace(config, steps=3), tmp_path / "run", progress=False)  # stopped at step 3
     assert meta_train(config, tmp_path / "run", progress=False) == full
-    assert _lines(tmp_path / "run") == _lines(full_dir)
+    assert tiny_run.metric_lines(tmp_path / "run") == tiny_run.metric_lines(full_dir)
     steps = sorted(Workdir(tmp_path / "run").checkpoints.all_steps())
     assert steps == [3, 6] and all((tmp_path / "run" / "checkpoints" / str(s) / CHECKSUMS).exists() for s in steps)
 

@@ -8,7 +8,8 @@ import pytest
 
 from acljax.data.glyphs import NOTO_DIR, GlyphConfig, build_glyph_set, drop_near_duplicates, render
 
-pytestmark = pytest.mark.skipif(not NOTO_DIR.exists(), reason="needs fonts-noto-core (scripts/setup.sh installs it)")
+pytestmark = [pytest.mark.skipif(not NOTO_DIR.exists(), reason="needs fonts-noto-core (scripts/setup.sh installs it)"),
+              pytest.mark.xdist_group("fresh_machine")]  # one worker renders the glyph set once
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from conftest import run_installed
 
 from acljax.cli import main
 
+pytestmark = pytest.mark.xdist_group("fresh_machine")  # one worker renders the glyph set once
+
 
 def _acljax(*args: str) -> tuple[int, str, str]:
     """``acljax ARGS`` in this process: (exit status, stdout, stderr)."""
