@@ -36,12 +36,17 @@ def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
     assert (out / "dgr__mine_class_samples.png").exists()
 
 
-def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, capsys):
+def _noise_npz(path, per_class):
+    """4 classes of per_class random 4x4 images, the same in both splits."""
     rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 32).astype(np.int32)
-    npz = tmp_path / "mine.npz"
+    y = np.repeat(np.arange(4), per_class).astype(np.int32)
     x = rng.integers(0, 255, (len(y), 4, 4, 1), dtype=np.uint8)
-    np.savez(npz, x=x, y=y, x_test=x, y_test=y)
+    np.savez(path, x=x, y=y, x_test=x, y_test=y)
+    return path
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, capsys):
+    npz = _noise_npz(tmp_path / "mine.npz", 32)
     out = tmp_path / "cl"
     common = ["cl", "--stream", str(npz), "--scenario", "class", "--seeds", "1", "--set", "batch_size=16",
               "--set", "hidden=[8]", "--set", "epochs=1", "--out", str(out)]
@@ -71,11 +76,7 @@ def test_help_imports_no_jax():
 
 
 def test_a_result_file_of_another_run_is_never_replaced(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 16).astype(np.int32)
-    npz = tmp_path / "mine.npz"
-    x = rng.integers(0, 255, (len(y), 4, 4, 1), dtype=np.uint8)
-    np.savez(npz, x=x, y=y, x_test=x, y_test=y)
+    npz = _noise_npz(tmp_path / "mine.npz", 16)
     out = tmp_path / "cl"
     common = ["cl", "--stream", str(npz), "--scenario", "class", "--set", "batch_size=16", "--set", "hidden=[8]",
               "--set", "epochs=1", "--out", str(out)]
