@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+SEED_LIMIT = 2 ** 63  # seeds are 0 .. 2**63 - 1: jax.random.key takes a signed 64-bit seed, numpy any int >= 0
+
 
 def require_positive_finite(owner: str, **values: float) -> None:
     """Each value must be a real number > 0 and finite; the error names ``owner.name`` and what arrived."""

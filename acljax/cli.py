@@ -28,8 +28,10 @@ def _positive_int(text: str) -> int:
 
 def _seed(text: str) -> int:
     """A ``--seed``: an integer from 0 to 2**63 - 1 (what numpy and jax.random.key both take)."""
+    from acljax.checks import SEED_LIMIT  # imports no JAX: --help stays fast
+
     value = int(text)
-    if not 0 <= value < 2 ** 63:
+    if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {text}")
     return value
 

@@ -14,14 +14,13 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from acljax.checks import is_positive_int, require_finite, require_positive_finite
+from acljax.checks import SEED_LIMIT, is_positive_int, require_finite, require_positive_finite
 from acljax.data.episodes import TaskSpec, num_outputs
 from acljax.nn.learner import ENCODERS, check_mlp_features
 from acljax.nn.srwm import check_module_arguments
 
 SCHEDULES = ("warmup", "constant")
 MAX_IMAGE_SIZE = 1024  # PoolConfig.size: a 1024x1024x3 float32 image is 12 MiB, a sequence of them gigabytes
-SEED_LIMIT = 2 ** 63  # jax.random.key takes a signed 64-bit seed
 
 
 def check_types(cls: type, values: dict[str, Any]) -> None:
