@@ -5,11 +5,12 @@
 #   l2-unreadable           /sys's cache sizes hidden (a private mount namespace; needs root): the 1 MiB fallback
 #   avx2                    XLA's CPU code limited to AVX2 (XLA_FLAGS=--xla_cpu_max_isa=AVX2)
 #   one-core                the whole run pinned to one core (taskset)
+#   xla-default             XLA's CPU backend at its default optimisation level (tests/conftest.py sets level 0)
 # Usage: bash scripts/test_on_other_cpus.sh [VARIANT ...] [-- PYTEST ARGS]   (default: every variant, whole suite)
 # One line per variant goes to stdout and runs/test_on_other_cpus.log; the full output of each to runs/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-all=(l2-256k l2-512k l2-2m l2-unreadable avx2 one-core)
+all=(l2-256k l2-512k l2-2m l2-unreadable avx2 one-core xla-default)
 variants=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do variants+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
@@ -26,6 +27,7 @@ for variant in "${variants[@]}"; do
       'mount -t tmpfs none /sys/devices/system/cpu/cpu0/cache && exec "$@"' sh "${pytest[@]}") ;;
     avx2) cmd=(env XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_max_isa=AVX2" "${pytest[@]}") ;;
     one-core) cmd=(taskset -c 0 "${pytest[@]}") ;;
+    xla-default) cmd=(env XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=3" "${pytest[@]}") ;;
     *) echo "unknown variant '$variant'; known: ${all[*]}" >&2; exit 2 ;;
   esac
   start=$(date +%s)

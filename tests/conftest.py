@@ -5,12 +5,45 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
+# XLA's CPU backend without LLVM optimisation: most of the suite's time is compiling small programs once, and
+# this compiles them in about 60% of the time. The results round differently from the default level, as they do
+# from CPU to CPU, which the tests hold to. Set xla_backend_optimization_level in XLA_FLAGS yourself to test
+# another level (scripts/test_on_other_cpus.sh xla-default runs the suite at XLA's default).
+OPT_LEVEL = "xla_backend_optimization_level"
+if OPT_LEVEL not in os.environ.get("XLA_FLAGS", ""):  # before jax starts its backend; inherited by subprocesses
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{OPT_LEVEL}=0".strip()
+
+import jax  # noqa: E402
 import pytest
 
 from acljax.data.glyphs import NOTO_DIR
 
 ROOT = Path(__file__).parents[1]
+COMPILE_CACHE = "JAX_COMPILATION_CACHE_DIR"
+
+
+def pytest_configure(config):
+    """One JAX compilation cache for the whole run, shared by its workers and the processes tests start
+    (a killed and resumed run, the installed ``acljax`` command): a program compiled once is read back, not
+    compiled again. Made empty by the process that starts the run (the xdist controller, or the only process)
+    and removed at its end; a cache the caller set (the variable already there) is used as it is."""
+    if COMPILE_CACHE not in os.environ:
+        import tempfile
+
+        os.environ[COMPILE_CACHE] = tempfile.mkdtemp(prefix="acljax-tests-jit-")
+        config.stash[_OWN_CACHE] = os.environ[COMPILE_CACHE]
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+    jax.config.update("jax_compilation_cache_dir", os.environ[COMPILE_CACHE])  # jax read the variable on import
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE in config.stash:
+        shutil.rmtree(config.stash[_OWN_CACHE], ignore_errors=True)
+
+
+_OWN_CACHE = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -22,6 +22,9 @@ class TwoLayer(nnx.Module):
         return self.out(jax.nn.relu(self.hidden(x.reshape(len(x), -1))))
 
 
+ONE_QUERY = 1.5 / 40  # a tolerance of one flipped query, not two
+
+
 def test_nnx_model_applies_the_module_to_its_parameters():
     model = nnx_model(TwoLayer)
     params = model.init(jax.random.key(3))
@@ -81,6 +84,8 @@ def test_learner_trains_any_model_in_one_program(make_model):
     together = evaluate(model, s.tasks, [0, 1], progress=False)
     assert model._step._cache_size() == 1  # three tasks, one compilation
     alone = evaluate(learner(), s.tasks, [1], progress=False)
-    np.testing.assert_allclose(together.matrices[1], alone.matrices[0], atol=1e-6)
+    # the same arithmetic batched differently (vmapped seeds): trained parameters differ by rounding, so an
+    # entry may differ by one query flipped at a near tie, never more (40 test queries a task)
+    np.testing.assert_allclose(together.matrices[1], alone.matrices[0], rtol=0, atol=ONE_QUERY)
     assert together.matrices[:, 0, 0].min() > 0.8  # task 0 learned (2-way, task-IL)
     assert jnp.ndim(jax.tree.leaves(model.params)[0]) >= 2  # a leading seed axis on every parameter

@@ -65,3 +65,22 @@ def test_bad_buffers():
         init_buffer(4, (1,), num_classes=5)
     with pytest.raises(ValueError, match="reservoir_add needs a buffer made with num_classes=None"):
         reservoir_add(init_buffer(4, (1,), num_classes=2), jnp.ones((1, 1)), jnp.zeros(1, int), jax.random.key(0))
+
+
+def test_the_agem_method_projects_its_gradient_against_the_memory_gradient():
+    """AGEM.adjust_gradients on a linear model whose memory holds one example, x = (1, 0) of class 0: at W = 0
+    the memory loss's gradient is r = x (softmax(0) - onehot(0)) = [[-0.5, 0.5], [0, 0]] (times the number of
+    examples sampled, which the projection does not see). g = [[1, -1], [0.3, 0]] conflicts with it
+    (g . r = -1 < 0), so A-GEM returns g - (g . r / r . r) r = g + 2 r = [[0, 0], [0.3, 0]]."""
+    from acljax.cl.methods import AGEM, Masks
+
+    method = AGEM(memory_size=4, memory_batch=3)
+    memory = reservoir_add(init_buffer(4, (2,)), jnp.tile(jnp.array([[1.0, 0.0]]), (4, 1)), jnp.zeros(4, int),
+                           jax.random.key(0))
+    masks = Masks(jnp.ones(2, bool), jnp.ones((2, 2), bool), jnp.zeros(2, bool))
+    g = jnp.array([[1.0, -1.0], [0.3, 0.0]])
+    out = method.adjust_gradients(lambda w, x: x @ w, jnp.zeros((2, 2)), memory, g, masks, jax.random.key(1))
+    np.testing.assert_allclose(out, [[0.0, 0.0], [0.3, 0.0]], atol=1e-6)
+    aligned = -g  # no conflict: the gradient as it came
+    np.testing.assert_allclose(method.adjust_gradients(lambda w, x: x @ w, jnp.zeros((2, 2)), memory, aligned, masks,
+                                                       jax.random.key(1)), aligned)

@@ -9,6 +9,9 @@ from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 
 
+ONE_QUERY = 1.5 / 40  # a tolerance of one flipped query, not two
+
+
 def learner(method, s, epochs=3, **kw):
     config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2,
                               importance_samples=30, **kw)
@@ -19,8 +22,10 @@ def test_seeds_in_one_program_equal_separate_runs():
     s = stream("class")
     together = evaluate(learner("ewc", s, strength=10.0), s.tasks, [0, 1], progress=False)
     alone = evaluate(learner("ewc", s, strength=10.0), s.tasks, [1], progress=False)
-    np.testing.assert_allclose(together.matrices[1], alone.matrices[0], atol=1e-6)
-    np.testing.assert_allclose(together.baselines[1], alone.baselines[0], atol=1e-6)
+    # the same arithmetic batched differently (vmapped seeds): trained parameters differ by rounding, so an
+    # entry may differ by one query flipped at a near tie, never more (40 test queries a task)
+    np.testing.assert_allclose(together.matrices[1], alone.matrices[0], rtol=0, atol=ONE_QUERY)
+    np.testing.assert_allclose(together.baselines[1], alone.baselines[0], rtol=0, atol=ONE_QUERY)
 
 
 @pytest.mark.parametrize("method, kw", [("naive", {}), ("si", {"strength": 1.0, "xi": 0.1}),
@@ -63,9 +68,11 @@ def test_lwf_with_a_vanishing_weight_is_naive_training():
     s = stream("class")
     naive = evaluate(learner("naive", s), s.tasks, [0], progress=False).matrices
     lwf = evaluate(learner("lwf", s, strength=1e-12), s.tasks, [0], progress=False).matrices
-    np.testing.assert_allclose(lwf, naive, atol=1e-6)
+    np.testing.assert_allclose(lwf, naive, rtol=0, atol=ONE_QUERY)  # another sum: rounding, one near tie
     strong = evaluate(learner("lwf", s, strength=100.0), s.tasks, [0], progress=False).matrices
-    assert not np.allclose(strong, naive)
+    # a strong weight keeps the previous model's answers: in class-IL, task 0 survives learning task 1, which
+    # naive training forgets entirely
+    assert strong[0, 1, 0] > 0.9 and naive[0, 1, 0] < 0.1
 
 
 def test_task_incremental_masks_make_old_tasks_survive():
