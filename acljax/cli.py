@@ -128,11 +128,6 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# acljax.cl.methods.METHODS, named here so that `acljax --help` imports no JAX (tests/acl/test_cli.py checks)
-CL_METHODS = ("naive", "joint", "l2", "ewc", "online_ewc", "si", "mas", "replay", "agem", "gem", "er_ace", "derpp",
-              "lwf", "lora", "experts", "pnn", "adapters", "task_tokens", "dgr", "rtf")
-
-
 def _writable(out) -> None:
     """Create ``out`` and check it is writable, before the work whose results go there."""
     try:
@@ -149,9 +144,9 @@ def _cl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from acljax import configs
-    from acljax.acl.evaluate import splits_data
     from acljax.cl.evaluate import sequential_report
     from acljax.cl.trainer import SequentialConfig
+    from acljax.data.benchmarks import splits_data
     from acljax.eval import report
 
     config = configs.override(SequentialConfig(method=args.method, model=args.model), args.set)
@@ -235,17 +230,7 @@ def _add_config_changes(parser: argparse.ArgumentParser) -> None:
                         help="the config shrunk to a run of seconds (2 steps, batch 2, 1 evaluation batch)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import version
-
-    from acljax import configs
-    from acljax.pretrained import pretrained_names
-
-    parser = argparse.ArgumentParser(prog="acljax", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"acljax {version('acljax')}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser = partial(commands.add_parser, formatter_class=_HelpFormatter)
-    demo = commands.add_parser("demo", help="train an SRWM model on in-context associative recall (CPU, ~1 min)")
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--config", default=None,
                       help="a shipped config (recall_demo) or a .py file with get_config() (default: the built-in "
                            "demo)")
@@ -255,7 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_seed, default=None, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
 
-    train = commands.add_parser("train", help="meta-train an in-context learner with the ACL objective")
+
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    from acljax import configs
+
     train.add_argument("--config", required=True,
                        help="a shipped config (" + ", ".join(n for n in configs.NAMES if n.startswith("acl_")) +
                             ") or a .py file with get_config() -> ACLConfig")
@@ -284,7 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--process-id", type=int, default=None, help="with --distributed: 0 .. num_processes-1")
     train.set_defaults(func=_train)
 
-    evaluate = commands.add_parser("eval", help="in-context continual learning on a task stream (accuracy matrix)")
+
+def _eval_arguments(evaluate: argparse.ArgumentParser) -> None:
+    from acljax.pretrained import pretrained_names
+
     evaluate.add_argument("--model", default=None,
                           help="a workdir of acljax train or a shipped model (" + ", ".join(pretrained_names()) + "); "
                                "default: the shipped model for the stream (glyphs_24task_acl for split_glyphs_domainN, "
@@ -302,9 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="runs/eval", help="folder for the JSON, Markdown and heatmap")
     evaluate.set_defaults(func=_eval)
 
-    cl = commands.add_parser("cl", help="a gradient-based continual learner (EWC, SI, replay, GEM, ...) on a task "
-                                        "stream, every seed in one program (accuracy matrix)")
-    cl.add_argument("--method", default="naive", help=f"one of {', '.join(CL_METHODS)}; its settings: --set")
+
+def _cl_arguments(cl: argparse.ArgumentParser) -> None:
+    from acljax.cl.methods import METHODS  # imports JAX: only for this command
+
+    cl.add_argument("--method", default="naive", help=f"one of {', '.join(METHODS)}; its settings: --set")
     cl.add_argument("--stream", default="split_mnist_domain",
                     help="any stream of acljax eval (split_mnist_domain, split_mnist_class, split_glyphs_domain5, "
                          "...), split:DATASET (a prepared data set, e.g. split:mnist) or PATH.npz")
@@ -324,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "OUT/NAME_checkpoints until the report is written, and the same command resumes from it")
     cl.set_defaults(func=_cl)
 
-    quick = commands.add_parser("quickstart", help="ACL vs no ACL on offline glyph tasks (CPU, a few minutes)")
+
+def _quickstart_arguments(quick: argparse.ArgumentParser) -> None:
     quick.add_argument("--workdir", default="runs/quickstart",
                        help="both models' runs (acl/, no_acl/), the summary table and the plots go here")
     quick.add_argument("--steps", type=_positive_int, default=300,
@@ -333,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ignore the shipped checkpoints (needs ~5000 steps)")
     quick.set_defaults(func=_quickstart)
 
-    data = commands.add_parser("data", help="list, prepare and look at data sets").add_subparsers(
-        dest="data_command", required=True)
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_subparsers(dest="data_command", required=True)
     data.add_parser = partial(data.add_parser, formatter_class=_HelpFormatter)
     data.add_parser("list", help="known and prepared data sets, sizes, where they come from").set_defaults(
         func=_data_list)
@@ -349,11 +344,39 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--split", default=None, help="default: train (background for glyphs)")
     show.add_argument("--out", default=None, help="PNG path (default: runs/data/NAME_SPLIT_contact_sheet.png)")
     show.set_defaults(func=_data_show)
+
+
+COMMANDS = {  # name -> (one line of help, the function that adds the command's arguments)
+    "demo": ("train an SRWM model on in-context associative recall (CPU, ~1 min)", _demo_arguments),
+    "train": ("meta-train an in-context learner with the ACL objective", _train_arguments),
+    "eval": ("in-context continual learning on a task stream (accuracy matrix)", _eval_arguments),
+    "cl": ("a gradient-based continual learner (EWC, SI, replay, GEM, ...) on a task stream, every seed in one "
+           "program (accuracy matrix)", _cl_arguments),
+    "quickstart": ("ACL vs no ACL on offline glyph tasks (CPU, a few minutes)", _quickstart_arguments),
+    "data": ("list, prepare and look at data sets", _data_arguments),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser: every command listed, ``command``'s own arguments added (only the command being run needs
+    them; adding them may import the library, as ``cl``'s list of methods does, so ``acljax --help`` imports no
+    JAX)."""
+    from importlib.metadata import version
+
+    parser = argparse.ArgumentParser(prog="acljax", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"acljax {version('acljax')}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (summary, add_arguments) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, formatter_class=_HelpFormatter)
+        if name == command:
+            add_arguments(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # acljax's own options take no value
+    args = build_parser(command).parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:  # bad input or missing data: say what and how, no traceback

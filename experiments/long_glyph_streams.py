@@ -33,9 +33,10 @@ import time
 
 from hsu_split_mnist import config_for
 
-from acljax.acl.evaluate import GLYPH_STREAM, glyph_stream, in_context_report
+from acljax.acl.evaluate import in_context_report
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import channel_statistics
+from acljax.data.benchmarks import GLYPH_STREAM, glyph_stream
 from acljax.data.registry import Preprocessing
 from acljax.eval import evaluate
 from acljax.recording import add_output_arguments, output_dir

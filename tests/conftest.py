@@ -5,15 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# XLA's CPU backend without LLVM optimisation: most of the suite's time is compiling small programs once, and
-# this compiles them in about 60% of the time. The results round differently from the default level, as they do
-# from CPU to CPU, which the tests hold to. Set xla_backend_optimization_level in XLA_FLAGS yourself to test
-# another level (scripts/test_on_other_cpus.sh xla-default runs the suite at XLA's default).
-OPT_LEVEL = "xla_backend_optimization_level"
-if OPT_LEVEL not in os.environ.get("XLA_FLAGS", ""):  # before jax starts its backend; inherited by subprocesses
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{OPT_LEVEL}=0".strip()
-
-import jax  # noqa: E402
+import jax
 import pytest
 
 from acljax.data.glyphs import NOTO_DIR
@@ -22,11 +14,22 @@ ROOT = Path(__file__).parents[1]
 COMPILE_CACHE = "JAX_COMPILATION_CACHE_DIR"
 
 
+OPT_LEVEL = "xla_backend_optimization_level"
+
+
 def pytest_configure(config):
-    """One JAX compilation cache for the whole run, shared by its workers and the processes tests start
+    """XLA's CPU backend without LLVM optimisation: most of the suite's time is compiling small programs once, and
+    this compiles them in about 60% of the time. Results round differently from the default level, as they do from
+    CPU to CPU, which the tests hold to. A level in XLA_FLAGS is kept (scripts/test_on_other_cpus.sh xla-default
+    runs the suite at XLA's default). Set here, before any test module is imported, so before JAX starts its
+    backend; inherited by the xdist workers and every process a test starts.
+
+    One JAX compilation cache for the whole run, shared by its workers and the processes tests start
     (a killed and resumed run, the installed ``acljax`` command): a program compiled once is read back, not
     compiled again. Made empty by the process that starts the run (the xdist controller, or the only process)
     and removed at its end; a cache the caller set (the variable already there) is used as it is."""
+    if OPT_LEVEL not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{OPT_LEVEL}=0".strip()
     if COMPILE_CACHE not in os.environ:
         import tempfile
 

@@ -15,8 +15,8 @@ from jax import export
 
 from acljax import configs
 from acljax.acl.trainer import MetaLearner
-from acljax.cl.methods import Masks
-from acljax.cl.trainer import METHODS, SequentialConfig, SequentialLearner
+from acljax.cl.methods import METHODS, Masks
+from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.srwm import init_state, srwm_scan
 
 PLATFORMS = ("cuda", "tpu")
@@ -51,7 +51,7 @@ KERNEL_CALLS = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
 
 # "scan" for both platforms in one module; each kernel alone (a two-platform module with the Pallas kernels fails:
 # jax 0.10.2 lowers the GPU kernel's pallas_call with the TPU rule too, which refuses its GPU compiler params)
-@pytest.mark.parametrize("impl, platforms", [("scan", PLATFORMS), *((("pallas", (p,)) for p in PLATFORMS))])
+@pytest.mark.parametrize("impl, platforms", [("scan", PLATFORMS), *(("pallas", (p,)) for p in PLATFORMS)])
 def test_the_paper_acl_meta_training_step_lowers(impl, platforms):
     config = configs.load("acl_paper_2task")  # Conv-4, 2 x 5-way 15-shot + first shots, batch 32, warm-up Adam
     config = configs.override(config, [f"model.impl={impl!r}"])  # on a GPU/TPU, "auto" means "pallas"

@@ -6,19 +6,16 @@ import dataclasses
 import json
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from acljax.acl.evaluate import GLYPH_WAYS, STREAM_CHOICES, STREAMS, build_stream, glyph_stream_length
 from acljax.checks import is_positive_int
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
-from acljax.data.registry import Preprocessing, prepared_info
+from acljax.data.benchmarks import build_stream, stream_geometry
+from acljax.data.registry import Preprocessing
 from acljax.data.show import contact_sheet
-from acljax.data.sources import check_npz_sizes, npz_headers, read_npz
 from acljax.data.store import ImageSet, available_memory, byte_size
-from acljax.data.streams import SCENARIOS
 from acljax.eval import evaluate
 from acljax.eval.protocol import Report
 from acljax.workdir import Workdir
@@ -95,40 +92,6 @@ def _check_method_fits(method, stream_name: str, scenario: str) -> None:
         raise ValueError(f"{type(method).__name__} picks its parameters by the task's index at test time, which only "
                          f"task-incremental streams give; {stream_name} is {scenario}-incremental (--scenario "
                          "task, or a routing that infers the task)")
-
-
-def stream_geometry(name: str, classes_per_task: int = 2, scenario: str = "domain"
-                    ) -> tuple[tuple[int, ...], int, str] | None:
-    """(one example's shape, number of outputs, scenario) of a stream, from the data's metadata alone: a data
-    set's info.json (a known one not yet prepared is prepared, as loading it would), an .npz's array headers
-    (and its labels, for a class- or task-incremental layout). None when an .npz cannot be read so (loading it
-    then says why)."""
-    if name in STREAMS:
-        dataset, num_tasks, per_task, scenario = STREAMS[name]
-    elif (length := glyph_stream_length(name)) is not None:
-        dataset, num_tasks, per_task, scenario = "glyphs", length, GLYPH_WAYS, "domain"
-    elif name == "mnist_then_fashion_mnist":
-        dataset, num_tasks, per_task, scenario = "mnist", 2, 10, "domain"
-    elif name.endswith(".npz") or name.startswith("split:"):
-        dataset, num_tasks, per_task = name.removeprefix("split:"), None, classes_per_task
-    else:
-        raise ValueError(f"stream must be one of {STREAM_CHOICES}, got {name!r}")
-    if scenario not in SCENARIOS:
-        raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
-    if dataset.endswith(".npz"):
-        try:
-            headers = npz_headers(Path(dataset), ("x", "y", "x_test", "y_test"))
-            check_npz_sizes(Path(dataset), headers)  # a crafted header's shape is no basis for an estimate
-            shape = headers["x"][0]
-            num_classes = len(np.unique(read_npz(dataset, ("y",))["y"])) if scenario != "domain" else 0
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            return None
-        shape = tuple(shape[1:]) + ((1,) if len(shape) == 3 else ())
-    else:
-        split = prepared_info(dataset)["splits"]["evaluation" if dataset == "glyphs" else "train"]
-        shape, num_classes = tuple(split["image_shape"]), split["num_classes"]
-    outputs = per_task if scenario == "domain" else (num_tasks or num_classes // per_task) * per_task
-    return shape, max(outputs, 1), scenario
 
 
 def check_seeds_fit(config: SequentialConfig, input_shape: tuple[int, ...], num_outputs: int, seeds: int) -> None:

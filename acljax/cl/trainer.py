@@ -19,13 +19,11 @@ import optax
 from tqdm import tqdm
 
 from acljax.checks import NonFiniteLoss, is_positive_int, require_finite, require_positive_finite
-from acljax.cl.methods import METHODS as METHOD_CLASSES
-from acljax.cl.methods import Masks, Method, TaskEnd, masked
+from acljax.cl.methods import METHODS, Masks, Method, TaskEnd, masked
 from acljax.cl.models import MODELS, Model, conv_model, mlp_model
 from acljax.data.streams import Task
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 
-METHODS = tuple(METHOD_CLASSES)
 OPTIMIZERS = {  # PyTorch's defaults, which the published baselines used (optax's Adagrad starts its sum at 0.1)
     "sgd": optax.sgd, "adam": optax.adam,
     "adagrad": lambda lr: optax.adagrad(lr, initial_accumulator_value=0.0, eps=1e-10),
@@ -34,7 +32,7 @@ OPTIMIZERS = {  # PyTorch's defaults, which the published baselines used (optax'
 
 @dataclasses.dataclass(frozen=True)
 class SequentialConfig:
-    """method: a name in METHODS, built from this config's fields of the same names, or a
+    """method: a name in :data:`acljax.cl.methods.METHODS`, built from this config's fields of the same names, or a
     :class:`acljax.cl.methods.Method` instance (which carries its own hyper-parameters). strength in acljax's
     convention (penalty = strength/2 sum I (theta - a)^2; for LwF the distillation weight);
     importance_samples: examples of the task used for Fisher / MAS importances (None: every training example
@@ -83,7 +81,8 @@ class SequentialConfig:
 
     def __post_init__(self):
         if not isinstance(self.method, Method) and self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS} or an acljax.cl.methods.Method, got {self.method!r}")
+            raise ValueError(f"method must be one of {tuple(METHODS)} or an acljax.cl.methods.Method, got "
+                             f"{self.method!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.model not in MODELS:
@@ -105,7 +104,7 @@ class SequentialConfig:
     def build_method(self) -> Method:
         if isinstance(self.method, Method):
             return self.method
-        return METHOD_CLASSES[self.method].from_config(self)
+        return METHODS[self.method].from_config(self)
 
 
 class SequentialLearner:

@@ -8,7 +8,6 @@ from cl_streams import stream
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 
-
 ONE_QUERY = 1.5 / 40  # a tolerance of one flipped query, not two
 
 

@@ -79,15 +79,15 @@ def test_per_class_halves_keep_each_class_first_half_in_order():
 @pytest.fixture
 def glyph_stand_in(monkeypatch):
     """120 stand-in glyph characters of 20 drawings each, pixel value = character, as the evaluation split."""
-    from acljax.acl import evaluate
+    from acljax.data import benchmarks
 
     characters = ImageSet(np.repeat(np.arange(120, dtype=np.uint8), 20)[:, None, None, None] * np.ones((1, 2, 2, 1),
                                                                                                    np.uint8),
                           np.repeat(np.arange(120, dtype=np.int32), 20))
-    monkeypatch.setattr(evaluate, "load", lambda name, split, pre: characters if (name, split) == (
+    monkeypatch.setattr(benchmarks, "load", lambda name, split, pre: characters if (name, split) == (
         "glyphs", "evaluation") else pytest.fail(f"read {name}/{split}"))
-    monkeypatch.setattr(evaluate, "channel_statistics", lambda name, pre: (np.zeros(1), np.ones(1)))
-    return evaluate
+    monkeypatch.setattr(benchmarks, "channel_statistics", lambda name, pre: (np.zeros(1), np.ones(1)))
+    return benchmarks
 
 
 def test_glyph_streams_are_domain_incremental_five_way_tasks_of_distinct_characters(glyph_stand_in):

@@ -111,7 +111,7 @@ def test_bfloat16_inputs_give_bfloat16_outputs_from_a_float32_state():
     y_ref, final_ref = srwm_scan(state, x, impl="reference")  # the reference casts the same way
     np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(y_ref, np.float32), rtol=1e-2, atol=1e-2)
     _assert_close(final, final_ref, rtol=1e-5)
-    dx, dx_ref = (jax.grad(lambda x: srwm_scan(state, x, impl=impl)[0].astype(jnp.float32).sum())(x)
+    dx, dx_ref = (jax.grad(lambda x, impl=impl: srwm_scan(state, x, impl=impl)[0].astype(jnp.float32).sum())(x)
                   for impl in ("pallas", "reference"))
     assert dx.dtype == jnp.bfloat16
     # float32 inside, one rounding to bfloat16 at the end (eps 2^-8): within about two bfloat16 steps
