@@ -1,4 +1,4 @@
-"""Split-MNIST baselines with Hsu et al. 2018's protocol, beside their Table 2 (REFERENCE.md §5).
+"""Split-MNIST baselines with Hsu et al. 2018's protocol, beside their Table 2.
 
     python experiments/hsu_split_mnist.py [--seeds 10] [--methods ...] [--scenarios task domain class class2]
 

@@ -2,7 +2,7 @@
 
     python experiments/isolation_split_mnist.py [--seeds 5] [--rows ...] [--scenarios task domain class]
 
-Hsu et al.'s training protocol (MLP 784-400-400, 4 epochs per task, batch 128, Adam 1e-3; REFERENCE.md §5):
+Hsu et al.'s training protocol (MLP 784-400-400, 4 epochs per task, batch 128, Adam 1e-3):
 naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 8) or bottleneck adapters
 (width 32) on the network frozen after task 0, progressive networks (a column per task with laterals), task
 tokens (a learned token per task read first by a frozen SRWM sequence model of the image's rows; these four

@@ -19,7 +19,7 @@ def test_quickstart_on_an_empty_cache(quickstart_on_empty_cache):
     assert set(info["splits"]) == {"background", "evaluation"} and len(info["mean"]) == 1
     summary = json.loads((workdir / "summary.json").read_text())
     acl, no_acl = summary["test"]["ACL"], summary["test"]["no ACL"]
-    # the paper's effect (REFERENCE.md §3): both learn each task in context far above chance (20 %), and
+    # the paper's effect: both learn each task in context far above chance (20 %), and
     # without the ACL term task A falls towards chance once B is learned; with it, A survives
     for model in (acl, no_acl):
         assert model["acc/within_0"] > 0.8 and model["acc/within_1"] > 0.7

@@ -1,4 +1,7 @@
-"""The ACL meta-objective (REFERENCE.md §3) over a sequence of tasks read in context.
+"""The ACL meta-objective (Irie, Csordás, Schmidhuber, "Metalearning Continual Learning Algorithms", TMLR 2025)
+over a sequence of tasks read in context. For two tasks, with W_A the state after A's demos and W_AB after A's
+then B's, L = -[log p(y_A | x_A; W_A) + log p(y_B | x_B; W_AB) + log p(y_A | x_A; W_AB)]; the last (an earlier
+task's queries scored after a later task) is the ACL term.
 
 A sequence is laid out by :func:`acljax.data.episodes.sample_episodes`: per task
 ``[first-shot demos] [demos] [queries]``. Demos update the fast weights; queries never do. With W_i

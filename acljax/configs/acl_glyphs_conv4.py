@@ -1,5 +1,5 @@
 """The paper's model on the quickstart's tasks (a GPU job): Conv-4 encoder, D = 256, 16 heads, feed-forward
-512 (``ModelConfig()``'s defaults, REFERENCE §3; 10 outputs as the quickstart), meta-trained on 2-task
+512 (``ModelConfig()``'s defaults, the paper's sizes; 10 outputs as the quickstart), meta-trained on 2-task
 sequences of 5-way 5-shot glyph tasks exactly as ``acl_glyphs_quickstart`` (batch 16, constant 1e-3, 5000
 steps). About 2.5 min on an H100 shared with three other runs; hours on a 2-core CPU.
 

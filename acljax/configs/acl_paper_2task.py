@@ -1,5 +1,5 @@
-"""The paper's 2-task experiment (REFERENCE §3): one Omniglot and one Mini-ImageNet 5-way 15-shot task
-per sequence, one query per task, auxiliary 1-shot terms, order swapped every step, loss
+"""The paper's 2-task experiment (Irie et al. 2025, as their code runs it): one Omniglot and one Mini-ImageNet
+5-way 15-shot task per sequence, one query per task, auxiliary 1-shot terms, order swapped every step, loss
 0.2 x [0.1 (fs_O + main_O) + (fs_M + main_M) + acl_first], Conv-4 model, warm-up Adam, batch 32,
 about 476k steps (GPU).
 

@@ -1,5 +1,6 @@
-"""The paper's 3-task experiment (REFERENCE §3): three 5-way 15-shot tasks per sequence from three data
-sets, cyclic task orders only, the 9 terms (3 first-shot, 3 within, 3 backward) each weighted 0.11.
+"""The paper's 3-task experiment (Irie et al. 2025, as their code runs it): three 5-way 15-shot tasks per
+sequence from three data sets, cyclic task orders only, the 9 terms (3 first-shot, 3 within, 3 backward)
+each weighted 0.11.
 The third data set is any prepared one (here CIFAR-100 via TFDS; another: --set pools.2.dataset=NAME).
 
     acljax train --config acl_paper_3task --workdir runs/paper_3task

@@ -1,4 +1,4 @@
-"""Split-MNIST meta-finetuning, class-incremental (REFERENCE §3): as the domain-incremental config,
+"""Split-MNIST meta-finetuning, class-incremental (Irie et al. 2025): as the domain-incremental config,
 but task t's labels are shifted by 2t over the 10-way output.
 
     acljax train --config acl_split_mnist_class --workdir runs/split_mnist_class

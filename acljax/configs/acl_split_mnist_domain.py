@@ -1,4 +1,4 @@
-"""Split-MNIST meta-finetuning, domain-incremental (REFERENCE §3): 5 tasks of 2-way 5-shot glyph
+"""Split-MNIST meta-finetuning, domain-incremental (Irie et al. 2025): 5 tasks of 2-way 5-shot glyph
 classes, labels {0, 1} in every task, uniform mean over the 15 terms (5 within + 10 backward),
 constant learning rate 1e-3. Starts from the shipped end of the glyph length curriculum
 (``glyphs_24task_acl``: 2 -> 4 -> 8 -> 16 -> 24-task sequences), a better starting point than the 2-task

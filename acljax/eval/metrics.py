@@ -1,4 +1,5 @@
-"""Continual-learning metrics from an accuracy matrix (REFERENCE.md §4).
+"""Continual-learning metrics from an accuracy matrix: ACC and BWT/FWT (Lopez-Paz & Ranzato 2017), forgetting
+(Chaudhry et al. 2018).
 
 ``R[i, j]``: accuracy on task j after learning tasks 0..i (T x T, future tasks included);
 ``b[j]``: accuracy of the untrained learner on task j. Indices here are 0-based.

@@ -1,6 +1,14 @@
 """An obviously correct, slow SRWM: a Python loop over time, each block updated separately.
 
-Follows REFERENCE.md §1 line by line; every faster implementation is tested against it.
+Per head (head width d, row vectors, ``out = x @ W``), one step of input x_t reads the weights W from before
+it (Irie et al., "A Modern Self-Referential Weight Matrix That Learns to Modify Itself", ICML 2022)::
+
+    y_t = x_t Wy;  q_t = softmax(x_t Wq);  k_t = softmax(x_t Wk);  b_t = sigmoid(x_t Wb)   (n_beta rates)
+    for each block X of (y, q, k, b), with its rate b_t[X] (the one rate when n_beta == 1):
+        WX <- WX + k_t^T (b_t[X] (q_t WX - k_t WX))
+
+i.e. WX_t = (I + b_t[X] k_t^T (q_t - k_t)) WX_{t-1}. The update is applied at the last step too, so the final
+state has read every step. This loop follows it line by line; every faster implementation is tested against it.
 """
 
 from __future__ import annotations

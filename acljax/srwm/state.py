@@ -1,4 +1,5 @@
-"""The SRWM fast-weight state and its initialisation (REFERENCE.md §1)."""
+"""The SRWM fast-weight state per head: w_y (d, d_out), w_q (d, d), w_k (d, d), w_b (d, n_beta); and its
+initialisation (the ACL code's)."""
 
 from __future__ import annotations
 

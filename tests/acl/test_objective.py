@@ -89,7 +89,7 @@ def test_terms_match_the_query_by_query_loop(tasks):
 
 
 def test_paper_two_task_weighting():
-    """0.2 x [s_A (fs_A + main_A) + s_B (fs_B + main_B) + acl_A], s = (0.1, 1) (REFERENCE §3)."""
+    """0.2 x [s_A (fs_A + main_A) + s_B (fs_B + main_B) + acl_A], s = (0.1, 1) (the paper's 2-task loss)."""
     tasks = (TaskSpec(3, 2, 2, first_shot=True), TaskSpec(3, 2, 2, first_shot=True))
     objective = ACLObjective(tasks, loss_scale=0.2)
     names = [t.name for t in objective.terms]
@@ -106,7 +106,7 @@ def test_paper_two_task_weighting():
 def test_uniform_mean_and_no_acl_weights():
     tasks = tuple(TaskSpec(2, 5, 1, label_offset=2 * t) for t in range(5))
     with_acl = ACLObjective(tasks)
-    assert len(with_acl.terms) == 15  # 5 within + 10 backward (REFERENCE §3, Split-MNIST)
+    assert len(with_acl.terms) == 15  # 5 within + 10 backward (the paper's Split-MNIST loss)
     np.testing.assert_allclose(with_acl.weights(np.ones(5)), np.full(15, 1 / 15), rtol=1e-6)
     without = ACLObjective(tasks, use_acl=False)
     expected = np.array([0.0 if t.kind == "backward" else 0.2 for t in without.terms])
