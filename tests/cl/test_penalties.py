@@ -1,0 +1,61 @@
+"""Each quadratic-penalty method (L2, EWC, online EWC, MAS, SI) does what defines it: after task 0 it holds
+importances and an anchor, and training task 1 under its penalty keeps the parameters task 0 made important
+where naive training moves them."""
+
+import jax
+import numpy as np
+import pytest
+from cl_streams import stream
+
+from acljax.cl.regularizers import PenaltyState
+from acljax.cl.trainer import SequentialConfig, SequentialLearner
+
+
+def _flat(tree) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in jax.tree.leaves(tree)])
+
+
+def _penalty(opt_state) -> PenaltyState:
+    """The method's penalty state, wherever in the optax chain it sits."""
+    return next(s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, PenaltyState))
+                if isinstance(s, PenaltyState))
+
+
+def _two_tasks(method, **kw):
+    """Seed 0 trained on task 0, then task 1 (domain-IL) -> (params after task 0, the optimiser state then,
+    params after task 1)."""
+    s = stream("domain")
+    config = SequentialConfig(method=method, hidden=(16,), epochs=3, batch_size=16, learning_rate=1e-2,
+                              importance_samples=30, **kw)
+    learner = SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
+    learner.reset([0])
+    learner.learn(0, s.tasks[0])
+    after_0, state_0 = _flat(learner.params), learner.opt_state
+    learner.learn(1, s.tasks[1])
+    return after_0, state_0, _flat(learner.params)
+
+
+@pytest.fixture(scope="module")
+def naive():
+    after_0, _, after_1 = _two_tasks("naive")
+    return after_0, after_1
+
+
+# EWC's Fisher is tiny once a task is learned (its gradients vanish), so its strength is larger
+@pytest.mark.parametrize("method, kw", [("l2", {"strength": 1e4}), ("ewc", {"strength": 1e8}),
+                                        ("online_ewc", {"strength": 1e8, "gamma": 0.9}), ("mas", {"strength": 1e4}),
+                                        ("si", {"strength": 1e4, "xi": 0.1})])
+def test_a_strong_penalty_keeps_what_task_0_made_important(naive, method, kw):
+    """The method minimises task 1's loss plus strength/2 sum I (theta - anchor)^2; naive training minimises the
+    loss alone, so its end point is one the method could have chosen: the method ends with the smaller penalty.
+    With a penalty that dominates, it ends with a far smaller one (here below a tenth)."""
+    after_0, state_0, after_1 = _two_tasks(method, **kw)
+    penalty = _penalty(state_0)
+    importance = _flat(penalty.importance)
+    assert (importance > 0).any() and (importance >= 0).all()
+    anchored = importance > 0
+    np.testing.assert_allclose(_flat(penalty.weighted_anchor)[anchored] / importance[anchored], after_0[anchored],
+                               rtol=1e-6)  # the anchor: the parameters at the end of task 0
+    held = np.sum(importance * (after_1 - after_0) ** 2)
+    moved = np.sum(importance * (naive[1] - naive[0]) ** 2)
+    assert held < 0.1 * moved
