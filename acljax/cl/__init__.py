@@ -4,14 +4,16 @@ regularisers as optax transformations and their importances, replay buffers, a s
 from acljax.cl.importance import FISHER_ESTIMATORS, fisher_diagonal, mas_importance
 from acljax.cl.regularizers import (
     PenaltyState,
+    SIState,
     consolidate,
     ewc_consolidate,
     l2_consolidate,
     mas_consolidate,
     online_ewc_consolidate,
     quadratic_penalty,
+    si_consolidate,
+    synaptic_intelligence,
 )
-from acljax.cl.si import SIState, si_consolidate, synaptic_intelligence
 
 __all__ = ["FISHER_ESTIMATORS", "PenaltyState", "SIState", "consolidate", "ewc_consolidate", "fisher_diagonal",
            "l2_consolidate", "mas_consolidate", "mas_importance", "online_ewc_consolidate", "quadratic_penalty",

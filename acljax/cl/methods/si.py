@@ -8,13 +8,12 @@ import jax
 import optax
 
 from acljax.cl.methods.base import Method, TaskEnd
-from acljax.cl.regularizers import _check_strength
-from acljax.cl.si import si_consolidate, synaptic_intelligence
+from acljax.cl.regularizers import _check_strength, si_consolidate, synaptic_intelligence
 
 
 @dataclasses.dataclass(frozen=True)
 class SI(Method):
-    """The optimiser wrapped by :func:`acljax.cl.si.synaptic_intelligence`; ``xi`` damps the importance of
+    """The optimiser wrapped by :func:`acljax.cl.regularizers.synaptic_intelligence`; ``xi`` damps the importance of
     parameters that barely moved; ``reset_optimizer`` re-initialises the inner optimiser at task ends."""
 
     strength: float = 0.0
