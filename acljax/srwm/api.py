@@ -152,13 +152,14 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_soft
         check_all_finite(x, "x")
         for name, w in state._asdict().items():
             check_all_finite(w, f"state.{name}")
-    run = _run_reference if impl == "reference" else _run_compiled  # a Python loop is not worth compiling
+    run = _run_implementation if impl == "reference" else _run_compiled  # a Python loop is not worth compiling
     return run(state, x, impl=impl, input_softmax=input_softmax, chunk_size=chunk_size if impl in CHUNKED else None,
                precision=precision, batch_block=batch_block if impl == "reversible" else None)
 
 
-def _run_reference(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool, chunk_size: int | None,
-                   precision: Precision, batch_block: int | None):
+def _run_implementation(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool,
+                        chunk_size: int | None, precision: Precision, batch_block: int | None):
+    """``IMPLEMENTATIONS[impl]`` from ``state`` broadcast to the batch in the state's dtype; y in x's dtype."""
     dtype = state_dtype(state, x)
     start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, x.shape[0])))
     options = {name: value for name, value in (("chunk_size", chunk_size), ("batch_block", batch_block))
@@ -169,7 +170,7 @@ def _run_reference(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: 
 
 # Compiled once per shape and option, so that eager calls (a notebook, a layer called outside jit) do not
 # dispatch the scan op by op; under an outer jit it is simply inlined.
-_run_compiled = jax.jit(_run_reference,
+_run_compiled = jax.jit(_run_implementation,
                         static_argnames=("impl", "input_softmax", "chunk_size", "precision", "batch_block"))
 
 

@@ -240,7 +240,7 @@ def test_eager_calls_compile_once_per_shape(caplog):
     with caplog.at_level(logging.WARNING), jax.log_compiles():
         first = srwm_scan(state, x, impl="scan")
         again = srwm_scan(state, x + 1.0, impl="scan")  # new values, same shapes: no new program
-    compiled = [r for r in caplog.records if "Finished XLA compilation of jit(_run_reference)" in r.getMessage()]
+    compiled = [r for r in caplog.records if "Finished XLA compilation of jit(_run_implementation)" in r.getMessage()]
     assert len(compiled) == 1, [r.getMessage() for r in compiled]
     np.testing.assert_allclose(first[0], srwm_scan(state, x, impl="reference")[0], atol=1e-5)
     np.testing.assert_allclose(again[0], srwm_scan(state, x + 1.0, impl="reference")[0], atol=1e-5)  # new values
