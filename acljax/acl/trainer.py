@@ -85,6 +85,13 @@ def layout_only(task: TaskSpec) -> TaskSpec:
     return TaskSpec(task.n_way, task.k_shot, task.num_queries, task.first_shot)
 
 
+# ACLConfig fields that only steer the loop around the compiled functions (data, length, logging, saving,
+# devices) or reach them as arguments (task_scales; batch_size as a shape; the tasks' layout through the objectives)
+LOOP_FIELDS = frozenset({"pools", "tasks", "task_scales", "batch_size", "steps", "log_every", "validate_every",
+                         "checkpoint_every", "validation_batches", "test_batches", "init_from", "num_devices",
+                         "async_checkpoints", "prefetch", "skip_nonfinite_steps", "seed"})
+
+
 class MetaLearner:
     """The model split into (graphdef, params, rest) with jit-compiled train and evaluation functions."""
 
@@ -98,10 +105,11 @@ class MetaLearner:
     @property
     def _program(self):
         """What the compiled functions depend on: learners that agree on it share them (jit treats self as
-        static), so a resumed run or a second evaluation does not compile again."""
+        static), so a resumed run or a second evaluation does not compile again. Every config field but
+        :data:`LOOP_FIELDS` counts, a field added later included: a missing one would reuse a stale program."""
         c = self.config
-        return (c.model, c.num_classes, self.image_shape, tuple(self.objectives), c.schedule, c.learning_rate,
-                c.warmup_steps, c.adam_b1, c.adam_b2, c.adam_eps)
+        fields = tuple((f.name, getattr(c, f.name)) for f in dataclasses.fields(c) if f.name not in LOOP_FIELDS)
+        return fields + (c.num_classes, self.image_shape, tuple(self.objectives))
 
     def __hash__(self):
         return hash(self._program)

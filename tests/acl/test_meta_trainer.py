@@ -503,3 +503,16 @@ def test_meta_training_lowers_the_loss_on_a_learnable_problem(tmp_path):
     first, last = losses[:20], losses[-20:]
     assert abs(first[:5].mean() - np.log(3)) < 0.2
     assert first.mean() - last.mean() > 3 * np.sqrt(first.var(ddof=1) / 20 + last.var(ddof=1) / 20)
+
+
+def test_learners_share_compiled_functions_only_when_their_programs_agree(npz):
+    """A learner is a static argument of the compiled functions: equal learners reuse one compile. Configs that
+    differ only in how the loop runs agree; any field that changes the program makes another learner."""
+    base, shape = _config(npz), (8, 8, 1)
+    learner = MetaLearner(base, shape)
+    loop_only = dataclasses.replace(base, steps=3, seed=5, log_every=3, batch_size=4, prefetch=0, test_batches=1)
+    assert MetaLearner(loop_only, shape) == learner and hash(MetaLearner(loop_only, shape)) == hash(learner)
+    for change in ({"adam_eps": 1e-3}, {"learning_rate": 2e-3}, {"use_acl": False}, {"loss_scale": 1.0},
+                   {"model": dataclasses.replace(base.model, dropout_rate=0.5)}):
+        assert MetaLearner(dataclasses.replace(base, **change), shape) != learner, change
+    assert MetaLearner(base, (8, 8, 3)) != learner  # another image shape
