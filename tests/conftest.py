@@ -18,11 +18,12 @@ OPT_LEVEL = "xla_backend_optimization_level"
 
 
 def pytest_configure(config):
-    """XLA's CPU backend without LLVM optimisation: most of the suite's time is compiling small programs once, and
-    this compiles them in about 60% of the time. Results round differently from the default level, as they do from
-    CPU to CPU, which the tests hold to. A level in XLA_FLAGS is kept (scripts/test_on_other_cpus.sh xla-default
-    runs the suite at XLA's default). Set here, before any test module is imported, so before JAX starts its
-    backend; inherited by the xdist workers and every process a test starts.
+    """XLA's backends (the CPU one, on the machines this suite runs on) without LLVM optimisation: most of the
+    suite's time is compiling small programs once, and this compiles them in about 60% of the time. Results round
+    differently from the default level, as they do from CPU to CPU, which the tests hold to. A level in XLA_FLAGS
+    is kept (scripts/test_on_other_cpus.sh xla-default runs the suite at XLA's default). Set here, before any test
+    module is imported, so before JAX starts its backend; inherited by the xdist workers and every process a test
+    starts.
 
     One JAX compilation cache for the whole run, shared by its workers and the processes tests start
     (a killed and resumed run, the installed ``acljax`` command): a program compiled once is read back, not

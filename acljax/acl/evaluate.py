@@ -8,7 +8,7 @@ from acljax.acl.protocol import InContextEvaluator, check_demos
 from acljax.acl.trainer import MetaLearner, load_config, load_params
 from acljax.data.benchmarks import CLASS_IL_STREAMS, build_stream, glyph_stream_length, splits_data
 from acljax.data.registry import Preprocessing
-from acljax.data.streams import SCENARIOS
+from acljax.data.streams import check_scenario
 from acljax.eval import evaluate
 from acljax.eval.protocol import Report, check_test_sets
 from acljax.pretrained import PRETRAINED_DIR, model_dir
@@ -31,8 +31,7 @@ def evaluation_settings(model: str, stream: str, *, runs: int, shots: int, class
     settings = {"model": folder.name if folder.parent == PRETRAINED_DIR else str(folder),
                 "stream": str(Path(stream).resolve()) if stream.endswith(".npz") else stream}
     if splits_data(stream):
-        if scenario not in SCENARIOS:
-            raise ValueError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+        check_scenario(scenario)
         settings |= {"scenario": scenario, "classes_per_task": classes_per_task}
     return settings | {"shots": shots, "runs": runs}
 

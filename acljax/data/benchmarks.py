@@ -16,7 +16,7 @@ import numpy as np
 
 from acljax.data.registry import Preprocessing, channel_statistics, load, prepared_info
 from acljax.data.sources import check_npz_sizes, npz_headers, read_npz
-from acljax.data.streams import SCENARIOS, Task, TaskStream, per_class_halves, split_stream
+from acljax.data.streams import Task, TaskStream, check_scenario, per_class_halves, split_stream
 
 STREAMS = {  # name -> (data set, tasks, classes per task, scenario)
     "split_mnist_domain": ("mnist", 5, 2, "domain"),
@@ -62,8 +62,7 @@ def stream_layout(name: str, classes_per_task: int = 2, scenario: str = "domain"
     if name == TWO_DATA_SETS:
         return StreamLayout("mnist", 2, 10, "domain")
     if splits_data(name):
-        if scenario not in SCENARIOS:
-            raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
+        check_scenario(scenario)
         return StreamLayout(name.removeprefix("split:"), None, classes_per_task, scenario)
     raise ValueError(f"stream must be one of {STREAM_CHOICES}, got {name!r}")
 

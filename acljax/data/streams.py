@@ -33,7 +33,7 @@ class TaskStream(NamedTuple):
     scenario: str
 
 
-def _check_scenario(scenario: str) -> None:
+def check_scenario(scenario: str) -> None:
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
 
@@ -92,7 +92,7 @@ def split_stream(train: ImageSet, test: ImageSet, *, num_tasks: int = 5, classes
     """Split-X: task t holds classes ``class_order[t*C:(t+1)*C]`` (default 0..K-1 in order: Split-MNIST's
     0/1, 2/3, ...), labelled by position within the task, mapped per ``scenario``. ``source`` names the data
     (e.g. its file) in errors."""
-    _check_scenario(scenario)
+    check_scenario(scenario)
     classes = np.unique(train.y)
     order = list(classes) if class_order is None else list(class_order)
     _check_split_layout(num_tasks, classes_per_task, order, source, class_order is not None)
@@ -114,7 +114,7 @@ def split_stream(train: ImageSet, test: ImageSet, *, num_tasks: int = 5, classes
 
 
 def _transformed_stream(train, test, transforms, names, scenario) -> TaskStream:
-    _check_scenario(scenario)
+    check_scenario(scenario)
     per_task = int(max(train.y.max(), test.y.max())) + 1
     tasks = []
     for t, (transform, name) in enumerate(zip(transforms, names, strict=True)):

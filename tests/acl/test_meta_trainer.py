@@ -485,8 +485,7 @@ def test_a_split_the_prepared_data_set_lacks_is_named_by_its_field_before_images
 def test_meta_training_lowers_the_loss_on_a_learnable_problem(tmp_path):
     """16 classes, each a fixed random 8x8 pattern under noise: a query's class shows in the demos of its task, so
     an in-context learner can answer it. 80 steps of the tiny run (batch 8) lower the objective (mean of the last 20
-    logged losses against the first 20) by more than three standard errors of their difference; the loss starts
-    near ln 3 (3-way tasks)."""
+    logged losses against the first 20) by more than three standard errors of their difference."""
     rng = np.random.default_rng(0)
     patterns = rng.random((16, 8, 8)) < 0.3
 
@@ -501,7 +500,6 @@ def test_meta_training_lowers_the_loss_on_a_learnable_problem(tmp_path):
     meta_train(config, tmp_path / "run", progress=False)
     losses = np.array([row["loss"] for row in tiny_run.metric_lines(tmp_path / "run") if "loss" in row])
     first, last = losses[:20], losses[-20:]
-    assert abs(first[:5].mean() - np.log(3)) < 0.2
     assert first.mean() - last.mean() > 3 * np.sqrt(first.var(ddof=1) / 20 + last.var(ddof=1) / 20)
 
 

@@ -49,8 +49,9 @@ def slow_terms(model, episodes, tasks):
 
     Returns per term the loss, the accuracy, how far the loss may be from the objective's by rounding, and
     the number of near ties (queries whose answer rounding may flip). Bound: a logit accumulates about
-    (episode length x features) float32 products, so two orders of evaluation differ by at most that many
-    eps times the largest logit (first order); a log-softmax moves by at most twice that."""
+    (episode length x features) float32 products, so two orders of evaluation differ by about that many eps times
+    the largest logit (a first-order estimate); a log-softmax moves by at most twice that, plus its own rounding
+    (a few eps times the loss)."""
     task, kind = episodes.task, episodes.kind
     batch, length = episodes.x.shape[:2]
     losses, accs, loss_tolerances, near_ties = [], [], [], []
@@ -69,7 +70,7 @@ def slow_terms(model, episodes, tasks):
         losses.append(-np.mean(logp[np.arange(len(target)), target]))
         accs.append(np.mean(logp.argmax(-1) == target))
         top_two = np.sort(logits, -1)[:, -2:]
-        loss_tolerances.append(2 * rounding)
+        loss_tolerances.append(2 * rounding + 4 * EPS * abs(losses[-1]))
         near_ties.append(np.sum(top_two[:, 1] - top_two[:, 0] <= 2 * rounding) / len(target))
     return np.array(losses), np.array(accs), np.array(loss_tolerances), np.array(near_ties)
 

@@ -39,7 +39,7 @@ def _slow_accuracy(learner, params, demos, query_x, query_y, mask):
     Returns the accuracy and the number of near ties: queries whose two best logits are closer than the
     rounding that separates this path from the evaluator's batched one may go either way there. Bound: a
     logit accumulates about (sequence length x features) float32 products, so two orders of summation
-    differ by at most that many eps times the largest logit (first order)."""
+    differ by about that many eps times the largest logit (a first-order estimate)."""
     model = learner.model(params, learner.rest, train=False)
     q = len(query_y)
     images = np.concatenate([np.broadcast_to(demos[0], (q, *demos[0].shape)), normalize(query_x, *STATS)[:, None]], 1)
@@ -84,7 +84,7 @@ def test_runs_draw_their_own_demos_in_one_batch():
     # the same arithmetic batched differently: within one query of a near tie per entry (10 queries a task)
     np.testing.assert_allclose(together.matrices[1], alone.matrices[0], rtol=0, atol=1.5 / 10)
     # and the fast weights run 1 wrote: each entry sums one update per demo read (8) of 8-feature products, so the
-    # two orders of evaluation differ by at most 8 x 8 eps times the largest entry (first order)
+    # two orders of evaluation differ by about 8 x 8 eps times the largest entry (a first-order estimate)
     for a, b in zip(jax.tree.leaves(both.states), jax.tree.leaves(one.states)):
         bound = 8 * 8 * np.finfo(np.float32).eps * np.abs(b).max()
         np.testing.assert_allclose(a[1], b[0], rtol=0, atol=bound)

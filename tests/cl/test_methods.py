@@ -41,8 +41,8 @@ def run(method, **kw):
 def test_a_plugin_method_runs_without_the_learner_knowing_it():
     _, naive = run("naive")
     _, unpulled = run(PullToInit(strength=0.0))
-    # a zero-weighted term: another program, so another rounding; an entry may differ by one query flipped at a
-    # near tie (40 test queries a task), never more
+    # a zero-weighted term: another program, so another rounding; an entry may differ by a query flipped at a
+    # near tie (40 test queries a task)
     np.testing.assert_allclose(unpulled, naive, rtol=0, atol=1.5 / 40)
     start = jax.vmap(mlp_model((6, 6, 1), (16,), 6).init)(jnp.stack([jax.random.key(s) for s in (0, 1)]))
 

@@ -85,7 +85,7 @@ def test_learner_trains_any_model_in_one_program(make_model):
     assert model._step._cache_size() == 1  # three tasks, one compilation
     alone = evaluate(learner(), s.tasks, [1], progress=False)
     # the same arithmetic batched differently (vmapped seeds): trained parameters differ by rounding, so an
-    # entry may differ by one query flipped at a near tie, never more (40 test queries a task)
+    # entry may differ by a query flipped at a near tie (40 test queries a task); a seed mixed up moves many
     np.testing.assert_allclose(together.matrices[1], alone.matrices[0], rtol=0, atol=ONE_QUERY)
     assert together.matrices[:, 0, 0].min() > 0.8  # task 0 learned (2-way, task-IL)
     assert jnp.ndim(jax.tree.leaves(model.params)[0]) >= 2  # a leading seed axis on every parameter

@@ -22,7 +22,7 @@ def test_seeds_in_one_program_equal_separate_runs():
     together = evaluate(learner("ewc", s, strength=10.0), s.tasks, [0, 1], progress=False)
     alone = evaluate(learner("ewc", s, strength=10.0), s.tasks, [1], progress=False)
     # the same arithmetic batched differently (vmapped seeds): trained parameters differ by rounding, so an
-    # entry may differ by one query flipped at a near tie, never more (40 test queries a task)
+    # entry may differ by a query flipped at a near tie (40 test queries a task); a seed mixed up moves many
     np.testing.assert_allclose(together.matrices[1], alone.matrices[0], rtol=0, atol=ONE_QUERY)
     np.testing.assert_allclose(together.baselines[1], alone.baselines[0], rtol=0, atol=ONE_QUERY)
 

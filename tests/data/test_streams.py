@@ -112,3 +112,20 @@ def test_glyph_streams_of_any_length_the_split_holds(glyph_stand_in):
     for name in ("split_glyphs_domain0", "split_glyphs_domain", "split_glyphs_domain5x"):
         with pytest.raises(ValueError, match="stream must be one of .*split_glyphs_domainN"):
             glyph_stand_in.build_stream(name, None)
+
+
+@pytest.mark.parametrize("scenario", ["task", "domain", "class"])
+def test_a_streams_geometry_from_metadata_is_the_geometry_of_the_stream_built(tmp_path, scenario):
+    """``stream_geometry`` reads shapes and labels from an .npz's headers without loading the images; the
+    stream ``build_stream`` then loads has that example shape, number of outputs and scenario."""
+    from acljax.data.benchmarks import build_stream, stream_geometry
+    from acljax.data.registry import Preprocessing
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(6), 4).astype(np.int32)
+    x = rng.integers(0, 256, (len(y), 5, 7), dtype=np.uint8)  # (N, H, W): one channel, added on loading
+    np.savez(tmp_path / "six.npz", x=x, y=y, x_test=x, y_test=y)
+    shape, outputs, got = stream_geometry(str(tmp_path / "six.npz"), 2, scenario)
+    stream, _ = build_stream(str(tmp_path / "six.npz"), Preprocessing(), classes_per_task=2, scenario=scenario)
+    assert (shape, outputs, got) == (stream.tasks[0].train.x.shape[1:], stream.num_outputs, stream.scenario)
+    assert outputs == (2 if scenario == "domain" else 6)
