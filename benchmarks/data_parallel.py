@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from acljax import configs
+    from acljax.acl.step import empty_tally, make_train_step
     from acljax.acl.trainer import MetaLearner, sample
     from acljax.data.episodes import ClassPool
     from acljax.data.store import ImageSet
@@ -57,9 +58,13 @@ def main(argv=None) -> int:
         setups[n] = (shard_batch(mesh, batch), replicate(mesh, learner.params), replicate(mesh, learner.rest),
                      replicate(mesh, learner.tx.init(learner.params)))
 
+    train_step = make_train_step(learner.graphdef, learner.tx, learner.objectives[0], donate=False)
+    tally = empty_tally(len(learner.objectives[0].terms))
+
     def step(n):
         x, params, rest, opt_state = setups[n]
-        out = learner.train_step(learner.objectives[0], params, rest, opt_state, x, scales, jax.random.key(0))
+        out = train_step(params, opt_state, rest, replicate(make_mesh(n), tally), x, scales, jax.random.key(0),
+                         np.int32(1), np.int32(0))
         jax.block_until_ready(out)
 
     compile_s = {}

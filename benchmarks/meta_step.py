@@ -28,6 +28,7 @@ import numpy as np
 from flax import nnx
 
 from acljax import configs
+from acljax.acl.step import empty_tally, make_train_step
 from acljax.acl.trainer import MetaLearner
 from acljax.nn import learner as learner_module
 from acljax.recording import add_output_arguments, environment, save_rows
@@ -64,14 +65,13 @@ def programs(learner: MetaLearner, batch_size: int, length: int) -> dict:
     def srwm_net(params, rest, tokens):
         return learner.model(params, rest, train=True, key=key).sequence(tokens)[0].sum()
 
-    def train_step(params, rest, opt_state, batch, scales, key):
-        return learner._train_step(objective, params, rest, opt_state, batch, scales, key)
-
+    train_step = make_train_step(learner.graphdef, learner.tx, objective, donate=False)
     scales = jnp.ones(len(learner.config.tasks), jnp.float32)
     return {"encoder fwd+bwd": (jax.jit(jax.grad(encoder)), (learner.params, learner.rest, images)),
             "SRWM net fwd+bwd": (jax.jit(jax.grad(srwm_net)), (learner.params, learner.rest, tokens)),
-            "train step": (jax.jit(train_step), (learner.params, learner.rest, learner.tx.init(learner.params),
-                                                 (images, feedback, target), scales, key))}
+            "train step": (train_step, (learner.params, learner.tx.init(learner.params), learner.rest,
+                                        empty_tally(len(objective.terms)), (images, feedback, target), scales, key,
+                                        jnp.int32(1), jnp.int32(0)))}
 
 
 def variants(config, image_shape, impls):

@@ -1,16 +1,16 @@
-"""Meta-training throughput of the whole loop (sampling, step, logging): prefetching and donation, or
-the SRWM implementations.
+"""Meta-training throughput of the whole loop (sampling, step, logging): prefetching and how often the loop
+waits for the device's metrics, or the SRWM implementations.
 
     python benchmarks/train_loop.py [--config acl_glyphs_quickstart] [--steps 60] [--repeats 2] [--record]
     python benchmarks/train_loop.py --impls scan scan_remat reversible   # model.impl instead
 
 Runs ``acljax.acl.meta_train`` for ``--steps`` steps in a new workdir per run, four variants timed
 round-robin: episode sampling in the loop or ``prefetch=2`` batches ahead in a background thread, each
-with and without donating the parameter and optimiser buffers to the step (``skip_nonfinite_steps=1``
-turns donation off); with ``--impls``, one variant per SRWM implementation (``model.impl``) with the
-loop's defaults. Throughput is sequences per second from the loop's own ``sec_per_step`` lines,
-the first window (compilation) left out; the median over runs. Writes train_loop[_impls]_<platform>.json
-under runs/train_loop/ (--record: benchmarks/results/).
+with the metrics fetched from the device every step (``log_every=1``) or every 10 (the step keeps them on
+the device in between; the step always donates the parameter and optimiser buffers); with ``--impls``, one
+variant per SRWM implementation (``model.impl``) with the loop's defaults. Throughput is sequences per
+second from the loop's own ``sec_per_step`` lines, the first window (compilation) left out; the median over runs.
+Writes train_loop[_impls]_<platform>.json under runs/train_loop/ (--record: benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from acljax.acl import meta_train
 from acljax.recording import add_output_arguments, environment, save_rows
 from acljax.srwm import IMPLEMENTATIONS
 
-VARIANTS = {  # name -> config overrides; skipping non-finite steps needs the step's inputs kept: no donation
-    "sampling in the loop, no donation (before)": {"prefetch": 0, "skip_nonfinite_steps": 1},
-    "sampling in the loop, donation": {"prefetch": 0, "skip_nonfinite_steps": 0},
-    "prefetch 2, no donation": {"prefetch": 2, "skip_nonfinite_steps": 1},
-    "prefetch 2, donation (now the default)": {"prefetch": 2, "skip_nonfinite_steps": 0},
+VARIANTS = {  # name -> config overrides
+    "sampling in the loop, metrics every step": {"prefetch": 0, "log_every": 1},
+    "sampling in the loop, metrics every 10 steps": {"prefetch": 0, "log_every": 10},
+    "prefetch 2, metrics every step": {"prefetch": 2, "log_every": 1},
+    "prefetch 2, metrics every 10 steps (the default)": {"prefetch": 2, "log_every": 10},
 }
 
 

@@ -27,18 +27,6 @@ import optax
 from acljax.data.episodes import TaskSpec
 
 
-class Term(NamedTuple):
-    kind: str  # "first_shot", "within" or "backward"
-    query_task: int  # whose queries are scored
-    after_task: int  # scored with the state after this task's demos (its first shots for "first_shot")
-
-    @property
-    def name(self) -> str:
-        if self.kind == "backward":
-            return f"backward_{self.query_task}_after_{self.after_task}"
-        return f"{self.kind}_{self.query_task}"
-
-
 def task_letter(index: int) -> str:
     """0 -> "A", 1 -> "B", ..., 25 -> "Z", 26 -> "T27"."""
     return chr(ord("A") + index) if index < 26 else f"T{index + 1}"
@@ -51,18 +39,47 @@ def tasks_read(last: int) -> str:
     return f"{task_letter(0)}-{task_letter(last)}"
 
 
+class Term(NamedTuple):
+    """One term of the objective: ``query_task``'s queries scored with the state after ``after_task``'s demos
+    (after its first shots only for ``kind="first_shot"``). ``name`` keys the metrics ("loss/<name>");
+    ``label`` is how tables and progress bars show it."""
+
+    kind: str  # "first_shot", "within" or "backward"
+    query_task: int
+    after_task: int
+
+    @property
+    def name(self) -> str:
+        if self.kind == "backward":
+            return f"backward_{self.query_task}_after_{self.after_task}"
+        return f"{self.kind}_{self.query_task}"
+
+    @property
+    def label(self) -> str:
+        """"<queries> after <tasks read>": within_0 "A after A", within_1 "B after A, B", backward_0_after_1
+        "A after A, B" (the ACL term), first_shot_1 "B after 1 shot"."""
+        if self.kind == "first_shot":
+            return f"{task_letter(self.query_task)} after 1 shot"
+        return f"{task_letter(self.query_task)} after {tasks_read(self.after_task)}"
+
+    @classmethod
+    def from_name(cls, name: str) -> Term | None:
+        """The term a metric name (as in metrics.jsonl and results files) names; None for other names."""
+        parts = name.split("_")
+        if parts[0] == "within" and len(parts) == 2 and parts[1].isdigit():
+            return cls("within", int(parts[1]), int(parts[1]))
+        if parts[0] == "backward" and len(parts) == 4 and parts[2] == "after" and parts[1].isdigit() \
+                and parts[3].isdigit():
+            return cls("backward", int(parts[1]), int(parts[3]))
+        if parts[:2] == ["first", "shot"] and len(parts) == 3 and parts[2].isdigit():
+            return cls("first_shot", int(parts[2]), int(parts[2]))
+        return None
+
+
 def term_label(name: str) -> str:
-    """A term's name as people read it, "<queries> after <tasks read>": "within_0" -> "A after A",
-    "within_1" -> "B after A, B", "backward_0_after_1" -> "A after A, B" (the ACL term), "first_shot_1" ->
-    "B after 1 shot"; other names are returned unchanged."""
-    parts = name.split("_")
-    if parts[0] == "within" and len(parts) == 2:
-        return f"{task_letter(int(parts[1]))} after {tasks_read(int(parts[1]))}"
-    if parts[0] == "backward" and len(parts) == 4:
-        return f"{task_letter(int(parts[1]))} after {tasks_read(int(parts[3]))}"
-    if parts[:2] == ["first", "shot"] and len(parts) == 3:
-        return f"{task_letter(int(parts[2]))} after 1 shot"
-    return name
+    """The label of the term a metric name names (see :attr:`Term.label`); other names are returned unchanged."""
+    term = Term.from_name(name)
+    return name if term is None else term.label
 
 
 class Segment(NamedTuple):

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -25,8 +24,9 @@ from flax import nnx
 from tqdm import tqdm
 
 from acljax.acl.config import ACLConfig, config_from_dict
-from acljax.acl.objective import ACLObjective, tasks_read, term_label
+from acljax.acl.objective import ACLObjective, Term, tasks_read
 from acljax.acl.pools import build_pools, check_pools
+from acljax.acl.step import Tally, empty_tally, make_eval_step, make_train_step, merged_model
 from acljax.checks import NonFiniteLoss
 from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.data.store import available_memory, byte_size
@@ -85,15 +85,10 @@ def layout_only(task: TaskSpec) -> TaskSpec:
     return TaskSpec(task.n_way, task.k_shot, task.num_queries, task.first_shot)
 
 
-# ACLConfig fields that only steer the loop around the compiled functions (data, length, logging, saving,
-# devices) or reach them as arguments (task_scales; batch_size as a shape; the tasks' layout through the objectives)
-LOOP_FIELDS = frozenset({"pools", "tasks", "task_scales", "batch_size", "steps", "log_every", "validate_every",
-                         "checkpoint_every", "validation_batches", "test_batches", "init_from", "num_devices",
-                         "async_checkpoints", "prefetch", "skip_nonfinite_steps", "seed"})
-
-
 class MetaLearner:
-    """The model split into (graphdef, params, rest) with jit-compiled train and evaluation functions."""
+    """The model split into (graphdef, params, rest), its optimiser, one objective per task order, and the
+    compiled steps (:mod:`acljax.acl.step`): ``train_steps[k]`` and ``eval_steps[k]`` for order ``k``; orders
+    of one layout share one objective and so one compiled step."""
 
     def __init__(self, config: ACLConfig, image_shape):
         self.config, self.image_shape = config, tuple(image_shape)
@@ -101,46 +96,13 @@ class MetaLearner:
         self.tx = optimizer(config)
         self.objectives = [ACLObjective(tuple(layout_only(config.tasks[i]) for i in order), use_acl=config.use_acl,
                                         loss_scale=config.loss_scale) for order in task_orders(config)]
+        steps = {objective: (make_train_step(self.graphdef, self.tx, objective),
+                             make_eval_step(self.graphdef, objective)) for objective in self.objectives}
+        self.train_steps = [steps[objective][0] for objective in self.objectives]
+        self.eval_steps = [steps[objective][1] for objective in self.objectives]
 
-    @property
-    def _program(self):
-        """What the compiled functions depend on: learners that agree on it share them (jit treats self as
-        static), so a resumed run or a second evaluation does not compile again. Every config field but
-        :data:`LOOP_FIELDS` counts, a field added later included: a missing one would reuse a stale program."""
-        c = self.config
-        fields = tuple((f.name, getattr(c, f.name)) for f in dataclasses.fields(c) if f.name not in LOOP_FIELDS)
-        return fields + (c.num_classes, self.image_shape, tuple(self.objectives))
-
-    def __hash__(self):
-        return hash(self._program)
-
-    def __eq__(self, other):
-        return isinstance(other, MetaLearner) and self._program == other._program
-
-    def model(self, params, rest, *, train: bool, key=None):
-        model = nnx.merge(self.graphdef, params, rest, copy=True)
-        if train:
-            nnx.reseed(model, dropout=key)
-        else:
-            model.eval()
-        return model
-
-    def _train_step(self, objective, params, rest, opt_state, batch, scales, key):
-        def loss_fn(params, rest):
-            return objective(self.model(params, rest, train=True, key=key), *batch, scales)
-
-        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
-        updates, opt_state = self.tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, terms
-
-    # -> (params, opt_state, loss, (term losses, term accuracies)). The donating twin reuses the buffers of
-    # params and opt_state for their updates (no second copy on the device); the caller must not use them again.
-    train_step = partial(jax.jit, static_argnums=(0, 1))(_train_step)
-    train_step_donating = partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2, 4))(_train_step)
-
-    @partial(jax.jit, static_argnums=(0, 1))
-    def evaluate(self, objective, params, rest, batch, scales):
-        return objective(self.model(params, rest, train=False), *batch, scales)
+    def model(self, params, rest, *, train: bool, key=None) -> InContextLearner:
+        return merged_model(self.graphdef, params, rest, train=train, key=key)
 
 
 def sample(config: ACLConfig, pools, rng: np.random.Generator, order: list[int], batch_size: int):
@@ -161,37 +123,34 @@ def sample_sharded(config: ACLConfig, pools, seed: list[int], order: list[int], 
 PROGRESS_TERMS = 10  # the readout names every term up to 4 tasks; longer sequences show means per kind
 
 
-def progress_postfix(window: list[dict[str, float]]) -> dict[str, str]:
-    """The progress bar's readout: the mean loss and every term's query accuracy over the steps since the last
-    log line, labelled as the tables do ("A after A, B" shows as "A after A+B": tqdm separates items by commas).
-    Past ``PROGRESS_TERMS`` terms (a 24-task sequence has 300) it shows accuracy means instead: per kind of term
-    and over the last state's terms ("all after A-X", what an evaluation at the stream's end reports)."""
-    means = {name: np.mean([row[name] for row in window]) for name in window[-1]}
-    accuracies = {name.split("/", 1)[1]: value for name, value in means.items() if name.startswith("acc/")}
-    readout = {"loss": f"{means['loss']:.3f}"}
+def progress_postfix(loss: float, accuracies: dict[Term, float]) -> dict[str, str]:
+    """The progress bar's readout of a log line: the mean loss and every term's query accuracy, labelled as the
+    tables do ("A after A, B" shows as "A after A+B": tqdm separates items by commas). Past ``PROGRESS_TERMS``
+    terms (a 24-task sequence has 300) it shows accuracy means instead: per kind of term and over the last
+    state's terms ("all after A-X", what an evaluation at the stream's end reports)."""
+    readout = {"loss": f"{loss:.3f}"}
     if len(accuracies) <= PROGRESS_TERMS:
-        return readout | {term_label(name).replace(", ", "+"): f"{value:.2f}" for name, value in accuracies.items()}
+        return readout | {term.label.replace(", ", "+"): f"{value:.2f}" for term, value in accuracies.items()}
     return readout | {label: f"{np.mean(values):.2f}" for label, values in accuracy_groups(accuracies).items()}
 
 
-def accuracy_groups(accuracies: dict[str, float]) -> dict[str, list[float]]:
+def accuracy_groups(accuracies: dict[Term, float]) -> dict[str, list[float]]:
     """Term accuracies grouped as "first shot", "within", "backward" and "all after <tasks>" (the last state's
     within and backward terms); empty groups left out."""
-    last = max(int(name.split("_")[1]) for name in accuracies if name.startswith("within_"))
+    last = max(term.after_task for term in accuracies)
     final = f"all after {tasks_read(last)}"
     groups: dict[str, list[float]] = {"first shot": [], "within": [], "backward": [], final: []}
-    for name, value in accuracies.items():
-        parts = name.split("_")
-        groups["first shot" if parts[0] == "first" else parts[0]].append(value)
-        if (parts[0] == "within" and int(parts[1]) == last) or (parts[0] == "backward" and int(parts[3]) == last):
+    for term, value in accuracies.items():
+        groups[term.kind.replace("_", " ")].append(value)
+        if term.kind != "first_shot" and term.after_task == last:
             groups[final].append(value)
     return {label: values for label, values in groups.items() if values}
 
 
-def term_metrics(objective: ACLObjective, loss, terms) -> dict[str, float]:
-    """{"loss", "loss/<term>", "acc/<term>"} as floats from the objective's outputs."""
+def term_metrics(terms: list[Term], loss, term_losses, term_accuracies) -> dict[str, float]:
+    """{"loss", "loss/<term>", "acc/<term>"} as floats from the objective's outputs (or their means)."""
     row = {"loss": float(loss)}
-    for term, term_loss, accuracy in zip(objective.terms, np.asarray(terms[0]), np.asarray(terms[1])):
+    for term, term_loss, accuracy in zip(terms, np.asarray(term_losses), np.asarray(term_accuracies)):
         row[f"loss/{term.name}"], row[f"acc/{term.name}"] = float(term_loss), float(accuracy)
     return row
 
@@ -205,8 +164,8 @@ def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches
     for b in range(num_batches):
         k = b % len(orders)
         batch, scales = sample_sharded(config, pools, [config.seed, stream, b], orders[k], mesh)
-        loss, terms = learner.evaluate(learner.objectives[k], params, rest, batch, scales)
-        for name, value in term_metrics(learner.objectives[k], loss, terms).items():
+        loss, terms = learner.eval_steps[k](params, rest, batch, scales)
+        for name, value in term_metrics(learner.objectives[k].terms, loss, *terms).items():
             totals.setdefault(name, []).append(value)
     return {name: float(np.mean(v)) for name, v in totals.items()}
 
@@ -382,12 +341,10 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
     fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": learner.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
     start, state = run.restore_latest(fresh)  # restored onto this run's mesh, whatever the saving run's was
-    rest = replicate(mesh, learner.rest)
-    orders = task_orders(config)
-    window: list[dict[str, float]] = []
-    skipped_in_a_row = 0  # not checkpointed: a resume starts counting again
-    # with skipping, a step's inputs must survive it (a discarded update goes back to them): no donation
-    train_step = learner.train_step if config.skip_nonfinite_steps else learner.train_step_donating
+    rest, orders = replicate(mesh, learner.rest), task_orders(config)
+    # a resume starts counting skipped steps in a row again (the tally is not checkpointed)
+    tally = replicate(mesh, empty_tally(len(learner.objectives[0].terms)))
+    skip_limit = jnp.asarray(config.skip_nonfinite_steps, jnp.int32)
     bar = tqdm(total=config.steps, initial=start, desc="meta-training", disable=not progress)
 
     def batch_of(step):  # depends on the step only, so it can be prepared ahead (config.prefetch)
@@ -397,41 +354,58 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
     with step_profiler(profile_dir, start + 1, PROFILED_STEPS) as profile_step:
         for step, (batch, scales) in prefetched(batch_of, range(start, config.steps), config.prefetch):
             profile_step(step)
-            k = step % len(orders)
+            done, k = step + 1, step % len(orders)
             key = jax.random.fold_in(jax.random.key(config.seed), step)
-            params, opt_state, loss, (losses, accs) = train_step(
-                learner.objectives[k], state["params"], rest, state["opt_state"], batch, scales, key)
-            done = step + 1
-            metrics = term_metrics(learner.objectives[k], loss, (losses, accs))
-            if np.isfinite(metrics["loss"]):
-                state, skipped_in_a_row = {**state, "params": params, "opt_state": opt_state}, 0
-                window.append(metrics)
-                bar.set_postfix(progress_postfix(window), refresh=False)
-            elif skipped_in_a_row < config.skip_nonfinite_steps:  # the update is discarded, the step counted
-                skipped_in_a_row += 1
-                run.log(done, skipped_nonfinite_step=True)
-            else:
-                raise NonFiniteLoss(f"meta-training step {done}" + (
-                    f", after {skipped_in_a_row} skipped in a row" if skipped_in_a_row else ""))
+            params, opt_state, tally = learner.train_steps[k](state["params"], state["opt_state"], rest, tally, batch,
+                                                              scales, key, jnp.asarray(done, jnp.int32), skip_limit)
+            state = {**state, "params": params, "opt_state": opt_state}
             validating = done % config.validate_every == 0 or done == config.steps
-            if window and (done % config.log_every == 0 or validating):
-                means = {name: float(np.mean([r[name] for r in window])) for name in window[0]}
-                seconds = (time.perf_counter() - tick) / len(window)
-                rate = float(learning_rate_schedule(config)(step))
-                run.log(done, **means, learning_rate=rate, sec_per_step=seconds)
-                window, tick = [], time.perf_counter()
+            if done % config.log_every == 0 or validating:  # the loop's only wait for the device between validations
+                log_tally(run, bar, config, learner.objectives[0].terms, tally, done, time.perf_counter() - tick)
+                tally, tick = replicate(mesh, tally.restarted()), time.perf_counter()
             if validating:
-                valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM,
-                                       config.validation_batches, mesh)
-                run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
-                if valid["loss"] <= float(state["best_loss"]):
-                    state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
-                             "best_step": jnp.asarray(done, jnp.int32)}
-                    run.save_best(done, state["params"], {"step": done, **valid})
+                state = validate(run, learner, state, valid_pools, done, mesh)
             if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
                 run.save(done, state)
             bar.update()
     bar.close()
+    return finish(config, run, learner, state, mesh, progress)
+
+
+def log_tally(run: Workdir, bar: tqdm, config: ACLConfig, terms: list[Term], tally: Tally, done: int,
+              seconds: float) -> None:
+    """Fetch the tally of the steps up to ``done`` and log their means (and how many were skipped), or raise
+    :class:`NonFiniteLoss` for a failed step. Every step of the window counts in ``sec_per_step``."""
+    t = jax.device_get(tally)
+    if t.failed_at:
+        raise NonFiniteLoss(f"meta-training step {int(t.failed_at)}" + (
+            f", after {config.skip_nonfinite_steps} skipped in a row" if config.skip_nonfinite_steps else ""))
+    steps = int(t.finite_steps) + int(t.skipped_steps)
+    row = {"skipped_nonfinite_steps": int(t.skipped_steps)} if t.skipped_steps else {}
+    if t.finite_steps:
+        n = int(t.finite_steps)
+        row = term_metrics(terms, t.loss / n, t.term_losses / n, t.term_accuracies / n) | row
+        bar.set_postfix(progress_postfix(row["loss"], dict(zip(terms, np.asarray(t.term_accuracies) / n))),
+                        refresh=False)
+    if steps:
+        rate = float(learning_rate_schedule(config)(done - 1))
+        run.log(done, **row, learning_rate=rate, sec_per_step=seconds / steps)
+
+
+def validate(run: Workdir, learner: MetaLearner, state: dict, valid_pools, done: int, mesh) -> dict:
+    """Meta-validate ``state["params"]``, log it, and keep them as the best when the loss is no higher."""
+    valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, learner.config.validation_batches,
+                           mesh)
+    run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
+    if valid["loss"] <= float(state["best_loss"]):
+        state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
+                 "best_step": jnp.asarray(done, jnp.int32)}
+        run.save_best(done, state["params"], {"step": done, **valid})
+    return state
+
+
+def finish(config: ACLConfig, run: Workdir, learner: MetaLearner, state: dict, mesh, progress: bool) -> dict:
+    """The run's summary (best step, its validation and meta-test metrics), written to ``results.json``."""
     best_step, best = run.restore_best(state["params"], int(state["best_step"]))  # the previous one if it is damaged
     summary = {"steps": config.steps, "best_step": best_step, "best_validation": run.best_metrics()}
     if all(p.test_split is not None for p in config.pools):

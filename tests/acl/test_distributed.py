@@ -14,6 +14,7 @@ SCRIPT = textwrap.dedent('''
     from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig
     from acljax.distributed import local_rows, make_mesh, replicate
     from acljax.acl.pools import build_pools
+    from acljax.acl.step import empty_tally
     from acljax.acl.trainer import MetaLearner, image_shape, load_params, meta_train, sample_sharded
     from acljax.data.episodes import TaskSpec
 
@@ -41,7 +42,7 @@ SCRIPT = textwrap.dedent('''
     EPS = float(np.finfo(np.float32).eps)
     batch0, scales0 = sample_sharded(config, pools, [0, 0], [0, 1], make_mesh(1))
     N = batch0[0].size
-    grads = jax.grad(lambda p: learner.evaluate(learner.objectives[0], p, learner.rest, batch0, scales0)[0])(
+    grads = jax.grad(lambda p: learner.eval_steps[0](p, learner.rest, batch0, scales0)[0])(
         learner.params)
     G = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads))
     dg = N * EPS * G
@@ -52,13 +53,15 @@ SCRIPT = textwrap.dedent('''
     def one_step(num_devices):
         mesh = make_mesh(num_devices)
         batch, scales = sample_sharded(config, pools, [0, 0], [0, 1], mesh)
-        params = replicate(mesh, learner.params)
-        out = learner.train_step(learner.objectives[0], params, replicate(mesh, learner.rest),
-                                 replicate(mesh, learner.tx.init(learner.params)), batch, scales, jax.random.key(0))
-        return batch, out
+        params = replicate(mesh, jax.tree.map(jnp.copy, learner.params))  # copies: the step donates them
+        params, _, tally = learner.train_steps[0](
+            params, replicate(mesh, learner.tx.init(learner.params)), replicate(mesh, learner.rest),
+            replicate(mesh, empty_tally(len(learner.objectives[0].terms))), batch, scales, jax.random.key(0),
+            jnp.int32(1), jnp.int32(0))
+        return batch, (params, tally.loss)
 
-    batch4, (params4, _, loss4, _) = one_step(4)
-    batch1, (params1, _, loss1, _) = one_step(1)
+    batch4, (params4, loss4) = one_step(4)
+    batch1, (params1, loss1) = one_step(1)
     x = batch4[0]
     assert x.sharding.spec == P("data") and len(x.addressable_shards) == 4, x.sharding
     assert {s.data.shape[0] for s in x.addressable_shards} == {2}  # 8 sequences, 2 per device

@@ -13,6 +13,7 @@ import pytest
 import tiny_run
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
+from acljax.acl.objective import Term
 from acljax.acl.pools import build_pools
 from acljax.acl.trainer import MetaLearner, image_shape, learning_rate_schedule, load_params, meta_train
 from acljax.data.episodes import TaskSpec
@@ -112,22 +113,20 @@ def test_a_run_that_cannot_start_leaves_no_workdir(npz, tmp_path):
 def test_progress_readout_names_terms_as_the_tables_do():
     from acljax.acl.trainer import progress_postfix
 
-    window = [{"loss": 1.0, "loss/within_0": 0.5, "acc/within_0": 0.5, "acc/backward_0_after_1": 0.25},
-              {"loss": 2.0, "loss/within_0": 0.5, "acc/within_0": 1.0, "acc/backward_0_after_1": 0.75}]
-    assert progress_postfix(window[:1]) == {"loss": "1.000", "A after A": "0.50", "A after A+B": "0.25"}
-    assert progress_postfix(window) == {"loss": "1.500", "A after A": "0.75", "A after A+B": "0.50"}
+    accuracies = {Term("within", 0, 0): 0.5, Term("backward", 0, 1): 0.25}
+    assert progress_postfix(1.0, accuracies) == {"loss": "1.000", "A after A": "0.50", "A after A+B": "0.25"}
 
 
 def test_progress_readout_of_a_long_sequence_shows_means_per_kind():
     from acljax.acl.trainer import progress_postfix
 
-    row = {"loss": 2.0, "acc/first_shot_0": 0.75, "acc/first_shot_1": 0.25}  # 5 tasks: 17 terms
+    accuracies = {Term("first_shot", 0, 0): 0.75, Term("first_shot", 1, 1): 0.25}  # 5 tasks: 17 terms
     for i in range(5):
-        row[f"acc/within_{i}"] = 0.5 if i == 4 else 1.0
-        row |= {f"acc/backward_{j}_after_{i}": 0.25 if i == 4 else 0.5 for j in range(i)}
+        accuracies[Term("within", i, i)] = 0.5 if i == 4 else 1.0
+        accuracies |= {Term("backward", j, i): 0.25 if i == 4 else 0.5 for j in range(i)}
     # within: (4 + 0.5) / 5; backward: (6 x 0.5 + 4 x 0.25) / 10; the last state: (0.5 + 4 x 0.25) / 5
-    assert progress_postfix([row]) == {"loss": "2.000", "first shot": "0.50", "within": "0.90", "backward": "0.40",
-                                       "all after A-E": "0.30"}
+    assert progress_postfix(2.0, accuracies) == {"loss": "2.000", "first shot": "0.50", "within": "0.90",
+                                                 "backward": "0.40", "all after A-E": "0.30"}
 
 
 @pytest.fixture(scope="module")
@@ -294,29 +293,57 @@ def test_a_workdir_that_cannot_be_created_is_a_one_line_error(npz, tmp_path):
         meta_train(_config(npz, steps=3), tmp_path / "a_file" / "run", progress=False)
 
 
+def _nan_images_at(patch, steps):
+    """Training batches of the 0-based ``steps`` get NaN images (so a NaN loss inside the compiled step)."""
+    from acljax.acl import trainer
+
+    sample = trainer.sample_sharded
+
+    def poisoned(config, pools, seed, order, mesh):
+        batch, scales = sample(config, pools, seed, order, mesh)
+        if len(seed) == 2 and seed[1] in steps:  # [seed, step]: a training batch
+            batch = (batch[0] * np.nan, *batch[1:])
+        return batch, scales
+
+    patch.setattr(trainer, "sample_sharded", poisoned)
+
+
+def _recording_train_steps(patch, seen):
+    """Every train step records (a host copy of) the parameters and optimiser state it starts from."""
+    from acljax.acl import trainer
+
+    make = trainer.make_train_step
+
+    def recording(*args):
+        step = make(*args)
+
+        def train_step(params, opt_state, *rest):
+            seen.append(jax.device_get((params, opt_state)))
+            return step(params, opt_state, *rest)
+
+        return train_step
+
+    patch.setattr(trainer, "make_train_step", recording)
+
+
 def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatch):
-    """A step whose loss is NaN is discarded (parameters unchanged) while fewer than ``skip_nonfinite_steps`` came
-    in a row; the next non-finite one stops the run."""
-    original = MetaLearner.train_step
-    calls = []
-
-    def nan_at_steps_2_and_3(self, objective, params, rest, opt_state, batch, scales, key):
-        out = original(self, objective, params, rest, opt_state, batch, scales, key)
-        calls.append(params)
-        if len(calls) in (2, 3):
-            return (*out[:2], out[2] * np.nan, out[3])
-        return out
-
-    monkeypatch.setattr(MetaLearner, "train_step", nan_at_steps_2_and_3)
-    config = _config(npz, skip_nonfinite_steps=2)
-    meta_train(config, tmp_path / "skips", progress=False)
-    chex.assert_trees_all_equal(calls[1], calls[3])  # steps 2 and 3 changed nothing: step 4 began at step 1's result
-    assert [r["step"] for r in tiny_run.metric_lines(tmp_path / "skips") if r.get("skipped_nonfinite_step")] == [2, 3]
-    calls.clear()
+    """A step whose loss is NaN is discarded inside the compiled step (parameters and optimiser state unchanged)
+    while no more than ``skip_nonfinite_steps`` came in a row; the next non-finite one stops the run."""
+    seen = []
+    _nan_images_at(monkeypatch, {1, 2})  # steps 2 and 3
+    _recording_train_steps(monkeypatch, seen)
+    meta_train(_config(npz, skip_nonfinite_steps=2), tmp_path / "skips", progress=False)
+    chex.assert_trees_all_equal(seen[1], seen[3])  # steps 2 and 3 changed nothing: step 4 began at step 1's result
+    assert all(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(seen[0][0]), jax.tree.leaves(seen[1][0]))
+               if a.size > 1)  # and step 1 did change every (non-scalar) parameter
+    rows = tiny_run.metric_lines(tmp_path / "skips")
+    assert [r["step"] for r in rows if r.get("skipped_nonfinite_steps")] == [2, 3]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 4, 5, 6]
     from acljax.checks import NonFiniteLoss
 
     with pytest.raises(NonFiniteLoss, match="meta-training step 3, after 1 skipped in a row"):
-        meta_train(_config(npz, skip_nonfinite_steps=1), tmp_path / "stops", progress=False)
+        meta_train(_config(npz, skip_nonfinite_steps=1, log_every=3), tmp_path / "stops", progress=False)
+    assert not (tmp_path / "stops" / "checkpoints").exists() or not any((tmp_path / "stops" / "checkpoints").iterdir())
 
 
 def test_checkpoints_between_validations_resume_as_an_uninterrupted_run(npz, tmp_path):
@@ -344,18 +371,20 @@ def test_prefetching_and_donation_change_no_number(npz, tmp_path, uninterrupted)
     assert inline == full and tiny_run.metric_lines(tmp_path / "inline") == tiny_run.metric_lines(full_dir)
 
 
-def test_the_donating_step_gives_the_parameters_buffers_to_their_updates(npz):
-    """The compiled step aliases the donated inputs (parameters, optimiser state) to its outputs."""
+def test_the_train_step_gives_the_parameters_buffers_to_their_updates(npz):
+    """The compiled step aliases the donated inputs (parameters, optimiser state, tally) to its outputs."""
+    from acljax.acl.step import empty_tally
+
     config = _config(npz)
     learner = MetaLearner(config, (8, 8, 1))
     length = sum(task.length for task in config.tasks)
     batch = (jax.ShapeDtypeStruct((2, length, 8, 8, 1), jnp.float32),
              jax.ShapeDtypeStruct((2, length), jnp.int32), jax.ShapeDtypeStruct((2, length), jnp.int32))
-    args = (learner.objectives[0], learner.params, learner.rest, learner.tx.init(learner.params), batch,
-            jnp.ones(2), jax.random.key(0))
-    donating = MetaLearner.train_step_donating.lower(learner, *args).as_text()
-    assert donating.count("tf.aliasing_output") >= len(jax.tree.leaves(learner.params))
-    assert "tf.aliasing_output" not in MetaLearner.train_step.lower(learner, *args).as_text()
+    args = (learner.params, learner.tx.init(learner.params), learner.rest,
+            empty_tally(len(learner.objectives[0].terms)), batch, jnp.ones(2), jax.random.key(0), jnp.int32(1),
+            jnp.int32(0))
+    donated = jax.tree.leaves(args[:2]) + jax.tree.leaves(args[3])
+    assert learner.train_steps[0].lower(*args).as_text().count("tf.aliasing_output") == len(donated)
 
 
 def test_a_profile_of_the_steps_after_compilation_is_written_and_closed(npz, tmp_path):
@@ -503,14 +532,3 @@ def test_meta_training_lowers_the_loss_on_a_learnable_problem(tmp_path):
     assert first.mean() - last.mean() > 3 * np.sqrt(first.var(ddof=1) / 20 + last.var(ddof=1) / 20)
 
 
-def test_learners_share_compiled_functions_only_when_their_programs_agree(npz):
-    """A learner is a static argument of the compiled functions: equal learners reuse one compile. Configs that
-    differ only in how the loop runs agree; any field that changes the program makes another learner."""
-    base, shape = _config(npz), (8, 8, 1)
-    learner = MetaLearner(base, shape)
-    loop_only = dataclasses.replace(base, steps=3, seed=5, log_every=3, batch_size=4, prefetch=0, test_batches=1)
-    assert MetaLearner(loop_only, shape) == learner and hash(MetaLearner(loop_only, shape)) == hash(learner)
-    for change in ({"adam_eps": 1e-3}, {"learning_rate": 2e-3}, {"use_acl": False}, {"loss_scale": 1.0},
-                   {"model": dataclasses.replace(base.model, dropout_rate=0.5)}):
-        assert MetaLearner(dataclasses.replace(base, **change), shape) != learner, change
-    assert MetaLearner(base, (8, 8, 3)) != learner  # another image shape

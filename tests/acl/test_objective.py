@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from acljax.acl.objective import ACLObjective, acl_terms
+from acljax.acl.objective import ACLObjective, Term, acl_terms
 from acljax.data.episodes import QUERY, SHOT, ClassPool, TaskSpec, sample_episodes
 from acljax.data.store import ImageSet
 from acljax.nn import InContextLearner
@@ -153,8 +153,10 @@ def test_term_labels_read_as_the_tables_do():
     assert term_label("first_shot_2") == "C after 1 shot"
     assert term_label("backward_1_after_4") == "B after A-E"
     assert term_label("loss") == "loss"
-    names = [t.name for t in acl_terms([TaskSpec(2, 1, 1, first_shot=True)] * 5)]
-    assert len({term_label(n) for n in names}) == len(names)  # 5 + 5 + 10 terms, all told apart
+    terms = acl_terms([TaskSpec(2, 1, 1, first_shot=True)] * 5)
+    assert len({term_label(t.name) for t in terms}) == len(terms) == 20  # 5 + 5 + 10 terms, all told apart
+    assert [Term.from_name(t.name) for t in terms] == terms  # a name read back from a file is its term
+    assert [Term.from_name(n) for n in ("loss", "within_x", "backward_0_before_1", "first_shot")] == [None] * 4
 
 
 def test_feedback_scale_multiplies_the_label_feedback_only():
