@@ -3,9 +3,9 @@ over a sequence of tasks read in context. For two tasks, with W_A the state afte
 then B's, L = -[log p(y_A | x_A; W_A) + log p(y_B | x_B; W_AB) + log p(y_A | x_A; W_AB)]; the last (an earlier
 task's queries scored after a later task) is the ACL term.
 
-A sequence is laid out by :func:`acljax.data.episodes.sample_episodes`: per task
-``[first-shot demos] [demos] [queries]``. Demos update the fast weights; queries never do. With W_i
-the state after task i's demos, the terms are
+A sequence is laid out as :func:`acljax.data.episodes.segments` says (per task
+``[first-shot demos] [demos] [queries]``), the layout :func:`acljax.data.episodes.sample_episodes` fills.
+Demos update the fast weights; queries never do. With W_i the state after task i's demos, the terms are
 
 - ``within_j``: task j's queries scored with W_j (T terms);
 - ``backward_j_after_i``: task j's queries scored with W_i, i > j (T(T-1)/2 terms, the ACL terms);
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from acljax.data.episodes import TaskSpec
+from acljax.data.episodes import TaskSpec, segments
 
 
 def task_letter(index: int) -> str:
@@ -80,26 +80,6 @@ def term_label(name: str) -> str:
     """The label of the term a metric name names (see :attr:`Term.label`); other names are returned unchanged."""
     term = Term.from_name(name)
     return name if term is None else term.label
-
-
-class Segment(NamedTuple):
-    """Positions of one task in the sequence (Python slices; static under jit)."""
-
-    shots: slice | None
-    demos: slice
-    queries: slice
-
-
-def segments(tasks: list[TaskSpec]) -> list[Segment]:
-    out, start = [], 0
-    for t in tasks:
-        shots = slice(start, start + t.n_way) if t.first_shot else None
-        demo_start = start + (t.n_way if t.first_shot else 0)
-        demos = slice(demo_start, demo_start + t.n_way * t.k_shot)
-        queries = slice(demos.stop, demos.stop + t.num_queries)
-        out.append(Segment(shots, demos, queries))
-        start = queries.stop
-    return out
 
 
 def acl_terms(tasks: list[TaskSpec]) -> list[Term]:

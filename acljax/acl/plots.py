@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: importing this module leaves matplotlib's backend alone
 
-from acljax.acl.objective import segments, task_letter, term_label
+from acljax.acl.objective import task_letter, term_label
+from acljax.data.episodes import segments
 
 
 def _read(path: Path) -> list[dict]:

@@ -51,6 +51,28 @@ class TaskSpec:
         return self.n_way * (int(self.first_shot) + self.k_shot) + self.num_queries
 
 
+class Segment(NamedTuple):
+    """Positions of one task in the sequence (Python slices; static under jit)."""
+
+    shots: slice | None  # the first-shot demos (one per class), when the task has them
+    demos: slice
+    queries: slice
+
+
+def segments(tasks: list[TaskSpec]) -> list[Segment]:
+    """The sequence's layout, one :class:`Segment` per task in order: what :func:`sample_episodes` fills and
+    the objective reads."""
+    out, start = [], 0
+    for t in tasks:
+        shots = slice(start, start + t.n_way) if t.first_shot else None
+        demo_start = start + (t.n_way if t.first_shot else 0)
+        demos = slice(demo_start, demo_start + t.n_way * t.k_shot)
+        queries = slice(demos.stop, demos.stop + t.num_queries)
+        out.append(Segment(shots, demos, queries))
+        start = queries.stop
+    return out
+
+
 class ClassPool:
     """Images grouped by class for fast sampling, normalised with (mean, std) at gather time."""
 
@@ -132,31 +154,33 @@ def sample_episodes(rng: np.random.Generator, pools: list[ClassPool], tasks: lis
     unknown = num_outputs(tasks) if num_classes is None else num_classes
     if unknown < num_outputs(tasks):
         raise ValueError(f"num_classes={num_classes} is smaller than the tasks' label space ({num_outputs(tasks)})")
+    layout, shape = segments(tasks), pools[tasks[0].pool].images.shape[1:]
+    length = layout[-1].queries.stop
+    episodes = Episodes(np.empty((batch_size, length, *shape), np.float32), np.empty((batch_size, length), np.int32),
+                        np.empty((batch_size, length), np.int32), np.empty(length, np.int64),
+                        np.empty(length, np.int64))
     chosen = {p: np.argsort(rng.random((batch_size, pool.num_classes)), axis=1) for p, pool in enumerate(pools)}
     used = dict.fromkeys(range(len(pools)), 0)
-    xs, targets, feedbacks, task_ids, kinds = [], [], [], [], []
     rows = np.arange(batch_size)[:, None]
-    for i, t in enumerate(tasks):
+    for i, (t, segment) in enumerate(zip(tasks, layout)):
         pool = pools[t.pool]
         class_ids = chosen[t.pool][:, used[t.pool]:used[t.pool] + t.n_way]  # (B, N), random order = label
         used[t.pool] += t.n_way
         idx = pool.sample_indices(rng, class_ids, t.examples_per_class)  # (B, N, m)
         labels = np.broadcast_to(np.arange(t.n_way), (batch_size, t.n_way))
-        parts = []  # (image indices (B, n), labels (B, n), kind)
+        parts = []  # (positions, image indices (B, n), labels (B, n), kind)
         if t.first_shot:
-            parts.append((idx[:, :, 0], labels, SHOT))
+            parts.append((segment.shots, idx[:, :, 0], labels, SHOT))
         start = int(t.first_shot)
         demo_idx = idx[:, :, start:start + t.k_shot].reshape(batch_size, -1)
-        parts.append((demo_idx, np.repeat(labels, t.k_shot, axis=1), DEMO))
+        parts.append((segment.demos, demo_idx, np.repeat(labels, t.k_shot, axis=1), DEMO))
         query_class = (np.arange(t.num_queries) + rng.integers(0, t.n_way, (batch_size, 1))) % t.n_way
         query_slot = start + t.k_shot + np.arange(t.num_queries) // t.n_way
-        parts.append((idx[rows, query_class, query_slot], query_class, QUERY))
-        for image_idx, label, kind in parts:
+        parts.append((segment.queries, idx[rows, query_class, query_slot], query_class, QUERY))
+        for positions, image_idx, label, kind in parts:
             order = np.argsort(rng.random(image_idx.shape), axis=1)  # interleave classes
-            xs.append(normalize(pool.images[image_idx[rows, order]], pool.mean, pool.std))
-            targets.append(label[rows, order] + t.label_offset)
-            feedbacks.append(targets[-1] if kind != QUERY else np.full(label.shape, unknown))
-            task_ids.append(np.full(label.shape[1], i))
-            kinds.append(np.full(label.shape[1], kind))
-    return Episodes(np.concatenate(xs, 1), np.concatenate(targets, 1).astype(np.int32),
-                    np.concatenate(feedbacks, 1).astype(np.int32), np.concatenate(task_ids), np.concatenate(kinds))
+            episodes.x[:, positions] = normalize(pool.images[image_idx[rows, order]], pool.mean, pool.std)
+            episodes.target[:, positions] = label[rows, order] + t.label_offset
+            episodes.feedback[:, positions] = episodes.target[:, positions] if kind != QUERY else unknown
+            episodes.task[positions], episodes.kind[positions] = i, kind
+    return episodes
