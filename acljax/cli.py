@@ -107,7 +107,7 @@ def _print_terms(metrics: dict) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from acljax.acl.evaluate import default_model, evaluation_settings, in_context_report, result_name
+    from acljax.acl.in_context import default_model, evaluation_settings, in_context_report, result_name
     from acljax.eval import report
 
     model = args.model or default_model(args.stream, args.scenario)

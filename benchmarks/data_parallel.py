@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
     from acljax import configs
     from acljax.acl.step import empty_tally, make_train_step
-    from acljax.acl.trainer import MetaLearner, sample
+    from acljax.acl.trainer import MetaTrainer, sample
     from acljax.data.episodes import ClassPool
     from acljax.data.store import ImageSet
     from acljax.distributed import make_mesh, replicate, shard_batch
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     shape = (32, 32, 1)
     pool = ClassPool(ImageSet(rng.integers(0, 256, (2000, *shape), dtype=np.uint8), np.repeat(np.arange(100), 20)),
                      0.5, 0.25)
-    learner = MetaLearner(config, shape)
+    learner = MetaTrainer(config, shape)
     batch, scales = sample(config, [pool], rng, [0, 1], args.batch)
     counts = [n for n in (1, 2, 4, 8, 16) if n <= jax.device_count() and args.batch % n == 0]
     setups = {}

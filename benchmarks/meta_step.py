@@ -29,7 +29,7 @@ from flax import nnx
 
 from acljax import configs
 from acljax.acl.step import empty_tally, make_train_step
-from acljax.acl.trainer import MetaLearner
+from acljax.acl.trainer import MetaTrainer
 from acljax.nn import learner as learner_module
 from acljax.recording import add_output_arguments, environment, save_rows
 from acljax.srwm import IMPLEMENTATIONS
@@ -48,7 +48,7 @@ def pooling(name: str):
         learner_module.max_pool_2x2 = original
 
 
-def programs(learner: MetaLearner, batch_size: int, length: int) -> dict:
+def programs(learner: MetaTrainer, batch_size: int, length: int) -> dict:
     """name -> (jitted function, arguments) for the encoder, the SRWM network and the full step."""
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.standard_normal((batch_size, length, *learner.image_shape)), jnp.float32)
@@ -77,9 +77,9 @@ def programs(learner: MetaLearner, batch_size: int, length: int) -> dict:
 def variants(config, image_shape, impls):
     """(variant name, learner, context its programs are traced in): max pools, or SRWM implementations."""
     if not impls:
-        learner = MetaLearner(config, image_shape)
+        learner = MetaTrainer(config, image_shape)
         return [(pool, learner, pooling(pool)) for pool in POOLS]
-    return [(impl, MetaLearner(configs.override(config, [f"model.impl={impl!r}"]), image_shape), nullcontext())
+    return [(impl, MetaTrainer(configs.override(config, [f"model.impl={impl!r}"]), image_shape), nullcontext())
             for impl in impls]
 
 

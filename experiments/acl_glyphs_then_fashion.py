@@ -17,7 +17,7 @@ import sys
 from acljax.acl import PoolConfig
 from acljax.acl.pools import build_pools
 from acljax.acl.quickstart import COLUMNS, PRETRAINED, VARIANTS, table
-from acljax.acl.trainer import TEST_STREAM, MetaLearner, evaluate_terms, image_shape, load_config, load_params
+from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms, image_shape, load_config, load_params
 from acljax.data.episodes import TaskSpec
 from acljax.recording import add_output_arguments, output_dir
 
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
             config = dataclasses.replace(base, pools=(base.pools[0], FASHION), test_batches=16, tasks=tuple(
                 TaskSpec(5, 5, 5, pool=p) for p in pools))
             test_pools = build_pools(config, "test")
-            learner = MetaLearner(config, image_shape(config, test_pools))
+            learner = MetaTrainer(config, image_shape(config, test_pools))
             params = load_params(PRETRAINED[use_acl], learner.params)
             results[order][label] = evaluate_terms(learner, params, test_pools, TEST_STREAM, config.test_batches)
         text.append(f"### {order}\n\n" + table(results[order], 0.2).replace(

@@ -42,7 +42,7 @@ import numpy as np
 from meta_training_seeds import SPLIT_MNIST_STREAMS, TERMS, stream_accuracy, stream_table
 
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import TEST_STREAM, MetaLearner, evaluate_terms, image_shape, load_config, load_params
+from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms, image_shape, load_config, load_params
 from acljax.pretrained import model_dir
 from acljax.recording import add_output_arguments, output_dir
 
@@ -80,7 +80,7 @@ def recomputed_here(workdir: str) -> dict:
     implementation ``impl="auto"`` picks here: the GPU's numbers came from the Pallas kernels."""
     config = load_config(workdir)
     pools = build_pools(config, "test", progress=False)
-    learner = MetaLearner(config, image_shape(config, pools))
+    learner = MetaTrainer(config, image_shape(config, pools))
     here = evaluate_terms(learner, load_params(workdir, learner.params), pools, TEST_STREAM, config.test_batches)
     gpu = json.loads((model_dir(workdir) / "results.json").read_text())["test"]
     return {"model": workdir, "loss GPU": gpu["loss"], "loss here": here["loss"],

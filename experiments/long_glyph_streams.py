@@ -33,7 +33,7 @@ import time
 
 from hsu_split_mnist import config_for
 
-from acljax.acl.evaluate import in_context_report
+from acljax.acl.in_context import in_context_report
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import channel_statistics
 from acljax.data.benchmarks import GLYPH_STREAM, glyph_stream

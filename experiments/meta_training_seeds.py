@@ -48,7 +48,7 @@ import sys
 
 import numpy as np
 
-from acljax.acl.evaluate import in_context_report
+from acljax.acl.in_context import in_context_report
 from acljax.pretrained import model_dir
 from acljax.recording import add_output_arguments, output_dir
 

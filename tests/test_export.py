@@ -14,7 +14,7 @@ import pytest
 from jax import export
 
 from acljax import configs
-from acljax.acl.trainer import MetaLearner
+from acljax.acl.trainer import MetaTrainer
 from acljax.cl.methods import METHODS, Masks
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.srwm import init_state, srwm_scan
@@ -55,13 +55,13 @@ KERNEL_CALLS = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
 def test_the_paper_acl_meta_training_step_lowers(impl, platforms):
     config = configs.load("acl_paper_2task")  # Conv-4, 2 x 5-way 15-shot + first shots, batch 32, warm-up Adam
     config = configs.override(config, [f"model.impl={impl!r}"])  # on a GPU/TPU, "auto" means "pallas"
-    learner = MetaLearner(config, (32, 32, 3))
+    learner = MetaTrainer(config, (32, 32, 3))
     length = sum(task.length for task in config.tasks)
     batch = (jax.ShapeDtypeStruct((config.batch_size, length, 32, 32, 3), jnp.float32),
              jax.ShapeDtypeStruct((config.batch_size, length), jnp.int32),
              jax.ShapeDtypeStruct((config.batch_size, length), jnp.int32))
     opt_state = jax.eval_shape(learner.tx.init, learner.params)
-    step = partial(MetaLearner._train_step, learner, learner.objectives[0])  # what acljax train compiles
+    step = partial(MetaTrainer._train_step, learner, learner.objectives[0])  # what acljax train compiles
     module = _lowers(step, learner.params, learner.rest, opt_state, batch, jnp.ones(2, jnp.float32),
                      jax.random.key(0), platforms=platforms)
     if impl == "pallas":

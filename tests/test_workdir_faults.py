@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 import pytest
 import tiny_run
 
-from acljax.acl.trainer import MetaLearner, load_config, load_params, meta_train
+from acljax.acl.trainer import MetaTrainer, load_config, load_params, meta_train
 from acljax.pretrained import PRETRAINED_DIR
 from acljax.workdir import CHECKSUMS, Workdir
 
@@ -62,7 +62,7 @@ DAMAGE = {"a flipped bit": _flip_a_bit, "a truncated file": _truncate,
 def _assert_same_run(run, uninterrupted, resumed, config):
     full_dir, full = uninterrupted
     assert tiny_run.metric_lines(run) == tiny_run.metric_lines(full_dir) and resumed == full
-    learner = MetaLearner(config, (8, 8, 1))
+    learner = MetaTrainer(config, (8, 8, 1))
     chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 
 
@@ -200,7 +200,7 @@ def test_parameters_of_another_shape_are_one_line_naming_the_workdir_and_shapes(
     saved = json.loads((model / "config.json").read_text())
     saved["model"]["num_features"] *= 2
     (model / "config.json").write_text(json.dumps(saved))
-    learner = MetaLearner(load_config(model), (28, 28, 1))
+    learner = MetaTrainer(load_config(model), (28, 28, 1))
     monkeypatch.setattr(ocp.CheckpointManager, "restore", lambda *args, **kwargs: pytest.fail("a read started"))
     with pytest.raises(ValueError) as error:
         load_params(model, learner.params)

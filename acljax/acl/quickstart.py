@@ -18,7 +18,7 @@ from acljax.acl.config import ACLConfig
 from acljax.acl.objective import term_label
 from acljax.acl.plots import fast_weight_evolution, term_bars, term_curves
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import TEST_STREAM, MetaLearner, image_shape, load_params, meta_train, sample
+from acljax.acl.trainer import TEST_STREAM, MetaTrainer, image_shape, load_params, meta_train, sample
 from acljax.pretrained import PRETRAINED_DIR
 
 CONFIG = "acl_glyphs_quickstart"  # in acljax.configs
@@ -67,9 +67,9 @@ def run(base: ACLConfig, workdir: str | Path, *, steps: int, from_scratch: bool 
 
 def plot_fast_weights(config: ACLConfig, run_dir: Path, out: Path) -> Path:
     pools = build_pools(config, "test")
-    learner = MetaLearner(config, image_shape(config, pools))
-    params = load_params(run_dir, learner.params)
+    trainer = MetaTrainer(config, image_shape(config, pools))
+    params = load_params(run_dir, trainer.params)
     (images, feedback, _), _ = sample(config, pools, np.random.default_rng([config.seed, TEST_STREAM]), [0, 1], 1)
-    model = learner.model(params, learner.rest, train=False)
-    return fast_weight_evolution(model, learner.objectives[0], images, feedback, out,
+    model = trainer.model(params, trainer.rest, train=False)
+    return fast_weight_evolution(model, trainer.objectives[0], images, feedback, out,
                                  title="ACL model, block 0 head 0: W_y at the start and each task's change")

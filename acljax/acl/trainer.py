@@ -85,7 +85,7 @@ def layout_only(task: TaskSpec) -> TaskSpec:
     return TaskSpec(task.n_way, task.k_shot, task.num_queries, task.first_shot)
 
 
-class MetaLearner:
+class MetaTrainer:
     """The model split into (graphdef, params, rest), its optimiser, one objective per task order, and the
     compiled steps (:mod:`acljax.acl.step`): ``train_steps[k]`` and ``eval_steps[k]`` for order ``k``; orders
     of one layout share one objective and so one compiled step."""
@@ -155,17 +155,17 @@ def term_metrics(terms: list[Term], loss, term_losses, term_accuracies) -> dict[
     return row
 
 
-def evaluate_terms(learner: MetaLearner, params, pools, stream: int, num_batches: int, mesh=None) -> dict[str, float]:
+def evaluate_terms(trainer: MetaTrainer, params, pools, stream: int, num_batches: int, mesh=None) -> dict[str, float]:
     """Mean loss and per-term loss/accuracy over fixed episodes (the same ones at every call)."""
-    config, orders = learner.config, task_orders(learner.config)
+    config, orders = trainer.config, task_orders(trainer.config)
     mesh = make_mesh(config.num_devices) if mesh is None else mesh
-    rest = replicate(mesh, learner.rest)
+    rest = replicate(mesh, trainer.rest)
     totals: dict[str, list[float]] = {}
     for b in range(num_batches):
         k = b % len(orders)
         batch, scales = sample_sharded(config, pools, [config.seed, stream, b], orders[k], mesh)
-        loss, terms = learner.eval_steps[k](params, rest, batch, scales)
-        for name, value in term_metrics(learner.objectives[k].terms, loss, *terms).items():
+        loss, terms = trainer.eval_steps[k](params, rest, batch, scales)
+        for name, value in term_metrics(trainer.objectives[k].terms, loss, *terms).items():
             totals.setdefault(name, []).append(value)
     return {name: float(np.mean(v)) for name, v in totals.items()}
 
@@ -317,7 +317,7 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     shape, mesh = check_start(config, workdir, progress=progress, profile_dir=profile_dir)
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
-    learner = MetaLearner(config, shape)
+    trainer = MetaTrainer(config, shape)
     run = Workdir(workdir, async_checkpoints=config.async_checkpoints)  # created once data and model are usable
     with run.exclusive():
         if tensorboard:
@@ -326,10 +326,10 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
             raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
                              "to go on, or another workdir")
-        return _meta_train(config, run, learner, mesh, train_pools, valid_pools, progress, profile_dir)
+        return _meta_train(config, run, trainer, mesh, train_pools, valid_pools, progress, profile_dir)
 
 
-def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, train_pools, valid_pools,
+def _meta_train(config: ACLConfig, run: Workdir, trainer: MetaTrainer, mesh, train_pools, valid_pools,
                 progress: bool, profile_dir: str | Path | None) -> dict:
     run.write_json("config.json", dataclasses.asdict(config))
     if progress:
@@ -337,13 +337,13 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
         kind = "" if device.device_kind == device.platform else f" ({device.device_kind})"
         print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
               f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
-    params = learner.params if config.init_from is None else load_params(config.init_from, learner.params)
-    fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": learner.tx.init(params),
+    params = trainer.params if config.init_from is None else load_params(config.init_from, trainer.params)
+    fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": trainer.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
     start, state = run.restore_latest(fresh)  # restored onto this run's mesh, whatever the saving run's was
-    rest, orders = replicate(mesh, learner.rest), task_orders(config)
+    rest, orders = replicate(mesh, trainer.rest), task_orders(config)
     # a resume starts counting skipped steps in a row again (the tally is not checkpointed)
-    tally = replicate(mesh, empty_tally(len(learner.objectives[0].terms)))
+    tally = replicate(mesh, empty_tally(len(trainer.objectives[0].terms)))
     skip_limit = jnp.asarray(config.skip_nonfinite_steps, jnp.int32)
     bar = tqdm(total=config.steps, initial=start, desc="meta-training", disable=not progress)
 
@@ -356,20 +356,20 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
             profile_step(step)
             done, k = step + 1, step % len(orders)
             key = jax.random.fold_in(jax.random.key(config.seed), step)
-            params, opt_state, tally = learner.train_steps[k](state["params"], state["opt_state"], rest, tally, batch,
+            params, opt_state, tally = trainer.train_steps[k](state["params"], state["opt_state"], rest, tally, batch,
                                                               scales, key, jnp.asarray(done, jnp.int32), skip_limit)
             state = {**state, "params": params, "opt_state": opt_state}
             validating = done % config.validate_every == 0 or done == config.steps
             if done % config.log_every == 0 or validating:  # the loop's only wait for the device between validations
-                log_tally(run, bar, config, learner.objectives[0].terms, tally, done, time.perf_counter() - tick)
+                log_tally(run, bar, config, trainer.objectives[0].terms, tally, done, time.perf_counter() - tick)
                 tally, tick = replicate(mesh, tally.restarted()), time.perf_counter()
             if validating:
-                state = validate(run, learner, state, valid_pools, done, mesh)
+                state = validate(run, trainer, state, valid_pools, done, mesh)
             if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
                 run.save(done, state)
             bar.update()
     bar.close()
-    return finish(config, run, learner, state, mesh, progress)
+    return finish(config, run, trainer, state, mesh, progress)
 
 
 def log_tally(run: Workdir, bar: tqdm, config: ACLConfig, terms: list[Term], tally: Tally, done: int,
@@ -392,9 +392,9 @@ def log_tally(run: Workdir, bar: tqdm, config: ACLConfig, terms: list[Term], tal
         run.log(done, **row, learning_rate=rate, sec_per_step=seconds / steps)
 
 
-def validate(run: Workdir, learner: MetaLearner, state: dict, valid_pools, done: int, mesh) -> dict:
+def validate(run: Workdir, trainer: MetaTrainer, state: dict, valid_pools, done: int, mesh) -> dict:
     """Meta-validate ``state["params"]``, log it, and keep them as the best when the loss is no higher."""
-    valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM, learner.config.validation_batches,
+    valid = evaluate_terms(trainer, state["params"], valid_pools, VALIDATION_STREAM, trainer.config.validation_batches,
                            mesh)
     run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
     if valid["loss"] <= float(state["best_loss"]):
@@ -404,12 +404,12 @@ def validate(run: Workdir, learner: MetaLearner, state: dict, valid_pools, done:
     return state
 
 
-def finish(config: ACLConfig, run: Workdir, learner: MetaLearner, state: dict, mesh, progress: bool) -> dict:
+def finish(config: ACLConfig, run: Workdir, trainer: MetaTrainer, state: dict, mesh, progress: bool) -> dict:
     """The run's summary (best step, its validation and meta-test metrics), written to ``results.json``."""
     best_step, best = run.restore_best(state["params"], int(state["best_step"]))  # the previous one if it is damaged
     summary = {"steps": config.steps, "best_step": best_step, "best_validation": run.best_metrics()}
     if all(p.test_split is not None for p in config.pools):
-        summary["test"] = evaluate_terms(learner, best, build_pools(config, "test", progress=progress), TEST_STREAM,
+        summary["test"] = evaluate_terms(trainer, best, build_pools(config, "test", progress=progress), TEST_STREAM,
                                          config.test_batches, mesh)
     run.write_json("results.json", summary)
     return summary

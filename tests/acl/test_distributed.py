@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent('''
     from acljax.distributed import local_rows, make_mesh, replicate
     from acljax.acl.pools import build_pools
     from acljax.acl.step import empty_tally
-    from acljax.acl.trainer import MetaLearner, image_shape, load_params, meta_train, sample_sharded
+    from acljax.acl.trainer import MetaTrainer, image_shape, load_params, meta_train, sample_sharded
     from acljax.data.episodes import TaskSpec
 
     assert jax.device_count() == 4, jax.devices()
@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent('''
         batch_size=8, steps=4, schedule="constant", learning_rate=LR, adam_eps=1.0, log_every=1, validate_every=2,
         validation_batches=1, test_batches=1)
     pools = build_pools(config, "train")
-    learner = MetaLearner(config, image_shape(config, pools))
+    learner = MetaTrainer(config, image_shape(config, pools))
 
     # Tolerances from the computation, not from a machine. 4 devices sum a gradient entry's terms in another
     # order than 1 device; float32 summation of n terms in any order is within n eps of the sum of their sizes

@@ -15,7 +15,7 @@ import tiny_run
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
 from acljax.acl.objective import Term
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import MetaLearner, image_shape, learning_rate_schedule, load_params, meta_train
+from acljax.acl.trainer import MetaTrainer, image_shape, learning_rate_schedule, load_params, meta_train
 from acljax.data.episodes import TaskSpec
 
 
@@ -39,7 +39,7 @@ def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog):
     resumed = meta_train(config, tmp_path / "resumed", progress=False)
     assert tiny_run.metric_lines(tmp_path / "full") == tiny_run.metric_lines(tmp_path / "resumed")
     assert resumed == full
-    learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
+    learner = MetaTrainer(config, image_shape(config, build_pools(config, "train")))
     best_full = load_params(tmp_path / "full", learner.params)
     best_resumed = load_params(tmp_path / "resumed", learner.params)
     chex.assert_trees_all_equal(best_full, best_resumed)
@@ -195,7 +195,7 @@ def test_a_resume_after_a_fault_ends_as_an_uninterrupted_run(npz, tmp_path, monk
         assert "dropping its last line" in err
     if fault.startswith("damaged"):
         assert "checkpoints/5: " in err and "resuming from the intact checkpoints/3" in err
-    learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
+    learner = MetaTrainer(config, image_shape(config, build_pools(config, "train")))
     chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 
 
@@ -283,7 +283,7 @@ def test_kill_9_at_a_save_then_resume_ends_as_an_uninterrupted_run(npz, tmp_path
     resumed = meta_train(config, run, progress=False)
     full_dir, full = uninterrupted
     assert tiny_run.metric_lines(run) == tiny_run.metric_lines(full_dir) and resumed == full
-    learner = MetaLearner(config, image_shape(config, build_pools(config, "train")))
+    learner = MetaTrainer(config, image_shape(config, build_pools(config, "train")))
     chex.assert_trees_all_equal(load_params(run, learner.params), load_params(full_dir, learner.params))
 
 
@@ -376,7 +376,7 @@ def test_the_train_step_gives_the_parameters_buffers_to_their_updates(npz):
     from acljax.acl.step import empty_tally
 
     config = _config(npz)
-    learner = MetaLearner(config, (8, 8, 1))
+    learner = MetaTrainer(config, (8, 8, 1))
     length = sum(task.length for task in config.tasks)
     batch = (jax.ShapeDtypeStruct((2, length, 8, 8, 1), jnp.float32),
              jax.ShapeDtypeStruct((2, length), jnp.int32), jax.ShapeDtypeStruct((2, length), jnp.int32))

@@ -29,7 +29,7 @@ def tiny(tmp_path_factory):
     """(an untrained model's workdir named "model", a 4-class 8x8 .npz): 2 tasks of 2 classes in either layout.
     The model's best/ holds its initial parameters (written as acljax train does, without the training)."""
     from acljax.acl import ACLConfig, ModelConfig, PoolConfig
-    from acljax.acl.trainer import MetaLearner
+    from acljax.acl.trainer import MetaTrainer
     from acljax.data.episodes import TaskSpec
     from acljax.workdir import Workdir
 
@@ -44,7 +44,7 @@ def tiny(tmp_path_factory):
                                          hidden_features=8, dropout_rate=0.0))
     run = Workdir(tmp / "model")
     run.write_json("config.json", dataclasses.asdict(config))
-    run.save_best(1, MetaLearner(config, (8, 8, 1)).params, {"step": 1})
+    run.save_best(1, MetaTrainer(config, (8, 8, 1)).params, {"step": 1})
     return tmp / "model", npz
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig
-from acljax.acl.protocol import InContextEvaluator
-from acljax.acl.trainer import MetaLearner
+from acljax.acl.in_context import InContextEvaluator
+from acljax.acl.trainer import MetaTrainer
 from acljax.data.episodes import TaskSpec
 from acljax.data.preprocess import normalize
 from acljax.data.store import ImageSet
@@ -28,7 +28,7 @@ def _learner():
     config = ACLConfig(pools=(PoolConfig(dataset="unused.npz"),), tasks=(TaskSpec(2, 2, 1, label_offset=2),),
                        model=ModelConfig(encoder="mlp", num_classes=4, mlp_features=(8,), num_features=8, num_heads=2,
                                          hidden_features=8, dropout_rate=0.0))
-    learner = MetaLearner(config, SHAPE)
+    learner = MetaTrainer(config, SHAPE)
     return learner, learner.params
 
 
