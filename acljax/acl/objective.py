@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from acljax.data.episodes import TaskSpec, segments
 
@@ -82,6 +83,12 @@ def term_label(name: str) -> str:
     return name if term is None else term.label
 
 
+def _query_scores(logits: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """logits (B, n, N), target (B, n) -> cross-entropy and correctness (1.0 or 0.0), each (B, n)."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, target)
+    return ce, (jnp.argmax(logits, -1) == target).astype(jnp.float32)
+
+
 def acl_terms(tasks: list[TaskSpec]) -> list[Term]:
     """Every term in the order the objective computes them: per task i, its first-shot term, its
     within-task term, then the backward terms of the earlier tasks after i."""
@@ -108,12 +115,21 @@ class ACLObjective:
     tasks: tuple[TaskSpec, ...]
     use_acl: bool = True
     loss_scale: float | None = None
+    scan_tasks: bool | None = None  # None: scan over the tasks when they share one layout (see term_losses)
 
     def __post_init__(self):
         if not self.tasks:
             raise ValueError("tasks must hold at least one TaskSpec")
         if self.loss_scale is not None and not self.loss_scale > 0:
             raise ValueError(f"loss_scale must be > 0 or None, got {self.loss_scale!r}")
+        if self.scan_tasks and not self.one_layout:
+            raise ValueError("scan_tasks=True needs tasks of one layout (n_way, k_shot, num_queries, first_shot), "
+                             f"got {[(t.n_way, t.k_shot, t.num_queries, t.first_shot) for t in self.tasks]}")
+
+    @property
+    def one_layout(self) -> bool:
+        """Every task has the first task's positions (what a scan over the tasks needs)."""
+        return len({(t.n_way, t.k_shot, t.num_queries, t.first_shot) for t in self.tasks}) == 1
 
     @property
     def terms(self) -> list[Term]:
@@ -130,18 +146,27 @@ class ACLObjective:
             raise ValueError(f"task_scales must have shape ({len(self.tasks)},) (one per task), "
                              f"got {task_scales.shape}")
         scale = 1.0 / self.num_trained_terms if self.loss_scale is None else self.loss_scale
-        per_term = [task_scales[t.query_task] if t.kind != "backward" else float(self.use_acl) for t in self.terms]
-        return scale * jnp.stack(per_term)
+        backward = np.array([t.kind == "backward" for t in self.terms])
+        query_task = np.array([t.query_task for t in self.terms])
+        return scale * jnp.where(backward, float(self.use_acl), task_scales[query_task])
 
     def term_losses(self, model, images, feedback, target):
-        """Per-term mean query cross-entropy and accuracy, each (num_terms,).
+        """Per-term mean query cross-entropy and accuracy, each (num_terms,), in the order of :attr:`terms`.
 
         model: an :class:`acljax.nn.InContextLearner`; images (B, L, H, W, C), feedback and target (B, L).
+        Tasks of one layout run as a ``lax.scan`` over the tasks (``scan_tasks``), so the compiled program does
+        not grow with their number; each step reads every task's queries against the new state and keeps the
+        ones already read (the others are masked out: twice the query reads of a loop). Otherwise a Python loop
+        over the tasks reads exactly the queries each state scores.
         """
         expected = sum(t.length for t in self.tasks)
         if images.shape[1] != expected:
             raise ValueError(f"the sequence must have {expected} positions for these tasks, got images {images.shape}")
         tokens = model.embed(images, feedback)
+        scan = self.one_layout if self.scan_tasks is None else self.scan_tasks
+        return (self._scanned if scan else self._looped)(model, tokens, target)
+
+    def _looped(self, model, tokens, target):
         segs = segments(list(self.tasks))
         losses, accuracies = [], []
 
@@ -149,8 +174,7 @@ class ACLObjective:
             """One pass reads the queries of every task in ``query_tasks`` against ``states``."""
             idx = np.concatenate([np.arange(segs[j].queries.start, segs[j].queries.stop) for j in query_tasks])
             logits, _ = model.sequence(tokens[:, idx], states, update=False)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, target[:, idx])
-            correct = (jnp.argmax(logits, -1) == target[:, idx]).astype(jnp.float32)
+            ce, correct = _query_scores(logits, target[:, idx])
             bounds = np.cumsum([0] + [self.tasks[j].num_queries for j in query_tasks])
             for a, b in zip(bounds[:-1], bounds[1:]):
                 losses.append(ce[:, a:b].mean())
@@ -164,6 +188,44 @@ class ACLObjective:
             _, states = model.sequence(tokens[:, seg.demos], states)
             score(states, [i, *range(i)])  # the order of acl_terms: within, then backward
         return jnp.stack(losses), jnp.stack(accuracies)
+
+    def _scanned(self, model, tokens, target):
+        num_tasks, (batch, length, features) = len(self.tasks), tokens.shape
+        seg = segments(self.tasks[:1])[0]  # every task's positions, relative to its start
+        tokens = tokens.reshape(batch, num_tasks, length // num_tasks, features).swapaxes(0, 1)  # (T, B, Lt, F)
+        target = target.reshape(batch, num_tasks, -1).swapaxes(0, 1)  # (T, B, Lt)
+        queries = tokens[:, :, seg.queries].swapaxes(0, 1).reshape(batch, -1, features)  # (B, T Q, F)
+        query_target = target[:, :, seg.queries].swapaxes(0, 1).reshape(batch, -1)  # (B, T Q)
+        graphdef, rng_state, rest = nnx.split(model, nnx.RngState, ...)  # dropout's key count goes in the carry
+
+        def read_task(carry, task):
+            """One task: its first shots (scored on its queries), its demos, then every task's queries ->
+            (first-shot loss, accuracy), and (T,) losses and accuracies per query task."""
+            rng_state, states = carry
+            task_tokens, task_target = task
+            model = nnx.merge(graphdef, rng_state, rest)
+            first = (jnp.zeros(()), jnp.zeros(()))
+            if seg.shots is not None:
+                _, shot_states = model.sequence(task_tokens[:, seg.shots], states)
+                logits, _ = model.sequence(task_tokens[:, seg.queries], shot_states, update=False)
+                first = tuple(score.mean() for score in _query_scores(logits, task_target[:, seg.queries]))
+                states = shot_states
+            _, states = model.sequence(task_tokens[:, seg.demos], states)
+            logits, _ = model.sequence(queries, states, update=False)
+            per_task = (score.reshape(batch, num_tasks, -1).mean((0, 2))
+                        for score in _query_scores(logits, query_target))
+            return (nnx.split(model, nnx.RngState, ...)[1], states), (*first, *per_task)
+
+        # task 0 starts from W_0 (no incoming state, as in the loop: a carried copy of W_0 would change the
+        # gradient of state_gradient="official"); tasks 1.. continue in the scan
+        carry, first = read_task((rng_state, None), (tokens[0], target[0]))
+        _, rest_of_them = jax.lax.scan(read_task, carry, (tokens[1:], target[1:]))
+        shot_loss, shot_acc, losses, accuracies = (jnp.concatenate([a[None], b]) for a, b in zip(first, rest_of_them))
+        # (T, T + 1): row i the state after task i, column j task j's queries, column T task i's first shots
+        after = np.array([t.after_task for t in self.terms])
+        column = np.array([num_tasks if t.kind == "first_shot" else t.query_task for t in self.terms])
+        return (jnp.concatenate([losses, shot_loss[:, None]], 1)[after, column],
+                jnp.concatenate([accuracies, shot_acc[:, None]], 1)[after, column])
 
     def __call__(self, model, images, feedback, target, task_scales):
         """-> (loss, (term losses, term accuracies))."""

@@ -75,18 +75,56 @@ def slow_terms(model, episodes, tasks):
     return np.array(losses), np.array(accs), np.array(loss_tolerances), np.array(near_ties)
 
 
-@pytest.mark.parametrize("tasks", [
-    [TaskSpec(3, 2, 4, first_shot=True), TaskSpec(3, 2, 4, first_shot=True)],
-    [TaskSpec(2, 3, 3), TaskSpec(3, 1, 2, label_offset=2), TaskSpec(2, 2, 5, label_offset=5)],
+ONE_LAYOUT = [TaskSpec(3, 2, 4, first_shot=True), TaskSpec(3, 2, 4, first_shot=True, label_offset=3),
+              TaskSpec(3, 2, 4, first_shot=True)]
+
+
+@pytest.mark.parametrize("tasks, scan_tasks", [
+    (ONE_LAYOUT, True), (ONE_LAYOUT, False), ([TaskSpec(2, 3, 3)] * 4, True),
+    ([TaskSpec(2, 3, 3), TaskSpec(3, 1, 2, label_offset=2), TaskSpec(2, 2, 5, label_offset=5)], None),
 ])
-def test_terms_match_the_query_by_query_loop(tasks):
+def test_terms_match_the_query_by_query_loop(tasks, scan_tasks):
+    """Scanned over the tasks (one layout) or looped over them (any layout), every term's loss and accuracy."""
     episodes = sample_episodes(np.random.default_rng(0), [_pool()], tasks, 3)
     model = _model(max(t.label_offset + t.n_way for t in tasks))
-    losses, accs = _jitted(ACLObjective(tuple(tasks)).term_losses, model)(episodes.x, episodes.feedback,
-                                                                          episodes.target)
+    objective = ACLObjective(tuple(tasks), scan_tasks=scan_tasks)
+    losses, accs = _jitted(objective.term_losses, model)(episodes.x, episodes.feedback, episodes.target)
     slow_losses, slow_accs, loss_tolerances, near_ties = slow_terms(model, episodes, tasks)
     assert np.all(np.abs(np.asarray(losses) - slow_losses) <= loss_tolerances)
     assert np.all(np.abs(np.asarray(accs) - slow_accs) <= near_ties + 1e-6)  # only near ties may flip
+
+
+@pytest.mark.parametrize("state_gradient", ["exact", "official"])
+def test_the_scan_over_tasks_gives_the_loops_gradient_of_every_term(state_gradient):
+    """d(term loss)/d(parameters) for every term, scanned against looped. Tolerance as in test_distributed: a
+    gradient entry sums over at most N input values (the meta-batch's), so two orders of summation differ by
+    about N eps times the largest entry of that term's gradient (a first-order estimate)."""
+    tasks = tuple(ONE_LAYOUT)
+    episodes = sample_episodes(np.random.default_rng(3), [_pool()], list(tasks), 2)
+    model = InContextLearner(SHAPE, 6, encoder="mlp", mlp_features=(8,), num_features=FEATURES, num_heads=2,
+                             hidden_features=8, dropout_rate=0.0, state_gradient=state_gradient, rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def jacobian(scan_tasks):
+        objective = ACLObjective(tasks, scan_tasks=scan_tasks)
+
+        def losses(p):
+            return objective.term_losses(nnx.merge(graphdef, p, rest), episodes.x, episodes.feedback,
+                                         episodes.target)[0]
+
+        return jax.tree.leaves(jax.jit(jax.jacrev(losses))(params))  # each (num_terms, *parameter shape)
+
+    tolerance = episodes.x.size * EPS
+    for scanned, looped in zip(jacobian(True), jacobian(False)):
+        rows = looped.reshape(len(acl_terms(list(tasks))), -1)
+        error = np.abs(scanned.reshape(rows.shape) - rows).max(1)
+        assert np.all(error <= tolerance * np.abs(rows).max(1)), (error, tolerance * np.abs(rows).max(1))
+
+
+def test_scan_tasks_needs_one_layout():
+    with pytest.raises(ValueError, match="scan_tasks=True needs tasks of one layout"):
+        ACLObjective((TaskSpec(2, 3, 3), TaskSpec(3, 3, 3)), scan_tasks=True)
+    assert ACLObjective(tuple(ONE_LAYOUT)).one_layout  # label_offset and pool do not change the positions
 
 
 def test_paper_two_task_weighting():
