@@ -29,6 +29,51 @@ def test_er_ace_masks_absent_old_classes_on_the_current_batch():
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
+def _log_softmax(z):
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def _one_stored_example(method, x, y, logits=None):
+    """A full memory holding copies of one example (so any memory batch is that example)."""
+    empty = method.init_memory(None, (x.size,), 4)
+    stored_x = jnp.broadcast_to(x, (method.memory_size, x.size))
+    if logits is not None:
+        stored_x = (stored_x, jnp.broadcast_to(logits, (method.memory_size, 4)))
+    return empty._replace(x=stored_x, y=jnp.full(method.memory_size, y, jnp.int32),
+                          valid=jnp.ones(method.memory_size, bool))
+
+
+STORED_X, STORED_Y = np.array([0.5, -1.0, 2.0], np.float32), 1  # label 1: task 0's outputs {0, 1}
+MASKS = Masks(np.ones(4, bool), np.repeat([[True, True, False, False], [False, False, True, True]], 2, 0),
+              np.array([True, True, False, False]))
+
+
+def test_er_ace_adds_the_mean_loss_of_the_memory_batch_on_its_tasks_outputs():
+    rng = np.random.default_rng(1)
+    w, x, y = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32), np.array([2, 3])
+    method = ERACE(memory_size=8, memory_batch=4)
+    memory = _one_stored_example(method, STORED_X, STORED_Y)
+    loss = method.loss(lambda p, v: v @ p, jnp.asarray(w), memory, jnp.asarray(x), jnp.asarray(y), MASKS,
+                       jax.random.key(0))
+    current = _log_softmax((x @ w)[:, [2, 3]])  # old classes 0, 1 absent from the batch: masked out
+    stored = _log_softmax(STORED_X @ w[:, :2])  # scored on task 0's outputs
+    np.testing.assert_allclose(loss, -np.mean([current[0, 0], current[1, 1]]) - stored[STORED_Y], rtol=1e-5)
+
+
+def test_derpp_loss_is_cross_entropy_plus_alpha_logit_error_plus_beta_stored_label_loss():
+    rng = np.random.default_rng(2)
+    w, x, y = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32), np.array([2, 3])
+    stored_logits = rng.normal(size=4).astype(np.float32)
+    method = DERpp(memory_size=8, memory_batch=4, alpha=0.3, beta=0.7)
+    memory = _one_stored_example(method, STORED_X, STORED_Y, stored_logits)
+    loss = method.loss(lambda p, v: v @ p, jnp.asarray(w), memory, jnp.asarray(x), jnp.asarray(y), MASKS,
+                       jax.random.key(0))
+    current = -np.mean(_log_softmax(x @ w)[[0, 1], y])
+    logit_error = np.mean((STORED_X @ w - stored_logits) ** 2)
+    stored_label = -_log_softmax(STORED_X @ w[:, :2])[STORED_Y]
+    np.testing.assert_allclose(loss, current + 0.3 * logit_error + 0.7 * stored_label, rtol=1e-5)
+
+
 def _run(method, **kw):
     s = stream("class")
     config = SequentialConfig(method=method, hidden=(16,), epochs=10, batch_size=16, learning_rate=1e-2,
