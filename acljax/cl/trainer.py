@@ -93,9 +93,11 @@ class SequentialConfig:
         if name not in METHODS:
             raise ValueError(f"a stored SequentialConfig's method must be one of {tuple(METHODS)}, got {name!r}")
         training = {f.name for f in dataclasses.fields(cls)}
-        if set(record) - training:
-            raise ValueError(f"a stored SequentialConfig has unknown keys {sorted(set(record) - training)}; "
-                             f"accepted: {sorted(training)}")
+        own = {f.name for f in dataclasses.fields(METHODS[name]) if f.init}
+        for owner, keys, accepted in (("SequentialConfig", record, training), (METHODS[name].__name__, method, own)):
+            if set(keys) - accepted:
+                raise ValueError(f"a stored {owner} has unknown keys {sorted(set(keys) - accepted)}; accepted: "
+                                 f"{sorted(accepted)}")
         return cls(**{key: _tupled(value) for key, value in record.items() if key != "method"},
                    method=METHODS[name](**{key: _tupled(value) for key, value in method.items()}))
 

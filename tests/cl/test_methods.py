@@ -80,6 +80,8 @@ def test_an_old_flat_record_gives_the_named_method_its_own_fields():
         hidden=(16,), epochs=2, reset_optimizer=True)
     with pytest.raises(ValueError, match=r"unknown keys \['strenght'\]; accepted: \['batch_size', "):
         SequentialConfig.from_dict({"method": "ewc", "strenght": 1.0})
+    with pytest.raises(ValueError, match=r"stored EWC has unknown keys \['gamma'\]; accepted: \['fisher_estimator'"):
+        SequentialConfig.from_dict({"method": {"name": "ewc", "gamma": 0.5}})
     with pytest.raises(ValueError, match="method must be one of .* got 'PullToInit'"):
         SequentialConfig.from_dict(SequentialConfig(method=PullToInit()).to_dict())
 
