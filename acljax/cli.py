@@ -150,10 +150,7 @@ def _cl(args: argparse.Namespace) -> int:
     from acljax.eval import report
 
     config = SequentialConfig(method=args.method, model=args.model)
-    for assignment in args.set:  # the old flat form of a method's setting
-        key = assignment.partition("=")[0].strip()
-        if key in {f.name for f in dataclasses.fields(config.method)} - {f.name for f in dataclasses.fields(config)}:
-            raise ValueError(f"--set {assignment!r}: {key} is a setting of the method: --set method.{assignment}")
+    _refuse_flat_method_settings(config, args.set)
     config = configs.override(config, args.set)
     out = Path(args.out)
     _writable(out)
@@ -178,6 +175,15 @@ def _cl(args: argparse.Namespace) -> int:
     print(report.markdown(result, title))
     print(f"\nSaved: {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _refuse_flat_method_settings(config, assignments: list[str]) -> None:
+    """``--set strength=...`` (a method's field set as acljax took it before) is refused with the form that works."""
+    method_only = {f.name for f in dataclasses.fields(config.method)} - {f.name for f in dataclasses.fields(config)}
+    for assignment in assignments:
+        key = assignment.partition("=")[0].strip()
+        if key in method_only:
+            raise ValueError(f"--set {assignment!r}: {key} is a setting of the method: --set method.{assignment}")
 
 
 def _quickstart(args: argparse.Namespace) -> int:
