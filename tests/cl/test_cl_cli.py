@@ -149,3 +149,20 @@ def test_a_result_file_of_another_run_is_never_replaced(tmp_path, capsys):
     assert "config" in capsys.readouterr().err
     assert (out / "naive__mine_class.json").read_text() == first
     assert main([*common, "--seeds", "1"]) == 0  # the same run again replaces its own file
+
+
+def test_a_checkpoint_whose_config_was_stored_in_the_old_flat_form_resumes(tmp_path):
+    npz = _noise_npz(tmp_path / "mine.npz", 32)
+    workdir = tmp_path / "run"
+    config = SequentialConfig(method=EWC(strength=100.0, fisher_estimator="argmax"), hidden=(8,), epochs=1,
+                              batch_size=16)
+    first = sequential_report(config, str(npz), seeds=1, scenario="class", progress=False, workdir=workdir)
+    described = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**described, "config": OLD_SETTINGS["config"]}))
+    again = sequential_report(config, str(npz), seeds=1, scenario="class", progress=False, workdir=workdir)
+    np.testing.assert_array_equal(again.matrices, first.matrices)
+    changed = SequentialConfig(method=EWC(strength=10.0, fisher_estimator="argmax"), hidden=(8,), epochs=1,
+                               batch_size=16)
+    (workdir / "config.json").write_text(json.dumps({**described, "config": OLD_SETTINGS["config"]}))
+    with pytest.raises(ValueError, match=r"another configuration \(config.method.strength: 100.0 -> 10.0\)"):
+        sequential_report(changed, str(npz), seeds=1, scenario="class", progress=False, workdir=workdir)
