@@ -52,8 +52,8 @@ def test_two_task_class_incremental_column(tmp_path, monkeypatch, experiment_scr
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)
     script = experiment_script("hsu_split_mnist")
-    assert script.config_for("L2", "class2").method.strength == 2.0 * 100
-    assert script.config_for("MAS", "task", importance_samples=7).method.importance_samples == 7  # Hsu et al.'s class-IL L2 strength, doubled
+    assert script.config_for("L2", "class2").method.strength == 2.0 * 100  # Hsu et al.'s class-IL L2 strength, doubled
+    assert script.config_for("MAS", "task", importance_samples=7).method.importance_samples == 7
     out = tmp_path / "out"
     assert script.main(["--seeds", "1", "--methods", "Adam", "--scenarios", "class2", "--out", str(out)]) == 0
     row = json.loads((out / "hsu_split_mnist.json").read_text())["Adam/class2"]
