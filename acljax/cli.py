@@ -144,12 +144,14 @@ def _cl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from acljax import configs
-    from acljax.cl.evaluate import sequential_report
+    from acljax.cl.evaluate import migrate_settings, sequential_report
     from acljax.cl.trainer import SequentialConfig
     from acljax.data.benchmarks import splits_data
     from acljax.eval import report
 
-    config = configs.override(SequentialConfig(method=args.method, model=args.model), args.set)
+    config = SequentialConfig(method=args.method, model=args.model)
+    _refuse_flat_method_settings(config, args.set)
+    config = configs.override(config, args.set)
     out = Path(args.out)
     _writable(out)
     stream = Path(args.stream.removeprefix("split:")).stem
@@ -159,8 +161,8 @@ def _cl(args: argparse.Namespace) -> int:
     settings = json.loads(json.dumps({  # what decides the result; as JSON, to compare with a file's record
         "stream": str(Path(args.stream).resolve()) if args.stream.endswith(".npz") else args.stream,
         **({"scenario": args.scenario, "classes_per_task": args.classes_per_task} if layout else {}),
-        "seeds": args.seeds, "config": dataclasses.asdict(config)}))
-    report.claim(out, name, settings)  # never replaces the results of another run
+        "seeds": args.seeds, "config": config.to_dict()}))
+    report.claim(out, name, settings, migrate_settings)  # never replaces the results of another run
     samples = out / f"{name}_samples.png"
     checkpoints = out / f"{name}_checkpoints"  # after each task; removed once the report is written
     chosen_batch = any(item.split("=", 1)[0].strip() == "batch_size" for item in args.set)
@@ -173,6 +175,15 @@ def _cl(args: argparse.Namespace) -> int:
     print(report.markdown(result, title))
     print(f"\nSaved: {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _refuse_flat_method_settings(config, assignments: list[str]) -> None:
+    """``--set strength=...`` (a method's field set as acljax took it before) is refused with the form that works."""
+    method_only = {f.name for f in dataclasses.fields(config.method)} - {f.name for f in dataclasses.fields(config)}
+    for assignment in assignments:
+        key = assignment.partition("=")[0].strip()
+        if key in method_only:
+            raise ValueError(f"--set {assignment!r}: {key} is a setting of the method: --set method.{assignment}")
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -297,7 +308,8 @@ def _eval_arguments(evaluate: argparse.ArgumentParser) -> None:
 def _cl_arguments(cl: argparse.ArgumentParser) -> None:
     from acljax.cl.methods import METHODS  # imports JAX: only for this command
 
-    cl.add_argument("--method", default="naive", help=f"one of {', '.join(METHODS)}; its settings: --set")
+    cl.add_argument("--method", default="naive",
+                    help=f"one of {', '.join(METHODS)}; its settings: --set method.FIELD=VALUE")
     cl.add_argument("--stream", default="split_mnist_domain",
                     help="any stream of acljax eval (split_mnist_domain, split_mnist_class, split_glyphs_domain5, "
                          "...), split:DATASET (a prepared data set, e.g. split:mnist) or PATH.npz")
@@ -309,9 +321,10 @@ def _cl_arguments(cl: argparse.ArgumentParser) -> None:
     cl.add_argument("--model", default="mlp",
                     help="mlp (--set hidden=[400,400]) or conv (--set channels=[32,32])")
     cl.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="any SequentialConfig field, e.g. --set strength=200 --set optimizer=sgd --set "
-                         "memory_size=1100 --set epochs=4 (repeatable); unless batch_size is set, it shrinks to the "
-                         "smallest task's training set when that holds fewer than 128 examples")
+                    help="any SequentialConfig field, or the method's as method.FIELD, e.g. --set "
+                         "method.strength=200 --set optimizer=sgd --set method.memory_size=1100 --set epochs=4 "
+                         "(repeatable); unless batch_size is set, it shrinks to the smallest task's training set when "
+                         "that holds fewer than 128 examples")
     cl.add_argument("--out", default="runs/cl",
                     help="folder for the JSON, Markdown and heatmap; a checkpoint after each task goes to "
                          "OUT/NAME_checkpoints until the report is written, and the same command resumes from it")

@@ -27,12 +27,14 @@ and seed count are unchanged (each skip is printed), so an interrupted run resum
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 
 import numpy as np
 
+from acljax.cl.methods import AGEM, DGR, ERACE, EWC, GEM, L2, MAS, SI, DERpp, Joint, LwF, Method, OnlineEWC, Replay, RtF
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import ImageSet, channel_statistics, load
 from acljax.data.streams import split_stream
@@ -52,42 +54,47 @@ PUBLISHED = {  # Hsu et al. 2018, Table 2: accuracy (%) over all tasks after the
 }
 THEIR_STRENGTHS = {"L2": (0.01, 0.5, 100), "EWC": (100, 100, 600), "Online EWC": (400, 700, 100),
                    "SI": (300, 3000, 600), "MAS": (1, 10000, 1)}
-METHODS = {  # name -> (config fields, scenario -> strength)
-    "Adam": dict(method="naive", optimizer="adam", learning_rate=1e-3),
-    "SGD": dict(method="naive", optimizer="sgd", learning_rate=0.01),
-    "Adagrad": dict(method="naive", optimizer="adagrad", learning_rate=0.01),
-    "L2": dict(method="l2"), "EWC": dict(method="ewc", fisher_estimator="argmax"),
-    "Online EWC": dict(method="online_ewc", gamma=1.0, fisher_estimator="argmax"),
-    "SI": dict(method="si", xi=0.1), "MAS": dict(method="mas"),
-    "LwF": dict(method="lwf", strength=1.0, temperature=2.0),
-    "Naive rehearsal": dict(method="replay", memory_size=1100, memory_batch=128),
-    "Naive rehearsal-C": dict(method="replay", memory_size=4400, memory_batch=128),
-    "A-GEM": dict(method="agem", memory_size=1100, memory_batch=256),
-    "GEM": dict(method="gem", optimizer="sgd", learning_rate=0.01, memory_size=1100, max_tasks=5, margin=0.5),
-    "ER-ACE": dict(method="er_ace", memory_size=1100, memory_batch=128),
-    "DER++": dict(method="derpp", memory_size=1100, memory_batch=128, alpha=0.2, beta=0.5),
+METHODS = {  # name -> (the method, training fields); strengths per scenario: THEIR_STRENGTHS
+    "Adam": (Method(), dict(optimizer="adam", learning_rate=1e-3)),
+    "SGD": (Method(), dict(optimizer="sgd", learning_rate=0.01)),
+    "Adagrad": (Method(), dict(optimizer="adagrad", learning_rate=0.01)),
+    "L2": (L2(), {}), "EWC": (EWC(fisher_estimator="argmax"), {}),
+    "Online EWC": (OnlineEWC(gamma=1.0, fisher_estimator="argmax"), {}),
+    "SI": (SI(xi=0.1), {}), "MAS": (MAS(), {}),
+    "LwF": (LwF(strength=1.0, temperature=2.0), {}),
+    "Naive rehearsal": (Replay(memory_size=1100, memory_batch=128), {}),
+    "Naive rehearsal-C": (Replay(memory_size=4400, memory_batch=128), {}),
+    "A-GEM": (AGEM(memory_size=1100, memory_batch=256), {}),
+    "GEM": (GEM(memory_size=1100, max_tasks=5, margin=0.5), dict(optimizer="sgd", learning_rate=0.01)),
+    "ER-ACE": (ERACE(memory_size=1100, memory_batch=128), {}),
+    "DER++": (DERpp(memory_size=1100, memory_batch=128, alpha=0.2, beta=0.5), {}),
     # van de Ven & Tolias 2018's Split-MNIST settings, whose numbers Hsu et al. list: Adam 1e-3, 2,000
     # iterations of batch 128 per task (21 epochs of a 12,000-image task), a VAE with two hidden layers of 400
     # units (encoder and decoder) and 100 latent dimensions, a Bernoulli likelihood of the pixels
-    "DGR": dict(method="dgr", learning_rate=1e-3, epochs=21, latent=100, vae_hidden=(400, 400),
-                likelihood="bernoulli"),
-    "RtF": dict(method="rtf", learning_rate=1e-3, epochs=21, latent=100, temperature=2.0, likelihood="bernoulli"),
-    "Offline": dict(method="joint"),
+    "DGR": (DGR(latent=100, vae_hidden=(400, 400), likelihood="bernoulli"), dict(learning_rate=1e-3, epochs=21)),
+    "RtF": (RtF(latent=100, hidden=(400, 400), temperature=2.0, likelihood="bernoulli"),
+            dict(learning_rate=1e-3, epochs=21)),
+    "Offline": (Joint(), {}),
 }
 
 
 def config_for(name: str, scenario: str, importance_samples: int | None = None) -> SequentialConfig:
-    """``name``'s config for ``scenario`` (a key of STREAMS)."""
-    fields = dict(METHODS[name], importance_samples=importance_samples)
+    """``name``'s config for ``scenario`` (a key of STREAMS); ``importance_samples`` for Fisher/MAS methods."""
+    method, training = METHODS[name]
     if name in THEIR_STRENGTHS:
-        fields["strength"] = 2.0 * THEIR_STRENGTHS[name][SCENARIOS.index(STREAMS[scenario][0])]
-    return SequentialConfig(**fields)
+        theirs = THEIR_STRENGTHS[name][SCENARIOS.index(STREAMS[scenario][0])]
+        method = dataclasses.replace(method, strength=2.0 * theirs)
+    if hasattr(method, "importance_samples"):
+        method = dataclasses.replace(method, importance_samples=importance_samples)
+    return SequentialConfig(method=method, **training)
 
 
-def same_config(stored: dict, recorded: dict) -> bool:
-    """Equal, counting a field that a stored row predates as holding its default."""
-    defaults = json.loads(json.dumps(vars(SequentialConfig())))
-    return {**defaults, **stored} == recorded
+def same_config(stored: dict, config: SequentialConfig) -> bool:
+    """A stored row's config (either form, a field it predates holding its default) equals ``config``."""
+    try:
+        return SequentialConfig.from_dict(stored) == config
+    except (TypeError, ValueError):  # a field no config has now
+        return False
 
 
 def table(results: dict) -> str:
@@ -124,8 +131,7 @@ def main(argv=None) -> int:
         for name in args.methods:
             key = f"{name}/{scenario}"
             config = config_for(name, scenario, args.importance_samples)
-            recorded = json.loads(json.dumps(vars(config)))  # as the JSON file holds it
-            if key in results and results[key]["seeds"] >= args.seeds and same_config(results[key]["config"], recorded):
+            if key in results and results[key]["seeds"] >= args.seeds and same_config(results[key]["config"], config):
                 print(f"{key}: skipped, already in {path} with {results[key]['seeds']} seeds and this "
                       "configuration (delete it there, or give another --out, to run it again)", flush=True)
                 continue
@@ -133,7 +139,7 @@ def main(argv=None) -> int:
             learner = SequentialLearner(config, stream.num_outputs, (28, 28, 1), mean[0], std[0], progress=False)
             report = evaluate(learner, stream.tasks, list(range(args.seeds)), [t.name for t in stream.tasks])
             results[key] = {**report.summary, "seeds": args.seeds, "seconds": round(time.time() - start, 1),
-                            "config": recorded,
+                            "config": config.to_dict(),
                             "mean_matrix": report.matrices.mean(0).tolist()}
             path.write_text(json.dumps(results, indent=1) + "\n")
             (out / "hsu_split_mnist.md").write_text(table(results))

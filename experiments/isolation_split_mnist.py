@@ -24,20 +24,21 @@ import jax
 import numpy as np
 
 from acljax.cl.evaluate import sequential_report
+from acljax.cl.methods import PNN, Adapters, Experts, Joint, LoRA, Method, TaskTokens
 from acljax.cl.models import mlp_model
-from acljax.cl.trainer import SequentialConfig
+from acljax.cl.trainer import SequentialConfig, migrate_record
 from acljax.data.streams import SCENARIOS
 from acljax.recording import add_output_arguments, output_dir
 
-ROWS = {  # name -> (config fields, scenarios it runs in)
-    "Naive (Adam)": (dict(method="naive"), SCENARIOS),
-    "Joint (upper bound)": (dict(method="joint"), SCENARIOS),
-    "LoRA r=8": (dict(method="lora", rank=8, max_tasks=5), ("task",)),
-    "Experts, task id": (dict(method="experts", max_tasks=5), ("task",)),
-    "Adapters m=32": (dict(method="adapters", bottleneck=32, max_tasks=5), ("task",)),
-    "PNN": (dict(method="pnn", max_tasks=5), ("task",)),
-    "Task tokens (SRWM)": (dict(method="task_tokens", features=64, heads=4, max_tasks=5), ("task",)),
-    "Experts, confidence": (dict(method="experts", max_tasks=5, routing="confidence"), SCENARIOS),
+ROWS = {  # name -> (method, scenarios it runs in)
+    "Naive (Adam)": (Method(), SCENARIOS),
+    "Joint (upper bound)": (Joint(), SCENARIOS),
+    "LoRA r=8": (LoRA(rank=8, max_tasks=5), ("task",)),
+    "Experts, task id": (Experts(max_tasks=5), ("task",)),
+    "Adapters m=32": (Adapters(bottleneck=32, max_tasks=5), ("task",)),
+    "PNN": (PNN(max_tasks=5), ("task",)),
+    "Task tokens (SRWM)": (TaskTokens(features=64, heads=4, max_tasks=5), ("task",)),
+    "Experts, confidence": (Experts(max_tasks=5, routing="confidence"), SCENARIOS),
 }
 NETWORK = mlp_model((28, 28, 1), (400, 400), 10)
 
@@ -46,14 +47,13 @@ def table(results: dict) -> str:
     network = sum(math.prod(w.shape) for w in jax.tree.leaves(jax.eval_shape(NETWORK.init, jax.random.key(0))))
     lines = ["| method | " + " | ".join(f"{s}-IL ACC | {s}-IL BWT" for s in SCENARIOS)
              + " | added for task 2 | added for 5 tasks |", "|---|" + "---|---|" * len(SCENARIOS) + "---|---|"]
-    for name, (fields, _) in ROWS.items():
+    for name, (method, _) in ROWS.items():
         cells = []
         for s in SCENARIOS:
             r = results.get(f"{name}/{s}")
             cells += ["-", "-"] if r is None else [
                 f"{100 * r['ACC']['mean']:.2f} ± {100 * r['ACC']['std']:.2f} ({r['seeds']})",
                 f"{100 * r['BWT']['mean']:.2f} ± {100 * r['BWT']['std']:.2f}"]
-        method = SequentialConfig(**fields).build_method()
         second, total = method.added_parameters(NETWORK, 1), sum(method.added_parameters(NETWORK, t) for t in range(5))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {second:,} | {total:,} ({100 * total / network:.0f}%) |")
     return "\n".join(lines) + (f"\n\nmean ± std over (n) seeds, %; the network itself (10 outputs): {network:,} "
@@ -71,11 +71,12 @@ def main(argv=None) -> int:
     path = out / "isolation_split_mnist.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     for name in args.rows:
-        fields, scenarios = ROWS[name]
+        method, scenarios = ROWS[name]
         for scenario in [s for s in args.scenarios if s in scenarios]:
-            key, config = f"{name}/{scenario}", SequentialConfig(**fields)
-            recorded = json.loads(json.dumps(vars(config)))
-            if key in results and results[key]["seeds"] >= args.seeds and results[key]["config"] == recorded:
+            key, config = f"{name}/{scenario}", SequentialConfig(method=method)
+            recorded = config.to_dict()
+            stored = results.get(key, {"seeds": 0, "config": {}})
+            if stored["seeds"] >= args.seeds and migrate_record(stored["config"]) == recorded:
                 print(f"{key}: skipped, already in {path} with this configuration", flush=True)
                 continue
             start = time.time()

@@ -34,6 +34,7 @@ import time
 from hsu_split_mnist import config_for
 
 from acljax.acl.in_context import in_context_report
+from acljax.cl.evaluate import migrate_settings
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import channel_statistics
 from acljax.data.benchmarks import GLYPH_STREAM, glyph_stream
@@ -121,8 +122,9 @@ def main(argv=None) -> int:
         for n in args.lengths:
             key = f"{label}/{n}"
             setting = {"model": model, "shots": 5} if model else {
-                "config": json.loads(json.dumps(vars(baseline_config(baseline))))}
-            if key in results and results[key]["runs"] == args.runs and results[key]["setting"] == setting:
+                "config": baseline_config(baseline).to_dict()}
+            stored = results.get(key, {"runs": None, "setting": None})
+            if stored["runs"] == args.runs and migrate_settings(stored["setting"]) == setting:
                 print(f"{key}: kept from {path}", flush=True)
                 continue
             start = time.time()

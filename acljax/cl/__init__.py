@@ -11,10 +11,11 @@ from acljax.cl.regularizers import (
     mas_consolidate,
     online_ewc_consolidate,
     quadratic_penalty,
+    replace_named,
     si_consolidate,
     synaptic_intelligence,
 )
 
 __all__ = ["FISHER_ESTIMATORS", "PenaltyState", "SIState", "consolidate", "ewc_consolidate", "fisher_diagonal",
            "l2_consolidate", "mas_consolidate", "mas_importance", "online_ewc_consolidate", "quadratic_penalty",
-           "si_consolidate", "synaptic_intelligence"]
+           "replace_named", "si_consolidate", "synaptic_intelligence"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from acljax.checks import is_positive_int
-from acljax.cl.trainer import SequentialConfig, SequentialLearner
+from acljax.cl.trainer import SequentialConfig, SequentialLearner, migrate_record
 from acljax.data.benchmarks import build_stream, stream_geometry
 from acljax.data.registry import Preprocessing
 from acljax.data.show import contact_sheet
@@ -34,7 +33,7 @@ def sequential_report(config: SequentialConfig, stream_name: str, *, seeds: int 
     the batch size shrinks to the smallest task's training set (said on stderr), else a larger one is refused."""
     if not is_positive_int(seeds):
         raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
-    method = config.build_method()
+    method = config.method
     geometry = stream_geometry(stream_name, classes_per_task, scenario)
     if geometry is not None:
         _check_method_fits(method, stream_name, geometry[2])
@@ -54,9 +53,8 @@ def sequential_report(config: SequentialConfig, stream_name: str, *, seeds: int 
     if workdir is None:
         report = evaluate(learner, stream.tasks, list(range(seeds)), names, progress=progress)
     else:
-        described = json.loads(json.dumps({"config": dataclasses.asdict(config), "stream": stream_name,
-                                           "scenario": stream.scenario, "classes_per_task": classes_per_task,
-                                           "seeds": seeds}, default=str))
+        described = {"config": config.to_dict(), "stream": stream_name, "scenario": stream.scenario,
+                     "classes_per_task": classes_per_task, "seeds": seeds}
         report = _evaluate_in(Path(workdir), described, learner, stream.tasks, seeds, names, progress)
     if samples_to is not None and learner.samples:
         images = (np.concatenate(learner.samples) * 255).round().astype(np.uint8)
@@ -64,6 +62,14 @@ def sequential_report(config: SequentialConfig, stream_name: str, *, seeds: int 
         contact_sheet(ImageSet(images, labels), samples_to, rows=len(learner.samples), columns=len(learner.samples[0]),
                       row_labels=[f"after {task.name}" for task in stream.tasks])
     return report
+
+
+def migrate_settings(settings: dict) -> dict:
+    """A run's recorded settings (a result file's, or a workdir's config.json) with the config in today's form
+    (:func:`acljax.cl.trainer.migrate_record`)."""
+    if isinstance(settings, dict) and isinstance(settings.get("config"), dict):
+        return {**settings, "config": migrate_record(settings["config"])}
+    return settings
 
 
 def _say(progress: bool, line: str) -> None:
@@ -78,7 +84,7 @@ def _evaluate_in(path: Path, described: dict, learner, tasks, seeds: int, names,
     run = Workdir(path, max_to_keep=1)
     try:
         with run.exclusive():
-            run.check_config(described)
+            run.check_config(described, migrate=migrate_settings)
             run.write_json("config.json", described)
             return evaluate(learner, tasks, list(range(seeds)), names, progress=progress, workdir=run)
     except BaseException:

@@ -31,14 +31,14 @@ class PenaltyState(NamedTuple):
     weighted_anchor: Params  # C: sum of importance * anchor
 
 
-def _check_strength(strength) -> None:
+def _check_strength(strength, name: str = "strength") -> None:
     """A non-negative finite number or scalar array; traced values (under ``optax.inject_hyperparams``,
-    ``jit``) cannot be inspected and pass."""
+    ``jit``) cannot be inspected and pass. ``name``: what the error calls it."""
     if isinstance(strength, jax.core.Tracer):
         return
     if isinstance(strength, bool) or not isinstance(strength, (int, float, np.ndarray, jax.Array)) \
             or np.ndim(strength) != 0 or not math.isfinite(float(strength)) or float(strength) < 0:
-        raise ValueError(f"strength must be a non-negative number (or scalar array), got {strength!r}")
+        raise ValueError(f"{name} must be a non-negative number (or scalar array), got {strength!r}")
 
 
 def quadratic_penalty(strength: float | jax.Array, mask: Params | Callable[[Params], Params] | None = None
@@ -95,10 +95,23 @@ def online_ewc_consolidate(state: PenaltyState, params: Params, fisher: Params, 
     return consolidate(state, params, fisher, mode="online", decay=gamma)
 
 
-def check_gamma(gamma: float) -> None:
-    """Online EWC's decay of the running Fisher: in (0, 1]."""
-    if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+def check_gamma(gamma: float, name: str = "gamma") -> None:
+    """Online EWC's decay of the running Fisher: in (0, 1]. ``name``: what the error calls it."""
+    if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not 0.0 < gamma <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {gamma!r}")
+
+
+def replace_named(state: optax.OptState, **subtrees) -> optax.OptState:
+    """``state`` with the subtree under each name (a key of ``optax.named_chain`` or a NamedTuple field, found
+    anywhere as :func:`optax.tree_utils.tree_get` finds it) replaced; the rest of the structure is kept as it is
+    (``optax.tree_utils.tree_set`` turns ``named_chain``'s OrderedDict into a dict, which would recompile)."""
+    for name, new in subtrees.items():
+        old = optax.tree_utils.tree_get(state, name)
+        if old is None:
+            raise KeyError(f"no {name!r} in the optimiser state")
+        leaves, treedef = jax.tree.flatten(state, is_leaf=lambda node, old=old: node is old)
+        state = treedef.unflatten([new if leaf is old else leaf for leaf in leaves])
+    return state
 
 
 def l2_consolidate(state: PenaltyState, params: Params) -> PenaltyState:

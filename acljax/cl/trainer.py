@@ -11,6 +11,7 @@ head per task).
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +19,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from acljax.checks import NonFiniteLoss, is_positive_int, require_finite, require_positive_finite
+from acljax.checks import NonFiniteLoss, is_positive_int, require_positive_finite
 from acljax.cl.methods import METHODS, Masks, Method, TaskEnd, masked
 from acljax.cl.models import MODELS, Model, conv_model, mlp_model
 from acljax.data.streams import Task
@@ -32,79 +33,93 @@ OPTIMIZERS = {  # PyTorch's defaults, which the published baselines used (optax'
 
 @dataclasses.dataclass(frozen=True)
 class SequentialConfig:
-    """method: a name in :data:`acljax.cl.methods.METHODS`, built from this config's fields of the same names, or a
-    :class:`acljax.cl.methods.Method` instance (which carries its own hyper-parameters). strength in acljax's
-    convention (penalty = strength/2 sum I (theta - a)^2; for LwF the distillation weight);
-    importance_samples: examples of the task used for Fisher / MAS importances (None: every training example
-    of the task, as Hsu et al.). Replay and A-GEM keep ``memory_size`` examples (``buffer``: "reservoir" or
-    "class_balanced"), filled at the end of each task, and read ``memory_batch`` of them per step (so do
-    ER-ACE and DER++, whose logit and label terms weigh ``alpha`` and ``beta``); GEM keeps
-    ``memory_size // max_tasks`` examples of each task and projects with ``margin``; LoRA trains a rank-``rank``
-    delta per task, Adapters a ``bottleneck``-wide adapter per task, Experts a network per task, routed by
-    ``routing``, TaskTokens a token per task for its own SRWM network (``features`` wide, ``heads`` heads);
-    DGR replays from a VAE (``latent``, ``vae_hidden`` layer widths, ``likelihood`` of the
-    inputs; RtF's VAE is its classifier, ``hidden``); LwF distils the previous model's outputs at
-    ``temperature``. model: "mlp" (``hidden`` layer sizes) or "conv"
-    (:class:`acljax.cl.models.ConvNet` with ``channels``), unless the learner is given a model."""
+    """How a continual learner trains. method: a :class:`acljax.cl.methods.Method`, which holds its own
+    hyper-parameters (``EWC(strength=200.0)``), or a name in :data:`acljax.cl.methods.METHODS` for that method
+    with its defaults (normalised to the instance, so ``config.method`` is always a Method). reset_optimizer:
+    re-initialise the optimiser's state at each task end, for the methods that wrap it (L2, EWC, online EWC,
+    MAS, SI). model: "mlp" (``hidden`` layer sizes) or "conv" (:class:`acljax.cl.models.ConvNet` with
+    ``channels``), unless the learner is given a model. num_devices: data-parallel devices for each
+    minibatch (None: all of them)."""
 
-    method: str | Method = "naive"
+    method: Method | str = "naive"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    strength: float = 0.0
-    gamma: float = 1.0
-    xi: float = 0.1
-    fisher_estimator: str = "empirical"
-    importance_samples: int | None = None
     reset_optimizer: bool = False
     model: str = "mlp"
     hidden: tuple[int, ...] = (400, 400)
     channels: tuple[int, ...] = (32, 32)
     epochs: int = 4
     batch_size: int = 128
-    num_devices: int | None = None  # data-parallel devices for each minibatch; None: all of them
-    memory_size: int = 1000
-    memory_batch: int = 128
-    buffer: str = "reservoir"
-    max_tasks: int = 10
-    alpha: float = 0.2  # Buzzega et al.'s best on Seq-CIFAR-10 with 500 stored examples (their code)
-    beta: float = 0.5
-    margin: float = 0.5
-    rank: int = 4
-    bottleneck: int = 16
-    routing: str = "task_id"
-    features: int = 64
-    heads: int = 4
-    latent: int = 100
-    vae_hidden: tuple[int, ...] = (400, 400)
-    likelihood: str = "bernoulli"
-    temperature: float = 2.0
+    num_devices: int | None = None
 
     def __post_init__(self):
-        if not isinstance(self.method, Method) and self.method not in METHODS:
-            raise ValueError(f"method must be one of {tuple(METHODS)} or an acljax.cl.methods.Method, got "
-                             f"{self.method!r}")
+        if isinstance(self.method, str) and self.method in METHODS:
+            object.__setattr__(self, "method", METHODS[self.method]())
+        elif not isinstance(self.method, Method):
+            raise ValueError(f"SequentialConfig.method must be one of {tuple(METHODS)} or an "
+                             f"acljax.cl.methods.Method, got {self.method!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ValueError(f"SequentialConfig.optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        require_positive_finite("SequentialConfig", learning_rate=self.learning_rate, temperature=self.temperature)
-        require_finite("SequentialConfig", strength=self.strength, xi=self.xi, gamma=self.gamma, margin=self.margin,
-                       alpha=self.alpha, beta=self.beta)
+            raise ValueError(f"SequentialConfig.model must be one of {MODELS}, got {self.model!r}")
+        require_positive_finite("SequentialConfig", learning_rate=self.learning_rate)
         for name in ("epochs", "batch_size"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            if not is_positive_int(getattr(self, name)):
+                raise ValueError(f"SequentialConfig.{name} must be a positive int, got {getattr(self, name)!r}")
         if not all(is_positive_int(h) for h in self.hidden):
-            raise ValueError(f"hidden must list positive layer widths (e.g. [400, 400]; [] for a linear model), got "
-                             f"{list(self.hidden)!r}")
+            raise ValueError(f"SequentialConfig.hidden must list positive layer widths (e.g. [400, 400]; [] for a "
+                             f"linear model), got {list(self.hidden)!r}")
         if not self.channels or not all(is_positive_int(c) for c in self.channels):
-            raise ValueError(f"channels must list one or more positive channel counts (e.g. [32, 32]), got "
-                             f"{list(self.channels)!r}")
-        self.build_method()  # the method checks its own fields
+            raise ValueError(f"SequentialConfig.channels must list one or more positive channel counts (e.g. [32, "
+                             f"32]), got {list(self.channels)!r}")
 
-    def build_method(self) -> Method:
-        if isinstance(self.method, Method):
-            return self.method
-        return METHODS[self.method].from_config(self)
+    @property
+    def method_name(self) -> str:
+        """The method's name in METHODS (a method from outside acljax: its class's name)."""
+        return next((name for name, kind in METHODS.items() if type(self.method) is kind), type(self.method).__name__)
+
+    def to_dict(self) -> dict:
+        """The config as JSON-ready data: the training fields, and under "method" the method's name and fields."""
+        method = {f.name: getattr(self.method, f.name) for f in dataclasses.fields(self.method) if f.init}
+        record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return json.loads(json.dumps({**record, "method": {"name": self.method_name, **method}}))
+
+    @classmethod
+    def from_dict(cls, record: dict) -> SequentialConfig:
+        """The config of a :meth:`to_dict` record, or of one in the old flat form (see :func:`migrate_record`)."""
+        record = migrate_record(record)
+        method = dict(record.get("method", {"name": "naive"}))
+        name = method.pop("name", None)
+        if name not in METHODS:
+            raise ValueError(f"a stored SequentialConfig's method must be one of {tuple(METHODS)}, got {name!r}")
+        training = {f.name for f in dataclasses.fields(cls)}
+        own = {f.name for f in dataclasses.fields(METHODS[name]) if f.init}
+        for owner, keys, accepted in (("SequentialConfig", record, training), (METHODS[name].__name__, method, own)):
+            if set(keys) - accepted:
+                raise ValueError(f"a stored {owner} has unknown keys {sorted(set(keys) - accepted)}; accepted: "
+                                 f"{sorted(accepted)}")
+        return cls(**{key: _tupled(value) for key, value in record.items() if key != "method"},
+                   method=METHODS[name](**{key: _tupled(value) for key, value in method.items()}))
+
+
+def migrate_record(record: dict) -> dict:
+    """A stored config in :meth:`SequentialConfig.to_dict`'s form. The old flat form (the method's name under
+    "method", every method's hyper-parameters beside the training fields) is nested: the named method takes the
+    keys that are its fields, as the old config passed them on; other methods' keys are dropped. Other records
+    are returned as they are."""
+    name = record.get("method", "naive")
+    if not isinstance(name, str):
+        return record
+    own = {f.name for f in dataclasses.fields(METHODS[name]) if f.init} if name in METHODS else set()
+    any_method = {f.name for kind in METHODS.values() for f in dataclasses.fields(kind)}
+    training = {f.name for f in dataclasses.fields(SequentialConfig)}
+    return {**{key: value for key, value in record.items() if key in training or key not in any_method},
+            "method": {"name": name, **{key: value for key, value in record.items() if key in own}}}
+
+
+def _tupled(value):
+    """A JSON list back as the tuple it was stored from."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 class SequentialLearner:
@@ -123,7 +138,7 @@ class SequentialLearner:
                 conv_model(input_shape, num_outputs, config.channels)
         self.model = model
         self.mean, self.std = np.float32(mean), np.float32(std)
-        self.method = method = config.build_method().for_inputs(self.mean, self.std)
+        self.method = method = config.method.for_inputs(self.mean, self.std)
         self.inner = OPTIMIZERS[config.optimizer](config.learning_rate)
         self.tx = method.optimizer(self.inner)
 
@@ -213,8 +228,7 @@ class SequentialLearner:
                              f"SequentialConfig.batch_size={cfg.batch_size}: lower batch_size")
         seeds = jnp.asarray(self.seeds)
         rows = local_rows(cfg.batch_size, self.mesh)  # this process's part of each minibatch
-        name = cfg.method if isinstance(cfg.method, str) else type(cfg.method).__name__
-        bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{name} task {index}",
+        bar = tqdm(total=cfg.epochs * per_epoch, desc=f"{cfg.method_name} task {index}",
                    disable=not self.progress, leave=False)
         for epoch in range(cfg.epochs):
             order = np.stack([np.random.default_rng([s, index, epoch]).permutation(len(y)) for s in self.seeds])

@@ -107,7 +107,7 @@ def smoke(config: Any) -> Any:
 def _replaced(node: Any, keys: list[str], text: str, assignment: str) -> Any:
     key, rest = keys[0], keys[1:]
     if dataclasses.is_dataclass(node):
-        names = [f.name for f in dataclasses.fields(node)]
+        names = [f.name for f in dataclasses.fields(node) if f.init]
         if key not in names:
             raise ValueError(f"--set {assignment!r}: {type(node).__name__} has no field {key!r}; "
                              f"its fields: {', '.join(names)}")

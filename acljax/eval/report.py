@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib.figure import Figure  # no pyplot: importing this module leaves matplotlib's backend alone
@@ -48,14 +49,16 @@ def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def claim(directory: str | Path, name: str, settings: dict) -> None:
+def claim(directory: str | Path, name: str, settings: dict, migrate: Callable[[dict], dict] | None = None) -> None:
     """Refuse, before the work, to let the evaluation ``settings`` (of ``acljax eval`` or ``acljax cl``) replace
-    NAME.json of another evaluation (one whose recorded settings differ; the same one re-run replaces its own)."""
+    NAME.json of another evaluation (one whose recorded settings differ; the same one re-run replaces its own).
+    ``migrate``: applied to the recorded settings first (settings recorded in an older form)."""
     path = Path(directory) / f"{name}.json"
     if not path.exists():
         return
     try:
         recorded = json.loads(path.read_text()).get("settings")
+        recorded = migrate(recorded) if migrate and recorded is not None else recorded
     except (OSError, ValueError, AttributeError):
         recorded = None
     if recorded == settings:

@@ -92,6 +92,7 @@ SCRIPT = textwrap.dedent('''
             np.testing.assert_allclose(moved["test"][key], value, rtol=N * EPS)
 
     # The sequential baseline trainer: minibatches split over 4 devices, same parameters as on 1.
+    from acljax.cl.methods import EWC
     from acljax.cl.trainer import SequentialConfig, SequentialLearner
     from acljax.data.store import ImageSet
     from acljax.data.streams import split_stream
@@ -105,9 +106,9 @@ SCRIPT = textwrap.dedent('''
     stream = split_stream(*images, num_tasks=2, classes_per_task=2, scenario="class")
     finals = []
     for n in (4, 1):  # SGD: an update is LR times the gradient, so rounding is not amplified (as with Adam's eps)
-        sequential = SequentialLearner(SequentialConfig(method="ewc", strength=10.0, hidden=(16,), epochs=2,
-                                                        batch_size=8, importance_samples=8, num_devices=n,
-                                                        optimizer="sgd", learning_rate=LR),
+        sequential = SequentialLearner(SequentialConfig(method=EWC(strength=10.0, importance_samples=8), hidden=(16,),
+                                                        epochs=2, batch_size=8, num_devices=n, optimizer="sgd",
+                                                        learning_rate=LR),
                                        stream.num_outputs, (4, 4, 1), 0.5, 0.25, progress=False)
         sequential.reset([0, 1])
         start = sequential.params

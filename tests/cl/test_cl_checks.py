@@ -46,7 +46,7 @@ def test_seeds_that_cannot_fit_are_refused_with_the_estimate_before_loading(tmp_
 @pytest.mark.parametrize("settings, says", [
     (["--set", "hidden=[0]"], "hidden must list positive layer widths"),
     (["--set", "channels=[]"], "channels must list one or more positive channel counts"),
-    (["--method", "online_ewc", "--set", "gamma=-1"], "gamma must be in (0, 1]"),
+    (["--method", "online_ewc", "--set", "method.gamma=-1"], "OnlineEWC.gamma must be in (0, 1]"),
 ])
 def test_settings_are_checked_before_loading(tmp_path, capsys, no_loading, settings, says):
     assert main(["cl", "--stream", write_npz(tmp_path / "mine.npz"), *settings, "--out", str(tmp_path)]) == 2

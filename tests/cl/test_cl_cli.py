@@ -7,10 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from acljax.cl.evaluate import sequential_report
-from acljax.cl.methods import METHODS
+from acljax.cl import evaluate as cl_evaluate
+from acljax.cl.evaluate import migrate_settings, sequential_report
+from acljax.cl.methods import EWC, METHODS
 from acljax.cl.trainer import SequentialConfig
 from acljax.cli import main
+from acljax.eval.report import claim
 
 
 def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
@@ -22,8 +24,8 @@ def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
     np.savez(npz, x=images, y=y, x_test=images, y_test=y)
     out = tmp_path / "cl"
     assert main(["cl", "--method", "gem", "--stream", str(npz), "--scenario", "class", "--seeds", "2",
-                 "--set", "memory_size=30", "--set", "max_tasks=3", "--set", "batch_size=16", "--set", "hidden=[32]",
-                 "--out", str(out)]) == 0
+                 "--set", "method.memory_size=30", "--set", "method.max_tasks=3", "--set", "batch_size=16",
+                 "--set", "hidden=[32]", "--out", str(out)]) == 0
     report = json.loads((out / "gem__mine_class.json").read_text())  # method, stream and scenario in the name
     matrices = np.asarray(report["matrices"])
     assert matrices.shape == (2, 3, 3) and report["seeds"] == [0, 1]
@@ -31,8 +33,8 @@ def test_gem_on_a_custom_npz_writes_the_report(tmp_path, capsys):
     assert (out / "gem__mine_class.png").exists() and "ACC" in capsys.readouterr().out
     assert not (out / "gem__mine_class_checkpoints").exists()  # kept only until the report is written
     assert main(["cl", "--method", "dgr", "--stream", str(npz), "--scenario", "class", "--seeds", "1",
-                 "--set", "latent=4", "--set", "vae_hidden=[16]", "--set", "batch_size=16", "--set", "hidden=[32]",
-                 "--set", "epochs=1", "--out", str(out)]) == 0
+                 "--set", "method.latent=4", "--set", "method.vae_hidden=[16]", "--set", "batch_size=16",
+                 "--set", "hidden=[32]", "--set", "epochs=1", "--out", str(out)]) == 0
     assert "dgr__mine_class_samples.png" in capsys.readouterr().out  # the generator after each task, saved
     assert (out / "dgr__mine_class_samples.png").exists()
 
@@ -74,6 +76,55 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
     assert "method must be one of ('naive', " in capsys.readouterr().err
 
 
+def test_set_reaches_the_method_and_a_bad_method_setting_is_named(tmp_path, capsys, monkeypatch):
+    built = []
+
+    def stop(config, *args, **kwargs):  # the config that would train, taken before any work
+        built.append(config)
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(cl_evaluate, "sequential_report", stop)
+    common = ["cl", "--method", "ewc", "--out", str(tmp_path)]
+    assert main([*common, "--set", "method.strength=100", "--set", "method.fisher_estimator=argmax",
+                 "--set", "learning_rate=1e-2"]) == 2
+    assert built[0].method == EWC(strength=100.0, fisher_estimator="argmax") and built[0].learning_rate == 0.01
+    for setting, says in [
+            ("method.strenght=1", "--set 'method.strenght=1': EWC has no field 'strenght'; its fields: strength, "
+                                  "importance_samples, fisher_estimator"),
+            ("method.strength=-1", "--set 'method.strength=-1': EWC.strength must be a non-negative number"),
+            ("method.importance_samples=many", "--set 'method.importance_samples=many': EWC.importance_samples must "
+                                               "be a positive int or None (every example), got 'many'"),
+            ("strength=100", "--set 'strength=100': strength is a setting of the method: --set method.strength=100")]:
+        capsys.readouterr()
+        assert main([*common, "--set", setting]) == 2
+        assert says in capsys.readouterr().err
+    assert len(built) == 1  # no bad setting got as far as the run
+
+
+OLD_SETTINGS = {  # a result file's settings as acljax recorded them before methods held their own fields
+    "stream": "split_mnist_domain", "seeds": 1, "config": {
+        "method": "ewc", "optimizer": "adam", "learning_rate": 0.001, "strength": 100.0, "gamma": 1.0, "xi": 0.1,
+        "fisher_estimator": "argmax", "importance_samples": None, "reset_optimizer": False, "model": "mlp",
+        "hidden": [8], "channels": [32, 32], "epochs": 1, "batch_size": 16, "num_devices": None,
+        "memory_size": 1000, "memory_batch": 128, "buffer": "reservoir", "max_tasks": 10, "alpha": 0.2,
+        "beta": 0.5, "margin": 0.5, "rank": 4, "bottleneck": 16, "routing": "task_id", "features": 64, "heads": 4,
+        "latent": 100, "vae_hidden": [400, 400], "likelihood": "bernoulli", "temperature": 2.0}}
+
+
+def test_settings_recorded_in_the_old_flat_form_are_read_as_today(tmp_path):
+    config = SequentialConfig(method=EWC(strength=100.0, fisher_estimator="argmax"), hidden=(8,), epochs=1,
+                              batch_size=16)
+    assert migrate_settings(OLD_SETTINGS)["config"] == config.to_dict()
+    assert SequentialConfig.from_dict(OLD_SETTINGS["config"]) == config
+    (tmp_path / "ewc__split_mnist_domain.json").write_text(json.dumps({"settings": OLD_SETTINGS}))
+    today = {**OLD_SETTINGS, "config": config.to_dict()}
+    claim(tmp_path, "ewc__split_mnist_domain", today, migrate_settings)  # the same run: not refused
+    with pytest.raises(ValueError, match="holds the results of another evaluation"):
+        claim(tmp_path, "ewc__split_mnist_domain", {**today, "config": SequentialConfig(
+            method=EWC(strength=10.0, fisher_estimator="argmax"), hidden=(8,), epochs=1, batch_size=16).to_dict()},
+            migrate_settings)
+
+
 @pytest.mark.parametrize("command", [None, "demo", "train", "eval", "quickstart", "data"])
 def test_help_imports_no_jax(command):
     """``acljax --help`` and the help of every command but ``cl`` (which lists the methods) start in well under a
@@ -98,3 +149,20 @@ def test_a_result_file_of_another_run_is_never_replaced(tmp_path, capsys):
     assert "config" in capsys.readouterr().err
     assert (out / "naive__mine_class.json").read_text() == first
     assert main([*common, "--seeds", "1"]) == 0  # the same run again replaces its own file
+
+
+def test_a_checkpoint_whose_config_was_stored_in_the_old_flat_form_resumes(tmp_path):
+    npz = _noise_npz(tmp_path / "mine.npz", 32)
+    workdir = tmp_path / "run"
+    config = SequentialConfig(method=EWC(strength=100.0, fisher_estimator="argmax"), hidden=(8,), epochs=1,
+                              batch_size=16)
+    first = sequential_report(config, str(npz), seeds=1, scenario="class", progress=False, workdir=workdir)
+    described = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**described, "config": OLD_SETTINGS["config"]}))
+    again = sequential_report(config, str(npz), seeds=1, scenario="class", progress=False, workdir=workdir)
+    np.testing.assert_array_equal(again.matrices, first.matrices)
+    changed = SequentialConfig(method=EWC(strength=10.0, fisher_estimator="argmax"), hidden=(8,), epochs=1,
+                               batch_size=16)
+    (workdir / "config.json").write_text(json.dumps({**described, "config": OLD_SETTINGS["config"]}))
+    with pytest.raises(ValueError, match=r"another configuration \(config.method.strength: 100.0 -> 10.0\)"):
+        sequential_report(changed, str(npz), seeds=1, scenario="class", progress=False, workdir=workdir)

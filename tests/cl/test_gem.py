@@ -77,15 +77,15 @@ def test_projection_satisfies_every_active_constraint_and_ignores_the_rest():
                 assert v.min() >= -1e-3 * max(1.0, np.abs(v).max())
 
 
-def learner(method, s, **kw):
-    config = SequentialConfig(method=method, hidden=(16,), epochs=10, batch_size=16, learning_rate=1e-2, **kw)
+def learner(method, s):
+    config = SequentialConfig(method=method, hidden=(16,), epochs=10, batch_size=16, learning_rate=1e-2)
     return SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
 
 
 def test_gem_keeps_what_naive_forgets_in_class_incremental_without_recompiling():
     s = stream("class")
     naive = evaluate(learner("naive", s), s.tasks, [0], progress=False).matrices[0]
-    gem_learner = learner("gem", s, memory_size=60, max_tasks=3, margin=0.5)
+    gem_learner = learner(GEM(memory_size=60, max_tasks=3, margin=0.5), s)
     gem = evaluate(gem_learner, s.tasks, [0], progress=False).matrices[0]
     assert naive[-1, 0] < 0.1 and gem[-1, 0] > 0.5
     assert gem_learner._step._cache_size() == 1
@@ -93,14 +93,14 @@ def test_gem_keeps_what_naive_forgets_in_class_incremental_without_recompiling()
 
 def test_gem_refuses_more_tasks_than_it_keeps_memories_for():
     s = stream("class")  # 3 tasks
-    with pytest.raises(ValueError, match=r"max_tasks=2 tasks and task 2 is number 3: raise SequentialConfig.max_tasks"):
-        evaluate(learner("gem", s, memory_size=40, max_tasks=2), s.tasks, [0], progress=False)
+    with pytest.raises(ValueError, match=r"max_tasks=2 tasks and task 2 is number 3: raise GEM.max_tasks"):
+        evaluate(learner(GEM(memory_size=40, max_tasks=2), s), s.tasks, [0], progress=False)
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"memory_size": 3, "max_tasks": 5}, r"memory_size \(3\) must be >= max_tasks \(5\)"),
-    ({"max_tasks": 0}, "max_tasks must be a positive int"),
-    ({"margin": -0.1}, "margin must be >= 0"),
+    ({"memory_size": 3, "max_tasks": 5}, r"GEM.memory_size \(3\) must be >= GEM.max_tasks \(5\)"),
+    ({"max_tasks": 0}, "GEM.max_tasks must be a positive int, got 0"),
+    ({"margin": -0.1}, "GEM.margin must be a finite number >= 0, got -0.1"),
 ])
 def test_bad_gem_settings(kw, message):
     with pytest.raises(ValueError, match=message):

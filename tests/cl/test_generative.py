@@ -81,29 +81,27 @@ def test_vae_samples_are_normalised_like_the_inputs():
 
 
 def test_generative_settings_are_checked():
-    with pytest.raises(ValueError, match="likelihood must be one of"):
+    with pytest.raises(ValueError, match="DGR.likelihood must be one of"):
         DGR(likelihood="poisson")
-    with pytest.raises(ValueError, match="vae_hidden must be"):
+    with pytest.raises(ValueError, match="DGR.vae_hidden must be"):
         DGR(vae_hidden=())
-    with pytest.raises(ValueError, match="hidden must be"):
+    with pytest.raises(ValueError, match="RtF.hidden must be"):
         RtF(hidden=(400, 0))
 
 
 # DGR's separate VAE needs more steps on this tiny stream than RtF's shared network to make samples the
 # previous solver labels as both old classes (at 10 epochs some seeds replay one class only)
-@pytest.mark.parametrize("method, kw, epochs", [("dgr", {"latent": 4, "vae_hidden": (64,)}, 30),
-                                                ("rtf", {"latent": 8}, 10)])
-def test_generative_replay_keeps_old_classes_that_naive_forgets(method, kw, epochs):
+@pytest.mark.parametrize("method, epochs", [(DGR(latent=4, vae_hidden=(64,)), 30), (RtF(latent=8, hidden=(16,)), 10)])
+def test_generative_replay_keeps_old_classes_that_naive_forgets(method, epochs):
     s = stream("class")
 
-    def run(method, **kw):
-        config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2,
-                                  **kw)
+    def run(method):
+        config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2)
         learner = SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
         return learner, evaluate(learner, s.tasks, [0, 1], progress=False).matrices
 
     _, naive = run("naive")
-    learner, replay = run(method, **kw)
+    learner, replay = run(method)
     assert naive[:, -1, :2].max() < 0.1  # naive: the first two tasks gone
     assert replay[:, -1, :2].mean() > 0.5  # replay: most of them kept
     assert learner._step._cache_size() == 1

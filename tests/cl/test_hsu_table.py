@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from acljax.cl.methods import Method
 from acljax.data import ImageSet
 from acljax.data.store import DATA_DIR_ENV, write_prepared
 
@@ -40,15 +41,19 @@ def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, ca
     assert script.main(args) == 0  # finished with this configuration: kept, not run again, and said so
     assert "SGD/task: skipped, already in" in capsys.readouterr().out
     assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"] == row
-    assert script.main([*args, "--importance-samples", "7"]) == 0  # another configuration: run again
-    assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["importance_samples"] == 7
+    assert script.main([*args, "--importance-samples", "7"]) == 0  # not a setting of SGD: still kept
+    assert "SGD/task: skipped, already in" in capsys.readouterr().out
+    monkeypatch.setitem(script.METHODS, "SGD", (Method(), {"optimizer": "sgd", "learning_rate": 0.02}))
+    assert script.main(args) == 0  # another configuration: run again
+    assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["learning_rate"] == 0.02
 
 
 def test_two_task_class_incremental_column(tmp_path, monkeypatch, experiment_script):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)
     script = experiment_script("hsu_split_mnist")
-    assert script.config_for("L2", "class2").strength == 2.0 * 100  # Hsu et al.'s class-IL L2 strength, doubled
+    assert script.config_for("L2", "class2").method.strength == 2.0 * 100  # Hsu et al.'s class-IL L2 strength, doubled
+    assert script.config_for("MAS", "task", importance_samples=7).method.importance_samples == 7
     out = tmp_path / "out"
     assert script.main(["--seeds", "1", "--methods", "Adam", "--scenarios", "class2", "--out", str(out)]) == 0
     row = json.loads((out / "hsu_split_mnist.json").read_text())["Adam/class2"]

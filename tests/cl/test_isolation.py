@@ -13,9 +13,8 @@ from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 
 
-def learner(method, s, epochs=4, **kw):
-    config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2,
-                              max_tasks=3, **kw)
+def learner(method, s, epochs=4):
+    config = SequentialConfig(method=method, hidden=(16,), epochs=epochs, batch_size=16, learning_rate=1e-2)
     return SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
 
 
@@ -25,7 +24,7 @@ def leaves(tree):
 
 def test_lora_freezes_the_network_after_task_0_and_each_delta_after_its_task():
     s = stream("task")
-    model = learner("lora", s, rank=2)
+    model = learner(LoRA(rank=2, max_tasks=3), s)
     model.reset([0, 1])
     model.learn(0, s.tasks[0])
     base = leaves(model.params["base"])
@@ -41,15 +40,15 @@ def test_lora_freezes_the_network_after_task_0_and_each_delta_after_its_task():
     assert all(not np.allclose(b, 0) for b in trained)  # task 2 trained its own delta
 
 
-@pytest.mark.parametrize("method, kw, learned", [
-    ("lora", {"rank": 2}, [0, 1, 2]), ("experts", {}, [0, 1, 2]), ("pnn", {}, [0, 1, 2]),
-    ("adapters", {"bottleneck": 8}, [0, 1, 2]),
+@pytest.mark.parametrize("method, epochs, learned", [
+    (LoRA(rank=2, max_tasks=3), 4, [0, 1, 2]), (Experts(max_tasks=3), 4, [0, 1, 2]), (PNN(max_tasks=3), 4, [0, 1, 2]),
+    (Adapters(bottleneck=8, max_tasks=3), 4, [0, 1, 2]),
     # a token and the output layer alone do not re-purpose the frozen network for every task: task 1's rows
     # never reach the last position (it stays at chance here), task 2's row is the last one
-    ("task_tokens", {"features": 16, "heads": 2, "epochs": 12}, [0, 2])])
-def test_task_incremental_accuracy_never_changes_after_a_task_is_learned(method, kw, learned):
+    (TaskTokens(features=16, heads=2, max_tasks=3), 12, [0, 2])])
+def test_task_incremental_accuracy_never_changes_after_a_task_is_learned(method, epochs, learned):
     s = stream("task")
-    trained = learner(method, s, **kw)
+    trained = learner(method, s, epochs)
     matrices = evaluate(trained, s.tasks, [0, 1], progress=False).matrices  # (seeds, after, on)
     for i in range(3):
         np.testing.assert_array_equal(matrices[:, i:, i], matrices[:, i:i + 1, i].repeat(3 - i, 1))  # BWT = 0
@@ -89,7 +88,7 @@ def test_pnn_column_equals_a_loop_over_columns_and_laterals():
 
 def test_pnn_freezes_every_earlier_column():
     s = stream("task")
-    model = learner("pnn", s)
+    model = learner(PNN(max_tasks=3), s)
     model.reset([0, 1])
     model.learn(0, s.tasks[0])
     column_0 = [np.asarray(a)[:, 0].copy() for a in jax.tree.leaves(model.params["columns"])]
@@ -127,14 +126,15 @@ def test_task_tokens_condition_the_network_which_freezes_after_task_0():
     assert np.asarray(grads["tokens"][1]).any() and not np.asarray(grads["tokens"])[[0, 2]].any()
     assert np.asarray(grads["net"]["head"]["kernel"]).any()
     assert method.added_parameters(None, 1) == 16
-    with pytest.raises(ValueError, match=r"features \(10\) must be a multiple of heads \(4\)"):
+    with pytest.raises(ValueError, match=r"TaskTokens.features \(10\) must be a multiple of TaskTokens.heads \(4\)"):
         TaskTokens(features=10, heads=4)
 
 
 def test_experts_routed_by_confidence_keep_old_classes_in_class_incremental():
     s = stream("class")
     naive = evaluate(learner("naive", s, epochs=10), s.tasks, [0], progress=False).matrices[0]
-    experts = evaluate(learner("experts", s, epochs=10, routing="confidence"), s.tasks, [0], progress=False)
+    experts = evaluate(learner(Experts(max_tasks=3, routing="confidence"), s, epochs=10), s.tasks, [0],
+                       progress=False)
     assert naive[-1, 0] < 0.1 and experts.matrices[0][-1, 0] > 0.5
 
 
@@ -148,13 +148,13 @@ def test_task_id_methods_refuse_streams_without_task_ids(tmp_path):
         sequential_report(SequentialConfig(method="lora"), str(npz), scenario="domain", progress=False)
 
 
-@pytest.mark.parametrize("kw, message", [({"rank": 0}, "rank must be a positive int"),
-                                         ({"max_tasks": 0}, "max_tasks must be a positive int")])
+@pytest.mark.parametrize("kw, message", [({"rank": 0}, "LoRA.rank must be a positive int, got 0"),
+                                         ({"max_tasks": 0}, "LoRA.max_tasks must be a positive int")])
 def test_bad_lora_settings(kw, message):
     with pytest.raises(ValueError, match=message):
         LoRA(**kw)
 
 
 def test_bad_routing():
-    with pytest.raises(ValueError, match=r"routing must be one of \('task_id', 'confidence'\)"):
+    with pytest.raises(ValueError, match=r"Experts.routing must be one of \('task_id', 'confidence'\)"):
         Experts(routing="vote")

@@ -1,7 +1,8 @@
-"""The method protocol: a method the learner has never heard of plugs in, a method given as an instance
-equals the same method by name, and the registry builds each method from the config's fields."""
+"""The method protocol: a method the learner has never heard of plugs in, a name stands for the method with its
+defaults, and a config's record (today's, or the old flat one) reads back as the config."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ import optax
 import pytest
 from cl_streams import stream
 
-from acljax.cl.methods import EWC, Method, OnlineEWC, cross_entropy
+from acljax.cl.methods import DGR, EWC, Method, OnlineEWC, RtF, cross_entropy
 from acljax.cl.models import mlp_model
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
@@ -56,19 +57,37 @@ def test_a_plugin_method_runs_without_the_learner_knowing_it():
     assert moved(pulled) < moved(run("naive")[0]) / 4
 
 
-def test_a_method_instance_equals_the_method_by_name():
-    _, by_name = run("ewc", strength=10.0, importance_samples=30, fisher_estimator="sample")
-    _, given = run(EWC(strength=10.0, importance_samples=30, fisher_estimator="sample"))
-    np.testing.assert_array_equal(given, by_name)
+def test_a_name_stands_for_the_method_with_its_defaults():
+    assert SequentialConfig(method="online_ewc").method == OnlineEWC()
+    assert SequentialConfig().method == Method()
+    assert SequentialConfig(method="online_ewc").method_name == "online_ewc"
 
 
-def test_the_registry_builds_methods_from_same_named_config_fields():
-    config = SequentialConfig(method="online_ewc", strength=3.0, gamma=0.5, importance_samples=7)
-    assert config.build_method() == OnlineEWC(strength=3.0, gamma=0.5, importance_samples=7)
+def test_a_config_record_reads_back_as_the_config():
+    config = SequentialConfig(method=DGR(latent=4, vae_hidden=(8, 8)), hidden=(16,), optimizer="sgd")
+    record = json.loads(json.dumps(config.to_dict()))
+    assert record["method"] == {"name": "dgr", "latent": 4, "likelihood": "bernoulli", "vae_hidden": [8, 8]}
+    assert record["hidden"] == [16] and "latent" not in record
+    assert SequentialConfig.from_dict(record) == config
+
+
+def test_an_old_flat_record_gives_the_named_method_its_own_fields():
+    old = {"method": "rtf", "optimizer": "adam", "learning_rate": 0.01, "strength": 5.0, "memory_size": 30,
+           "latent": 8, "likelihood": "gaussian", "temperature": 3.0, "vae_hidden": [64], "hidden": [16],
+           "epochs": 2, "reset_optimizer": True}  # RtF's network had the config's hidden sizes
+    assert SequentialConfig.from_dict(old) == SequentialConfig(
+        method=RtF(latent=8, likelihood="gaussian", temperature=3.0, hidden=(16,)), learning_rate=0.01,
+        hidden=(16,), epochs=2, reset_optimizer=True)
+    with pytest.raises(ValueError, match=r"unknown keys \['strenght'\]; accepted: \['batch_size', "):
+        SequentialConfig.from_dict({"method": "ewc", "strenght": 1.0})
+    with pytest.raises(ValueError, match=r"stored EWC has unknown keys \['gamma'\]; accepted: \['fisher_estimator'"):
+        SequentialConfig.from_dict({"method": {"name": "ewc", "gamma": 0.5}})
+    with pytest.raises(ValueError, match="method must be one of .* got 'PullToInit'"):
+        SequentialConfig.from_dict(SequentialConfig(method=PullToInit()).to_dict())
 
 
 def test_an_invalid_method_instance_is_refused_where_it_is_made():
-    with pytest.raises(ValueError, match="fisher_estimator must be one of"):
+    with pytest.raises(ValueError, match="EWC.fisher_estimator must be one of"):
         EWC(fisher_estimator="diagonal")
     with pytest.raises(ValueError, match="method must be one of"):
         SequentialConfig(method=optax.adam)

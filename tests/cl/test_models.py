@@ -8,6 +8,7 @@ import pytest
 from cl_streams import stream
 from flax import nnx
 
+from acljax.cl.methods import EWC
 from acljax.cl.models import ConvNet, conv_model, nnx_model
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
@@ -74,8 +75,8 @@ def test_a_model_with_running_statistics_is_refused():
 @pytest.mark.parametrize("make_model", [lambda s: None, lambda s: nnx_model(TwoLayer)], ids=["conv", "nnx"])
 def test_learner_trains_any_model_in_one_program(make_model):
     s = stream("task")
-    config = SequentialConfig(method="ewc", strength=10.0, model="conv", channels=(8,), hidden=(16,), epochs=3,
-                              batch_size=16, learning_rate=1e-2, importance_samples=30)
+    config = SequentialConfig(method=EWC(strength=10.0, importance_samples=30), model="conv", channels=(8,),
+                              hidden=(16,), epochs=3, batch_size=16, learning_rate=1e-2)
 
     def learner():
         return SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False, model=make_model(s))

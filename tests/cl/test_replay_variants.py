@@ -74,17 +74,16 @@ def test_derpp_loss_is_cross_entropy_plus_alpha_logit_error_plus_beta_stored_lab
     np.testing.assert_allclose(loss, current + 0.3 * logit_error + 0.7 * stored_label, rtol=1e-5)
 
 
-def _run(method, **kw):
+def _run(method):
     s = stream("class")
-    config = SequentialConfig(method=method, hidden=(16,), epochs=10, batch_size=16, learning_rate=1e-2,
-                              memory_size=30, memory_batch=16, **kw)
+    config = SequentialConfig(method=method, hidden=(16,), epochs=10, batch_size=16, learning_rate=1e-2)
     learner = SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
     return learner, s, evaluate(learner, s.tasks, [0, 1], progress=False).matrices
 
 
 def test_derpp_stores_the_logits_the_network_gave_at_the_end_of_the_task():
     s = stream("class")
-    config = SequentialConfig(method="derpp", hidden=(16,), epochs=2, batch_size=16, memory_size=30)
+    config = SequentialConfig(method=DERpp(memory_size=30), hidden=(16,), epochs=2, batch_size=16)
     learner = SequentialLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False)
     learner.reset([0, 1])
     learner.learn(0, s.tasks[0])
@@ -94,7 +93,7 @@ def test_derpp_stores_the_logits_the_network_gave_at_the_end_of_the_task():
     np.testing.assert_allclose(np.asarray(stored_logits), np.asarray(recomputed), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["er_ace", "derpp"])
+@pytest.mark.parametrize("method", [ERACE(memory_size=30, memory_batch=16), DERpp(memory_size=30, memory_batch=16)])
 def test_keeps_old_classes_that_naive_forgets(method):
     _, _, naive = _run("naive")
     learner, _, kept = _run(method)
@@ -104,5 +103,5 @@ def test_keeps_old_classes_that_naive_forgets(method):
 
 
 def test_derpp_weights_are_checked():
-    with pytest.raises(ValueError, match="alpha must be >= 0"):
+    with pytest.raises(ValueError, match="DERpp.alpha must be a finite number >= 0, got -1.0"):
         DERpp(alpha=-1.0)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from cl_streams import stream
 
+from acljax.cl.methods import DGR, EWC, GEM, SI
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.eval import evaluate
 from acljax.workdir import Workdir
@@ -28,11 +29,11 @@ class CountingLearner(SequentialLearner):
         super().learn(index, task)
 
 
-@pytest.mark.parametrize("method, kw", [("si", {}), ("gem", {"memory_size": 30, "max_tasks": 3}),
-                                        ("dgr", {"latent": 4, "vae_hidden": (16,)})])
-def test_a_run_killed_between_tasks_resumes_and_ends_as_an_uninterrupted_one(tmp_path, method, kw):
+@pytest.mark.parametrize("method", [SI(), GEM(memory_size=30, max_tasks=3), EWC(strength=1.0, importance_samples=30),
+                                    DGR(latent=4, vae_hidden=(16,))])
+def test_a_run_killed_between_tasks_resumes_and_ends_as_an_uninterrupted_one(tmp_path, method):
     s = stream("class")
-    config = SequentialConfig(method=method, hidden=(16,), epochs=2, batch_size=16, learning_rate=1e-2, **kw)
+    config = SequentialConfig(method=method, hidden=(16,), epochs=2, batch_size=16, learning_rate=1e-2)
 
     def learner(stop_at=None):
         return CountingLearner(config, s.num_outputs, (6, 6, 1), 0.3, 0.3, progress=False, stop_at=stop_at)

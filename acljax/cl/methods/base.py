@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from acljax.checks import is_positive_int
 from acljax.cl.models import Model
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, x (B, *input_shape)) -> logits (B, K)
@@ -54,16 +55,15 @@ class TaskEnd:
     y: np.ndarray  # (N,) their labels
     mask: jax.Array  # (K,) the outputs trained on this task
     keys: jax.Array  # (S,) one fresh key per seed
-    reset_inner: optax.GradientTransformation | None  # the inner optimiser, when its state is reset per task
+    reset_inner: optax.GradientTransformation | None  # the inner optimiser when SequentialConfig.reset_optimizer
     tx: optax.GradientTransformation  # the whole optimiser (Method.optimizer of the inner one)
 
 
 def require_positive_ints(owner, *names: str) -> None:
-    """Each named field of ``owner`` must be an int >= 1."""
+    """Each named field of the method ``owner`` must be an int >= 1; the error names ``Class.field``."""
     for name in names:
-        value = getattr(owner, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not is_positive_int(getattr(owner, name)):
+            raise ValueError(f"{type(owner).__name__}.{name} must be a positive int, got {getattr(owner, name)!r}")
 
 
 def masked(logits: jax.Array, mask: jax.Array) -> jax.Array:
@@ -83,12 +83,6 @@ class Method:
     def uses_task_id(self) -> bool:
         """True if :meth:`apply` reads the task index at test time: the method is for task-IL streams only."""
         return False
-
-    @classmethod
-    def from_config(cls, config) -> Method:
-        """Build from a :class:`acljax.cl.trainer.SequentialConfig`: each field of the method from the
-        config's field of the same name (a field the config lacks keeps its default)."""
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)})
 
     def for_inputs(self, mean, std) -> Method:
         """This method for inputs normalised as (pixels - mean) / std, pixels in [0, 1] (the learner calls it

@@ -28,7 +28,7 @@ class Experts(PerTaskParameters):
     def __post_init__(self):
         super().__post_init__()
         if self.routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
+            raise ValueError(f"Experts.routing must be one of {ROUTINGS}, got {self.routing!r}")
 
     @property
     def uses_task_id(self) -> bool:

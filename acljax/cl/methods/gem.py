@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from acljax.checks import is_finite_number
 from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, require_positive_ints
 from acljax.cl.qp import nonnegative_qp
 
@@ -57,10 +58,10 @@ class GEM(Method):
     def __post_init__(self):
         require_positive_ints(self, "memory_size", "max_tasks")
         if self.memory_size < self.max_tasks:
-            raise ValueError(f"memory_size ({self.memory_size}) must be >= max_tasks ({self.max_tasks}): at least "
-                             "one stored example per task")
-        if not self.margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin!r}")
+            raise ValueError(f"GEM.memory_size ({self.memory_size}) must be >= GEM.max_tasks ({self.max_tasks}): at "
+                             "least one stored example per task")
+        if not is_finite_number(self.margin) or not self.margin >= 0:
+            raise ValueError(f"GEM.margin must be a finite number >= 0, got {self.margin!r}")
 
     @property
     def per_task(self) -> int:
@@ -81,7 +82,7 @@ class GEM(Method):
     def end_task(self, end: TaskEnd):
         if end.index >= self.max_tasks:
             raise ValueError(f"GEM keeps memories for max_tasks={self.max_tasks} tasks and task {end.index} is "
-                             f"number {end.index + 1}: raise SequentialConfig.max_tasks")
+                             f"number {end.index + 1}: raise GEM.max_tasks (--set method.max_tasks=N)")
         count = min(self.per_task, len(end.y))
         x, y = jnp.asarray(end.x), jnp.asarray(end.y)
 

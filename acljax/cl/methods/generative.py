@@ -12,6 +12,7 @@ natural images).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import NamedTuple
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from acljax.checks import is_finite_number
 from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, masked, require_positive_ints
 from acljax.cl.models import Model, init_mlp, mlp
 
@@ -103,15 +105,17 @@ class GenerativeReplay(Method):
 
     latent: int = 100
     likelihood: str = "bernoulli"
-    pixels: Pixels = UNNORMALISED
+    pixels: Pixels = dataclasses.field(default=UNNORMALISED, init=False, repr=False)  # set by for_inputs
 
     def __post_init__(self):
         require_positive_ints(self, "latent")
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+            raise ValueError(f"{type(self).__name__}.likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
 
     def for_inputs(self, mean, std) -> GenerativeReplay:
-        return dataclasses.replace(self, pixels=Pixels(np.asarray(mean, np.float32), np.asarray(std, np.float32)))
+        method = copy.copy(self)
+        object.__setattr__(method, "pixels", Pixels(np.asarray(mean, np.float32), np.asarray(std, np.float32)))
+        return method
 
     def init_memory(self, params, input_shape, num_outputs):
         return Snapshot(params, jnp.zeros(()))
@@ -138,7 +142,7 @@ class DGR(GenerativeReplay):
     def __post_init__(self):
         super().__post_init__()
         if not self.vae_hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.vae_hidden):
-            raise ValueError(f"vae_hidden must be a non-empty sequence of positive ints, got {self.vae_hidden!r}")
+            raise ValueError(f"DGR.vae_hidden must be a non-empty sequence of positive ints, got {self.vae_hidden!r}")
 
     def init_params(self, model: Model, key, input_shape, num_outputs):
         solver_key, vae_key = jax.random.split(key)
@@ -189,9 +193,9 @@ class RtF(GenerativeReplay):
     def __post_init__(self):
         super().__post_init__()
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+            raise ValueError(f"RtF.hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
+        if not is_finite_number(self.temperature) or not self.temperature > 0:
+            raise ValueError(f"RtF.temperature must be a finite number > 0, got {self.temperature!r}")
 
     def init_params(self, model: Model, key, input_shape, num_outputs):
         keys = jax.random.split(key, 4)

@@ -28,5 +28,6 @@ class PerTaskParameters(Method):
     def end_task(self, end: TaskEnd):
         if end.index >= self.max_tasks:
             raise ValueError(f"{type(self).__name__} keeps parameters for max_tasks={self.max_tasks} tasks and task "
-                             f"{end.index} is number {end.index + 1}: raise SequentialConfig.max_tasks")
+                             f"{end.index} is number {end.index + 1}: raise {type(self).__name__}.max_tasks "
+                             "(--set method.max_tasks=N)")
         return jax.vmap(end.tx.init)(end.params), end.memory

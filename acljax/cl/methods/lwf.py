@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from acljax.checks import is_finite_number
 from acljax.cl.methods.base import Method, TaskEnd, cross_entropy, masked
 
 
@@ -19,8 +20,11 @@ class LwF(Method):
     temperature: float = 2.0
 
     def __post_init__(self):
-        if not self.strength > 0:
-            raise ValueError(f"strength (the distillation weight) must be > 0 for LwF, got {self.strength!r}")
+        if not is_finite_number(self.strength) or not self.strength > 0:
+            raise ValueError(f"LwF.strength (the distillation weight) must be a finite number > 0, got "
+                             f"{self.strength!r}")
+        if not is_finite_number(self.temperature) or not self.temperature > 0:
+            raise ValueError(f"LwF.temperature must be a finite number > 0, got {self.temperature!r}")
 
     def init_memory(self, params, input_shape, num_outputs):
         return params, jnp.zeros(())  # no teacher during the first task: weight 0

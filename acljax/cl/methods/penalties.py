@@ -1,7 +1,9 @@
 """Quadratic-penalty methods: L2, EWC, online EWC and MAS, ``strength/2 sum I (theta - anchor)^2``.
 
-The penalty is :func:`acljax.cl.regularizers.quadratic_penalty` ahead of the optimiser in the optax chain;
-at each task end the importances I are estimated per seed (Fisher diagonal or MAS) and consolidated.
+The penalty is :func:`acljax.cl.regularizers.quadratic_penalty` ahead of the optimiser in an
+``optax.named_chain`` (entries "penalty" and "optimizer"); at each task end the importances I are estimated
+per seed (Fisher diagonal or MAS) and consolidated into the state found under "penalty", wherever the chain
+sits in the optimiser.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from optax.tree_utils import tree_get
 
+from acljax.checks import is_positive_int
 from acljax.cl.importance import FISHER_ESTIMATORS, fisher_diagonal, mas_importance
 from acljax.cl.methods.base import Method, TaskEnd, masked
 from acljax.cl.regularizers import (
@@ -23,6 +27,7 @@ from acljax.cl.regularizers import (
     mas_consolidate,
     online_ewc_consolidate,
     quadratic_penalty,
+    replace_named,
 )
 
 
@@ -31,24 +36,21 @@ class L2(Method):
     """Unit importances: every parameter pulled towards its value at the last task end."""
 
     strength: float = 0.0
-    reset_optimizer: bool = False
 
     def __post_init__(self):
-        _check_strength(self.strength)
-
+        _check_strength(self.strength, f"{type(self).__name__}.strength")
 
     def optimizer(self, inner: optax.GradientTransformation) -> optax.GradientTransformation:
-        return optax.chain(quadratic_penalty(self.strength), inner)
+        return optax.named_chain(("penalty", quadratic_penalty(self.strength)), ("optimizer", inner))
 
     def consolidate(self, end: TaskEnd, penalty):
         return jax.vmap(l2_consolidate)(penalty, end.params)
 
     def end_task(self, end: TaskEnd):
-        penalty, rest = end.opt_state[0], end.opt_state[1:]
-        penalty = self.consolidate(end, penalty)
-        if self.reset_optimizer:
-            rest = (jax.vmap(end.reset_inner.init)(end.params),)
-        return (penalty, *rest), end.memory
+        opt_state = replace_named(end.opt_state, penalty=self.consolidate(end, tree_get(end.opt_state, "penalty")))
+        if end.reset_inner is not None:
+            opt_state = replace_named(opt_state, optimizer=jax.vmap(end.reset_inner.init)(end.params))
+        return opt_state, end.memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +62,9 @@ class ImportancePenalty(L2):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.importance_samples is not None and not self.importance_samples > 0:
-            raise ValueError(f"importance_samples must be > 0 or None (every example), got {self.importance_samples!r}")
+        if self.importance_samples is not None and not is_positive_int(self.importance_samples):
+            raise ValueError(f"{type(self).__name__}.importance_samples must be a positive int or None (every "
+                             f"example), got {self.importance_samples!r}")
 
     def importance(self, apply, params, x, y, key):
         """One seed's importances; ``apply(params, x)`` gives the task's masked logits."""
@@ -97,7 +100,8 @@ class EWC(ImportancePenalty):
     def __post_init__(self):
         super().__post_init__()
         if self.fisher_estimator not in FISHER_ESTIMATORS:
-            raise ValueError(f"fisher_estimator must be one of {FISHER_ESTIMATORS}, got {self.fisher_estimator!r}")
+            raise ValueError(f"{type(self).__name__}.fisher_estimator must be one of {FISHER_ESTIMATORS}, got "
+                             f"{self.fisher_estimator!r}")
 
     def importance(self, apply, params, x, y, key):
         return fisher_diagonal(apply, params, x, y, estimator=self.fisher_estimator, key=key)
@@ -114,7 +118,7 @@ class OnlineEWC(EWC):
 
     def __post_init__(self):
         super().__post_init__()
-        check_gamma(self.gamma)
+        check_gamma(self.gamma, "OnlineEWC.gamma")
 
     def combine(self, penalty, params, importance):
         return jax.vmap(lambda st, p, f: online_ewc_consolidate(st, p, f, self.gamma))(penalty, params, importance)

@@ -12,7 +12,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy
+from acljax.checks import is_finite_number
+from acljax.cl.methods.base import Masks, Method, TaskEnd, cross_entropy, require_positive_ints
 from acljax.cl.replay import POLICIES, agem_project, class_balanced_add, init_buffer, reservoir_add, sample_buffer
 
 
@@ -26,10 +27,8 @@ class Replay(Method):
 
     def __post_init__(self):
         if self.buffer not in POLICIES:
-            raise ValueError(f"buffer must be one of {POLICIES}, got {self.buffer!r}")
-        for name in ("memory_size", "memory_batch"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            raise ValueError(f"{type(self).__name__}.buffer must be one of {POLICIES}, got {self.buffer!r}")
+        require_positive_ints(self, "memory_size", "memory_batch")
 
     def init_memory(self, params, input_shape, num_outputs):
         classes = num_outputs if self.buffer == "class_balanced" else None
@@ -92,8 +91,8 @@ class DERpp(Replay):
     def __post_init__(self):
         super().__post_init__()
         for name in ("alpha", "beta"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+            if not is_finite_number(getattr(self, name)) or not getattr(self, name) >= 0:
+                raise ValueError(f"DERpp.{name} must be a finite number >= 0, got {getattr(self, name)!r}")
 
     def init_memory(self, params, input_shape, num_outputs):
         buffer = super().init_memory(params, input_shape, num_outputs)

@@ -53,7 +53,8 @@ class TaskTokens(PerTaskParameters):
     def __post_init__(self):
         require_positive_ints(self, "features", "heads", "max_tasks")
         if self.features % self.heads:
-            raise ValueError(f"features ({self.features}) must be a multiple of heads ({self.heads})")
+            raise ValueError(f"TaskTokens.features ({self.features}) must be a multiple of TaskTokens.heads "
+                             f"({self.heads})")
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 (a frozen dataclass: hashable, and few per process)
     def network(self, input_shape, num_outputs):
