@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from functools import partial
+from functools import partial, reduce
 from pathlib import Path
 
 import jax
@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from acljax.acl.config import ACLConfig, config_from_dict
+from acljax.acl.config import ACLConfig, config_from_dict, migrate_config_dict
 from acljax.acl.objective import ACLObjective, tasks_read, term_label
 from acljax.acl.pools import build_pools, check_pools
 from acljax.checks import NonFiniteLoss
@@ -40,7 +40,7 @@ VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed vali
 PROFILED_STEPS = 5
 # what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
 # the SRWM implementation may change too: every one computes the same function (to float rounding)
-FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.impl")
+FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.srwm.impl")
 
 
 def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
@@ -48,9 +48,8 @@ def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> I
     return InContextLearner(image_shape, config.num_classes, encoder=m.encoder,
                             conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
                             num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
-                            dropout_rate=m.dropout_rate, feedback_scale=m.feedback_scale,
-                            state_gradient=m.state_gradient, impl=m.impl,
-                            precision=m.precision, rngs=nnx.Rngs(config.seed if seed is None else seed))
+                            dropout_rate=m.dropout_rate, feedback_scale=m.feedback_scale, options=m.srwm,
+                            rngs=nnx.Rngs(config.seed if seed is None else seed))
 
 
 def image_shape(config: ACLConfig, pools) -> tuple[int, ...]:
@@ -307,7 +306,7 @@ def check_memory(config: ACLConfig, shape: tuple[int, ...], images: int, rows: i
 
 
 PARAMETER_FIELDS = ("encoder", "conv_channels", "mlp_features", "num_features", "num_heads", "num_blocks",
-                    "hidden_features")  # the ModelConfig fields that decide the parameters' shapes
+                    "hidden_features", "srwm.n_beta")  # the ModelConfig fields that decide the parameters' shapes
 
 
 def check_init_from(config: ACLConfig, shape: tuple[int, ...], model: nnx.Module) -> None:
@@ -327,7 +326,8 @@ def check_init_from(config: ACLConfig, shape: tuple[int, ...], model: nnx.Module
                                                          pool.channels or shape[2])))
     if _parameter_shapes(theirs) == _parameter_shapes(model):
         return
-    mine, saved = dataclasses.asdict(config.model), dataclasses.asdict(source.model)
+    mine, saved = ({path: reduce(getattr, path.split("."), model) for path in PARAMETER_FIELDS}
+                   for model in (config.model, source.model))
     differences = [f"model.{k}: {saved[k]!r} there, {mine[k]!r} here" for k in PARAMETER_FIELDS if mine[k] != saved[k]]
     if source.num_classes != config.num_classes:
         differences.append(f"num_classes: {source.num_classes} there, {config.num_classes} here")
@@ -363,7 +363,8 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     with run.exclusive():
         if tensorboard:
             run.mirror_to_tensorboard()
-        run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, allow_change=allow_config_change)
+        run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, allow_change=allow_config_change,
+                         migrate=migrate_config_dict)
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
             raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
                              "to go on, or another workdir")
