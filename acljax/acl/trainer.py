@@ -371,14 +371,30 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
         return _meta_train(config, run, learner, mesh, train_pools, valid_pools, progress, profile_dir)
 
 
+def _print_devices(config: ACLConfig, mesh) -> None:
+    device = mesh.devices.flat[0]
+    kind = "" if device.device_kind == device.platform else f" ({device.device_kind})"
+    print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
+          f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
+
+
+def _validate(learner: MetaLearner, run: Workdir, state: dict, valid_pools, done: int, mesh) -> dict:
+    """Meta-validation after step ``done``, logged; a new best loss is saved in ``best/`` and kept in ``state``."""
+    valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM,
+                           learner.config.validation_batches, mesh)
+    run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
+    if valid["loss"] <= float(state["best_loss"]):
+        state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
+                 "best_step": jnp.asarray(done, jnp.int32)}
+        run.save_best(done, state["params"], {"step": done, **valid})
+    return state
+
+
 def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, train_pools, valid_pools,
                 progress: bool, profile_dir: str | Path | None) -> dict:
     run.write_json("config.json", dataclasses.asdict(config))
     if progress:
-        device = mesh.devices.flat[0]
-        kind = "" if device.device_kind == device.platform else f" ({device.device_kind})"
-        print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
-              f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
+        _print_devices(config, mesh)
     params = learner.params if config.init_from is None else load_params(config.init_from, learner.params)
     fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": learner.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
@@ -422,13 +438,7 @@ def _meta_train(config: ACLConfig, run: Workdir, learner: MetaLearner, mesh, tra
                 run.log(done, **means, learning_rate=rate, sec_per_step=seconds)
                 window, tick = [], time.perf_counter()
             if validating:
-                valid = evaluate_terms(learner, state["params"], valid_pools, VALIDATION_STREAM,
-                                       config.validation_batches, mesh)
-                run.log(done, **{f"valid/{k}": v for k, v in valid.items()})
-                if valid["loss"] <= float(state["best_loss"]):
-                    state = {**state, "best_loss": jnp.asarray(valid["loss"], jnp.float32),
-                             "best_step": jnp.asarray(done, jnp.int32)}
-                    run.save_best(done, state["params"], {"step": done, **valid})
+                state = _validate(learner, run, state, valid_pools, done, mesh)
             if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
                 run.save(done, state)
             bar.update()

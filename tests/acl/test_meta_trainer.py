@@ -259,6 +259,7 @@ CHILD = """
 from acljax.acl import ACLConfig, ModelConfig, PoolConfig
 from acljax.acl.trainer import meta_train
 from acljax.data.episodes import TaskSpec
+from acljax.srwm import SRWMOptions
 meta_train({config}, {workdir!r}, progress=False)
 """
 
