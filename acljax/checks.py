@@ -31,6 +31,25 @@ def is_positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+POSITIVE_INT = (is_positive_int, "a positive int")
+OPTIONAL_POSITIVE_INT = (lambda v: v is None or is_positive_int(v), "a positive int or None")
+FINITE_NUMBER = (is_finite_number, "a finite number")
+
+
+def one_of(options) -> tuple:
+    """``(accepts, what is accepted)`` for a string among ``options``."""
+    return lambda v: isinstance(v, str) and v in options, f"one of {tuple(options)}"
+
+
+def check_arguments(owner: str, checks: dict, arguments: dict) -> None:
+    """Raise one ValueError naming ``owner.argument``, what arrived and what is accepted, for the first of
+    ``arguments`` that ``checks`` (argument -> ``(accepts(value), what is accepted)``) refuses."""
+    for name, value in arguments.items():
+        accepts, accepted = checks[name]
+        if not accepts(value):
+            raise ValueError(f"{owner}.{name} must be {accepted}, got {value!r}")
+
+
 class NonFiniteLoss(ValueError):
     """Training produced a NaN or infinite loss; the message says where and what to check."""
 

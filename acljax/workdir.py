@@ -294,15 +294,14 @@ class Workdir:
     def check_config(self, config: dict, *, free: tuple[str, ...] = (), allow_change: bool = False,
                      migrate: Callable[[dict], dict] | None = None) -> None:
         """Before a run writes ``config.json``: if the workdir holds a run with checkpoints, its stored config
-        (passed through ``migrate`` first, when given: a config stored in an older form) must equal ``config``
-        except for the ``free`` fields (top-level names or dotted paths); otherwise a ValueError lists the
-        differences.
+        (brought to today's form by ``migrate``, if given) must equal ``config`` except for the ``free`` fields
+        (top-level names or dotted paths); otherwise a ValueError lists the differences.
         ``allow_change`` lets the run go on and appends the differences to ``config_changes.jsonl``."""
         stored_path = self.path / "config.json"
         if not stored_path.exists() or self.checkpoints.latest_step() is None:
             return
         stored = json.loads(stored_path.read_text())
-        stored = migrate(stored) if migrate else stored
+        stored = stored if migrate is None else migrate(stored)
         changes = {key: [old, new] for key, (old, new) in _differences(stored, json.loads(json.dumps(config))).items()
                    if key not in free and key.split(".")[0] not in free}
         if not changes:

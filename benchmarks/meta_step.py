@@ -10,7 +10,7 @@ backward over the whole sequence, one pass), and the full train step (objective,
 with XLA's temporary memory of the compiled program and the median seconds of ``--repeats`` runs, timed
 round-robin. Variants side by side: by default ``max_pool="reduce_window"`` (``nnx.max_pool``, whose
 gradient is XLA's select-and-scatter; acljax before 2026-11-23) and ``"reshape"`` (``max_pool_2x2``,
-now); with ``--impls``, the SRWM implementations (``model.impl``) instead, sequences/s reported.
+now); with ``--impls``, the SRWM implementations (``model.srwm.impl``) instead, sequences/s reported.
 Writes meta_step[_impls]_<platform>.json under runs/meta_step/ (--record: benchmarks/results/).
 """
 
@@ -79,7 +79,7 @@ def variants(config, image_shape, impls):
     if not impls:
         learner = MetaTrainer(config, image_shape)
         return [(pool, learner, pooling(pool)) for pool in POOLS]
-    return [(impl, MetaTrainer(configs.override(config, [f"model.impl={impl!r}"]), image_shape), nullcontext())
+    return [(impl, MetaTrainer(configs.override(config, [f"model.srwm.impl={impl!r}"]), image_shape), nullcontext())
             for impl in impls]
 
 

@@ -2,13 +2,13 @@
 waits for the device's metrics, or the SRWM implementations.
 
     python benchmarks/train_loop.py [--config acl_glyphs_quickstart] [--steps 60] [--repeats 2] [--record]
-    python benchmarks/train_loop.py --impls scan scan_remat reversible   # model.impl instead
+    python benchmarks/train_loop.py --impls scan scan_remat reversible   # model.srwm.impl instead
 
 Runs ``acljax.acl.meta_train`` for ``--steps`` steps in a new workdir per run, four variants timed
 round-robin: episode sampling in the loop or ``prefetch=2`` batches ahead in a background thread, each
 with the metrics fetched from the device every step (``log_every=1``) or every 10 (the step keeps them on
 the device in between; the step always donates the parameter and optimiser buffers); with ``--impls``, one
-variant per SRWM implementation (``model.impl``) with the loop's defaults. Throughput is sequences per
+variant per SRWM implementation (``model.srwm.impl``) with the loop's defaults. Throughput is sequences per
 second from the loop's own ``sec_per_step`` lines, the first window (compilation) left out; the median over runs.
 Writes train_loop[_impls]_<platform>.json under runs/train_loop/ (--record: benchmarks/results/).
 """
@@ -48,13 +48,14 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--impls", nargs="+", choices=sorted(set(IMPLEMENTATIONS) - {"reference"}),
-                        help="compare these SRWM implementations (model.impl) instead of prefetching and donation")
+                        help="compare these SRWM implementations (model.srwm.impl) instead of prefetching and donation")
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     base = dataclasses.replace(configs.load(args.config), steps=args.steps, log_every=10, validate_every=args.steps,
                                validation_batches=1, test_batches=1)
     variants = VARIANTS if not args.impls else {
-        impl: {"model": dataclasses.replace(base.model, impl=impl)} for impl in args.impls}
+        impl: {"model": dataclasses.replace(base.model, srwm=dataclasses.replace(base.model.srwm, impl=impl))}
+        for impl in args.impls}
     times: dict[str, list[float]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):  # round-robin, so drift hits every variant alike

@@ -9,6 +9,7 @@ from acljax import configs
 from acljax.acl.config import ACLConfig, ModelConfig
 from acljax.data.episodes import TaskSpec
 from acljax.demo import RecallDemoConfig
+from acljax.srwm import SRWMOptions
 
 
 def test_every_shipped_config_loads_by_name_and_has_a_valid_smoke_variant():
@@ -29,13 +30,15 @@ def test_overrides_reach_nested_fields_and_tuple_items():
     base = ACLConfig(tasks=(TaskSpec(5, 5, 5), TaskSpec(5, 5, 5)), model=ModelConfig(num_heads=16))
     changed = configs.override(base, ["model.num_heads=8", "learning_rate=3e-4", "tasks.1.k_shot=1",
                                       "model.mlp_features=[64, 32]", "use_acl=False", "init_from=runs/x",
-                                      "warmup_steps=100", "adam_eps=1", "pools.0.dataset=omniglot"])
+                                      "warmup_steps=100", "adam_eps=1", "pools.0.dataset=omniglot",
+                                      "model.srwm.impl=scan", "model.srwm.chunk_size=8", "model.srwm.beta_init=-1"])
+    srwm = SRWMOptions(impl="scan", chunk_size=8, beta_init=-1.0)
     expected = dataclasses.replace(
-        base, model=dataclasses.replace(base.model, num_heads=8, mlp_features=(64, 32)), learning_rate=3e-4,
+        base, model=dataclasses.replace(base.model, num_heads=8, mlp_features=(64, 32), srwm=srwm), learning_rate=3e-4,
         tasks=(TaskSpec(5, 5, 5), TaskSpec(5, 1, 5)), use_acl=False, init_from="runs/x", warmup_steps=100,
         adam_eps=1.0, pools=(dataclasses.replace(base.pools[0], dataset="omniglot"),))
     assert changed == expected
-    assert isinstance(changed.adam_eps, float)
+    assert isinstance(changed.adam_eps, float) and isinstance(changed.model.srwm.beta_init, float)
     assert configs.override(changed, ["init_from=None"]).init_from is None
 
 
@@ -51,6 +54,11 @@ def test_overrides_reach_nested_fields_and_tuple_items():
     ("batch_size=0", "ACLConfig.batch_size must be a positive int, got 0"),  # the config's own check
     ("model.encoder=rnn", "ModelConfig.encoder must be one of"),
     ("model.feedback_scale=0", "ModelConfig.feedback_scale must be a finite number > 0, got 0"),
+    ("model.srwm=3", "give one field inside it"),
+    ("model.impl=scan", "ModelConfig has no field 'impl'; its fields: .*, srwm"),
+    ("model.srwm.impl=cuda", r"^--set 'model.srwm.impl=cuda': SRWMOptions.impl must be 'auto' or one of \['pallas', "),
+    ("model.srwm.n_beta=2", r"SRWMOptions.n_beta must be 1 \(one shared learning rate\) or 4 \(one per block\), got 2"),
+    ("model.srwm.input_softmax=1", "the field holds False; give a value of type bool, got 1"),
 ])
 def test_a_bad_override_is_an_error_naming_it(assignment, message):
     with pytest.raises(ValueError, match=message):
@@ -69,6 +77,25 @@ def test_a_config_json_from_before_a_model_field_existed_loads_with_its_default(
     saved = dataclasses.asdict(ACLConfig(model=ModelConfig(encoder="mlp")))
     del saved["model"]["feedback_scale"]  # the shipped models' config.json files have no such field
     assert config_from_dict(saved).model == ModelConfig(encoder="mlp", feedback_scale=1.0)
+
+
+def test_a_config_json_with_the_srwm_options_flat_in_model_loads_them_into_model_srwm():
+    """Workdirs written before ModelConfig.srwm hold state_gradient, impl, chunk_size and precision in model."""
+    from acljax.acl.config import config_from_dict
+
+    old = {"pools": [{"dataset": "glyphs", "split": "background", "size": 32, "channels": 1}],
+           "tasks": [{"n_way": 5, "k_shot": 5, "num_queries": 5}], "batch_size": 16, "steps": 5000,
+           "model": {"encoder": "mlp", "num_classes": 10, "num_features": 128, "num_heads": 8, "hidden_features": 256,
+                     "state_gradient": "official", "impl": "scan", "chunk_size": 8, "precision": "high"}}
+    config = config_from_dict(old)
+    assert config.model.srwm == SRWMOptions(state_gradient="official", impl="scan", chunk_size=8, precision="high")
+    assert (config.model.encoder, config.model.num_features, config.model.num_heads) == ("mlp", 128, 8)
+    assert config_from_dict(dataclasses.asdict(config)) == config  # today's form reads back as written
+    old["model"]["impl"] = "cuda"
+    with pytest.raises(ValueError, match=r"^config: model.srwm: SRWMOptions.impl must be one of \('auto', "):
+        config_from_dict(old)
+    with pytest.raises(ValueError, match="^config: model has both 'srwm' and the older flat 'impl', 'chunk_size'"):
+        config_from_dict(_saved(**{"model.impl": "scan", "model.chunk_size": 8}))
 
 
 def test_overrides_are_applied_together_then_validated_once_in_any_order():
@@ -164,6 +191,11 @@ def _saved(**changes):
     (_saved(**{"pools.0.size": 10 ** 5}), "pools.0: PoolConfig.size must be None \\(as stored\\) or an int from 4 "
                                           "to 1024"),
     (_saved(**{"model.mlp_features": ["a"]}), "model: ModelConfig.mlp_features must be a tuple"),
+    (_saved(**{"model.srwm.extra": 1}), "model.srwm has no field 'extra' \\(SRWMOptions's fields: n_beta, "),
+    (_saved(**{"model.srwm.chunk_size": 0}),
+     "model.srwm: SRWMOptions.chunk_size must be a positive int or None, got 0"),
+    (_saved(**{"model.srwm.input_softmax": 1}), "model.srwm: SRWMOptions.input_softmax must be true or false, got 1"),
+    (_saved(**{"model.srwm": "scan"}), "model.srwm must be a JSON object of SRWMOptions's fields, got 'scan'"),
 ])
 def test_a_crafted_config_json_is_one_error_naming_the_file_and_the_field(saved, message):
     from acljax.acl.config import config_from_dict

@@ -55,7 +55,7 @@ KERNEL_CALLS = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
 @pytest.mark.parametrize("impl, platforms", [("scan", PLATFORMS), *(("pallas", (p,)) for p in PLATFORMS)])
 def test_the_paper_acl_meta_training_step_lowers(impl, platforms):
     config = configs.load("acl_paper_2task")  # Conv-4, 2 x 5-way 15-shot + first shots, batch 32, warm-up Adam
-    config = configs.override(config, [f"model.impl={impl!r}"])  # on a GPU/TPU, "auto" means "pallas"
+    config = configs.override(config, [f"model.srwm.impl={impl!r}"])  # on a GPU/TPU, "auto" means "pallas"
     learner = MetaTrainer(config, (32, 32, 3))
     length = sum(task.length for task in config.tasks)
     batch = (jax.ShapeDtypeStruct((config.batch_size, length, 32, 32, 3), jnp.float32),

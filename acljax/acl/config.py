@@ -18,6 +18,7 @@ from acljax.checks import SEED_LIMIT, is_positive_int, require_finite, require_p
 from acljax.data.episodes import TaskSpec, num_outputs
 from acljax.nn.learner import ENCODERS, check_mlp_features
 from acljax.nn.srwm import check_module_arguments
+from acljax.srwm.options import SRWMOptions
 
 SCHEDULES = ("warmup", "constant")
 MAX_IMAGE_SIZE = 1024  # PoolConfig.size: a 1024x1024x3 float32 image is 12 MiB, a sequence of them gigabytes
@@ -45,6 +46,8 @@ def _is_a(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         return any(_is_a(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return isinstance(value, str) and value in args
     if origin is tuple:  # tuple[X, ...]
         return isinstance(value, tuple) and all(_is_a(item, args[0]) for item in value)
     if hint in (int, float):
@@ -56,6 +59,8 @@ def _type_name(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         return " or ".join(_type_name(arg) for arg in args)
+    if origin is typing.Literal:
+        return f"one of {args}"
     if origin is tuple:
         return f"a tuple (JSON: a list), each item {_type_name(args[0])}"
     names = {type(None): "None", int: "an int", float: "a number", str: "a string", bool: "true or false"}
@@ -116,9 +121,7 @@ class ModelConfig:
     hidden_features: int = 512
     dropout_rate: float = 0.1
     feedback_scale: float = 1.0  # the one-hot label feedback's factor; 1: the paper's (see InContextLearner)
-    state_gradient: str = "exact"
-    impl: str = "auto"  # acljax.srwm.IMPLEMENTATIONS or "auto" (Pallas kernels on GPU/TPU, "reversible" on CPU)
-    precision: str = "highest"  # of the SRWM products: "highest" (float32), "high", "default" (faster on GPU/TPU)
+    srwm: SRWMOptions = SRWMOptions()  # the SRWM layers' options, e.g. --set model.srwm.impl=scan
 
     def __post_init__(self):
         check_types(type(self), _fields(self))
@@ -126,7 +129,6 @@ class ModelConfig:
         check_module_arguments("ModelConfig", conv_channels=self.conv_channels, num_features=self.num_features,
                                num_heads=self.num_heads, num_blocks=self.num_blocks,
                                hidden_features=self.hidden_features, dropout_rate=self.dropout_rate,
-                               state_gradient=self.state_gradient, impl=self.impl, precision=self.precision,
                                **({} if self.num_classes is None else {"num_classes": self.num_classes}))
         check_mlp_features("ModelConfig.mlp_features", self.mlp_features)
         if self.encoder not in ENCODERS:
@@ -219,11 +221,27 @@ class ACLConfig:
 def config_from_dict(d: Any, source: str | Path = "config") -> ACLConfig:
     """Inverse of ``dataclasses.asdict`` for :class:`ACLConfig` (e.g. a workdir's config.json), validated as a
     config written in Python: a ValueError names ``source`` and the field. Fields missing from ``d`` (added by a
-    later acljax) take their defaults, except ``pools``, ``tasks`` and ``model``."""
+    later acljax) take their defaults, except ``pools``, ``tasks`` and ``model``; an older form is first
+    brought up to date (:func:`migrate_config_dict`)."""
     try:
-        return _from_dict(ACLConfig, d, "")
+        return _from_dict(ACLConfig, migrate_config_dict(d), "")
     except (ValueError, TypeError) as e:
         raise ValueError(f"{source}: {e}") from e
+
+
+SRWM_FIELDS = tuple(field.name for field in dataclasses.fields(SRWMOptions))
+
+
+def migrate_config_dict(d: Any) -> Any:
+    """A stored config (``dataclasses.asdict`` form) in today's shape. Configs written before ``ModelConfig.srwm``
+    held the SRWM options (``state_gradient``, ``impl``, ``chunk_size``, ``precision``) flat in ``model``: they
+    move into ``model.srwm``. Anything else is returned as it came."""
+    model = d.get("model") if isinstance(d, dict) else None
+    if not isinstance(model, dict) or not (flat := {key: model[key] for key in SRWM_FIELDS if key in model}):
+        return d
+    if "srwm" in model:
+        raise ValueError(f"model has both 'srwm' and the older flat {', '.join(map(repr, flat))}; keep 'srwm' only")
+    return {**d, "model": {**{key: v for key, v in model.items() if key not in flat}, "srwm": flat}}
 
 
 def _from_dict(cls: type, d: Any, where: str) -> Any:
@@ -242,8 +260,8 @@ def _from_dict(cls: type, d: Any, where: str) -> Any:
             if not isinstance(value, list | tuple):
                 raise ValueError(f"{name} must be a list of {nested[name].__name__} objects, got {value!r:.80}")
             fields[name] = tuple(_from_dict(nested[name], item, f"{name}.{i}") for i, item in enumerate(value))
-        elif name == "model":
-            fields[name] = _from_dict(ModelConfig, value, "model")
+        elif dataclasses.is_dataclass(hint := _hints(cls)[name]):  # model, model.srwm
+            fields[name] = _from_dict(hint, value, f"{where}.{name}" if where else name)
         elif isinstance(value, list):  # JSON has no tuples
             fields[name] = tuple(value)
     try:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from functools import reduce
 from pathlib import Path
 
 import jax
@@ -23,7 +24,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from acljax.acl.config import ACLConfig, config_from_dict
+from acljax.acl.config import ACLConfig, config_from_dict, migrate_config_dict
 from acljax.acl.objective import ACLObjective, Term, tasks_read
 from acljax.acl.pools import build_pools, check_pools
 from acljax.acl.step import Tally, empty_tally, make_eval_step, make_train_step, merged_model
@@ -40,7 +41,7 @@ VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed vali
 PROFILED_STEPS = 5
 # what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
 # the SRWM implementation may change too: every one computes the same function (to float rounding)
-FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.impl")
+FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.srwm.impl")
 
 
 def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
@@ -48,9 +49,8 @@ def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> I
     return InContextLearner(image_shape, config.num_classes, encoder=m.encoder,
                             conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
                             num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
-                            dropout_rate=m.dropout_rate, feedback_scale=m.feedback_scale,
-                            state_gradient=m.state_gradient, impl=m.impl,
-                            precision=m.precision, rngs=nnx.Rngs(config.seed if seed is None else seed))
+                            dropout_rate=m.dropout_rate, feedback_scale=m.feedback_scale, options=m.srwm,
+                            rngs=nnx.Rngs(config.seed if seed is None else seed))
 
 
 def image_shape(config: ACLConfig, pools) -> tuple[int, ...]:
@@ -266,7 +266,7 @@ def check_memory(config: ACLConfig, shape: tuple[int, ...], images: int, rows: i
 
 
 PARAMETER_FIELDS = ("encoder", "conv_channels", "mlp_features", "num_features", "num_heads", "num_blocks",
-                    "hidden_features")  # the ModelConfig fields that decide the parameters' shapes
+                    "hidden_features", "srwm.n_beta")  # the ModelConfig fields that decide the parameters' shapes
 
 
 def check_init_from(config: ACLConfig, shape: tuple[int, ...], model: nnx.Module) -> None:
@@ -286,7 +286,8 @@ def check_init_from(config: ACLConfig, shape: tuple[int, ...], model: nnx.Module
                                                          pool.channels or shape[2])))
     if _parameter_shapes(theirs) == _parameter_shapes(model):
         return
-    mine, saved = dataclasses.asdict(config.model), dataclasses.asdict(source.model)
+    mine, saved = ({path: reduce(getattr, path.split("."), model) for path in PARAMETER_FIELDS}
+                   for model in (config.model, source.model))
     differences = [f"model.{k}: {saved[k]!r} there, {mine[k]!r} here" for k in PARAMETER_FIELDS if mine[k] != saved[k]]
     if source.num_classes != config.num_classes:
         differences.append(f"num_classes: {source.num_classes} there, {config.num_classes} here")
@@ -322,21 +323,26 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     with run.exclusive():
         if tensorboard:
             run.mirror_to_tensorboard()
-        run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, allow_change=allow_config_change)
+        run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, allow_change=allow_config_change,
+                         migrate=migrate_config_dict)
         if (reached := run.checkpoints.latest_step() or 0) > config.steps:
             raise ValueError(f"{run.path} is at step {reached}, beyond steps={config.steps}: give steps >= {reached} "
                              "to go on, or another workdir")
         return _meta_train(config, run, trainer, mesh, train_pools, valid_pools, progress, profile_dir)
 
 
+def _print_devices(config: ACLConfig, mesh) -> None:
+    device = mesh.devices.flat[0]
+    kind = "" if device.device_kind == device.platform else f" ({device.device_kind})"
+    print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
+          f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
+
+
 def _meta_train(config: ACLConfig, run: Workdir, trainer: MetaTrainer, mesh, train_pools, valid_pools,
                 progress: bool, profile_dir: str | Path | None) -> dict:
     run.write_json("config.json", dataclasses.asdict(config))
     if progress:
-        device = mesh.devices.flat[0]
-        kind = "" if device.device_kind == device.platform else f" ({device.device_kind})"
-        print(f"{mesh.size} {device.platform}{kind} device(s) in {jax.process_count()} process(es), "
-              f"meta-batch {config.batch_size} ({config.batch_size // mesh.size} per device)")
+        _print_devices(config, mesh)
     params = trainer.params if config.init_from is None else load_params(config.init_from, trainer.params)
     fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": trainer.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})

@@ -3,6 +3,7 @@
 from acljax.nn.learner import Conv4, InContextLearner, MLPEncoder, count_parameters
 from acljax.nn.net import SRWMNet
 from acljax.nn.srwm import SRWM, FeedForward, SRWMBlock, SRWMCell, SRWMLayer
+from acljax.srwm.options import SRWMOptions
 
 __all__ = ["SRWM", "Conv4", "FeedForward", "InContextLearner", "MLPEncoder", "SRWMBlock", "SRWMCell", "SRWMLayer",
-           "SRWMNet", "count_parameters"]
+           "SRWMNet", "SRWMOptions", "count_parameters"]

@@ -12,10 +12,8 @@ from flax import nnx
 
 from acljax.checks import is_positive_int, require_positive_finite
 from acljax.nn.net import SRWMNet
-from acljax.nn.srwm import StateGradient, check_module_arguments
-from acljax.srwm import SRWMState
-from acljax.srwm.api import Impl
-from acljax.srwm.step import Precision
+from acljax.nn.srwm import check_module_arguments
+from acljax.srwm import SRWMOptions, SRWMState
 
 ENCODERS = ("conv4", "mlp")
 
@@ -91,15 +89,14 @@ class InContextLearner(nnx.Module):
     Call: ``images (B, L, H, W, C)``, ``feedback (B, L)`` int, optional per-block states ->
     ``(logits (B, L, N), states)``; ``update=False`` reads the positions as queries that do not change
     the states. :meth:`embed` and :meth:`sequence` split the call, so an objective can encode each
-    image once and run the SRWM part segment by segment. ``state_gradient``, ``impl``, ``chunk_size`` and
-    ``precision`` go to the SRWM layers (see :class:`acljax.nn.SRWMLayer`).
+    image once and run the SRWM part segment by segment. ``options`` go to the SRWM layers whole (see
+    :class:`acljax.srwm.SRWMOptions`).
     """
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, *, encoder: Literal["conv4", "mlp"] = "conv4",
                  conv_channels: int = 32, mlp_features: Sequence[int] = (256,), num_features: int = 256,
                  num_heads: int = 16, num_blocks: int = 2, hidden_features: int | None = 512,
-                 dropout_rate: float = 0.1, feedback_scale: float = 1.0, state_gradient: StateGradient = "exact",
-                 impl: Impl = "auto", chunk_size: int | None = None, precision: Precision = "highest",
+                 dropout_rate: float = 0.1, feedback_scale: float = 1.0, options: SRWMOptions = SRWMOptions(),
                  rngs: nnx.Rngs):
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
@@ -107,8 +104,7 @@ class InContextLearner(nnx.Module):
             raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)!r}")
         check_module_arguments("InContextLearner", num_classes=num_classes, conv_channels=conv_channels,
                                num_features=num_features, num_heads=num_heads, num_blocks=num_blocks,
-                               hidden_features=hidden_features, dropout_rate=dropout_rate, chunk_size=chunk_size,
-                               state_gradient=state_gradient, impl=impl, precision=precision)
+                               hidden_features=hidden_features, dropout_rate=dropout_rate, options=options)
         check_mlp_features("InContextLearner.mlp_features", mlp_features)
         require_positive_finite("InContextLearner", feedback_scale=feedback_scale)
         height, width, channels = image_shape
@@ -127,8 +123,7 @@ class InContextLearner(nnx.Module):
         self.feedback_scale = feedback_scale
         self.net = SRWMNet(encoded + num_classes + 1, num_classes, num_features=num_features, num_heads=num_heads,
                            num_blocks=num_blocks, hidden_features=hidden_features, dropout_rate=dropout_rate,
-                           state_gradient=state_gradient, impl=impl, chunk_size=chunk_size, precision=precision,
-                           rngs=rngs)
+                           options=options, rngs=rngs)
 
     def embed(self, images: jax.Array, feedback: jax.Array) -> jax.Array:
         """images (B, L, H, W, C), feedback (B, L) in [0, N] -> net inputs (B, L, F + N + 1)."""

@@ -1,6 +1,7 @@
 """Flax Linen twins of the NNX modules, over the same functional core, for Linen users.
 
-Same arguments as ``acljax.nn`` (names, order, which are keyword-only; checked at construction by the same
+Same arguments as ``acljax.nn`` (names, order, which are keyword-only, the SRWM options as one
+:class:`acljax.srwm.SRWMOptions` ``options=``; checked at construction by the same
 :func:`acljax.nn.srwm.check_module_arguments`), same computation, same parameter names and shapes:
 ``SRWM`` holds ``w_y, w_q, w_k, w_b``; ``SRWMLayer`` ``srwm``, ``out_proj`` (no bias) and ``norm``;
 ``FeedForward`` ``norm``, ``linear1``, ``linear2``; ``SRWMBlock`` ``srwm_layer`` and ``feed_forward``;
@@ -19,14 +20,13 @@ from flax import linen as nn
 from acljax.nn.srwm import (
     MODULE_ARGUMENTS,
     Residual,
-    StateGradient,
     apply_srwm,
     check_features,
     check_module_arguments,
+    initial_weights,
 )
-from acljax.srwm import SRWMState, init_state
-from acljax.srwm.api import Impl, validate_input
-from acljax.srwm.step import Precision
+from acljax.srwm import SRWMOptions, SRWMState
+from acljax.srwm.api import validate_input
 
 
 class _Checked(nn.Module):
@@ -38,6 +38,12 @@ class _Checked(nn.Module):
         super().__post_init__()
 
 
+def _fields_of(module: nn.Module, cls: type) -> dict:
+    """``module``'s values of the constructor fields of ``cls`` (its class or a base), Linen's own aside."""
+    return {f.name: getattr(module, f.name) for f in dataclasses.fields(cls)
+            if f.init and f.name not in ("parent", "name")}
+
+
 class SRWM(_Checked):
     """Bare SRWM: ``x: (B, T, D)``, optional state -> ``(y (B, T, D), final_state)``; ``update=False`` reads
     against the incoming state (W_0 without one) and returns it, as :class:`acljax.nn.SRWM`."""
@@ -45,15 +51,7 @@ class SRWM(_Checked):
     num_features: int
     num_heads: int
     _: dataclasses.KW_ONLY
-    n_beta: int = 4
-    init_scale: float = 1.0
-    q_init_scale: float = 0.01
-    beta_init: float = 0.0
-    impl: Impl = "auto"
-    chunk_size: int | None = None
-    input_softmax: bool = False
-    state_gradient: StateGradient = "exact"
-    precision: Precision = "highest"
+    options: SRWMOptions = SRWMOptions()
     dtype: jnp.dtype | None = None
     param_dtype: jnp.dtype = jnp.float32
 
@@ -64,50 +62,41 @@ class SRWM(_Checked):
         head_dim = self.num_features // self.num_heads
 
         def block_init(name):
-            return lambda key: getattr(init_state(key, self.num_heads, head_dim, n_beta=self.n_beta,
-                                                  init_scale=self.init_scale, q_init_scale=self.q_init_scale,
-                                                  beta_init=self.beta_init), name).astype(self.param_dtype)
+            return lambda key: getattr(initial_weights(key, self.num_heads, head_dim, self.options),
+                                       name).astype(self.param_dtype)
 
         w0 = SRWMState(*(self.param(name, block_init(name)) for name in SRWMState._fields))
-        return apply_srwm(w0, x, state, update=update, impl=self.impl, chunk_size=self.chunk_size,
-                          input_softmax=self.input_softmax, state_gradient=self.state_gradient,
-                          precision=self.precision)
+        return apply_srwm(w0, x, state, update=update, options=self.options)
 
 
-class SRWMLayer(_Checked):
+class _LayerFields(_Checked):
+    """The keyword-only fields of :class:`SRWMLayer`, :class:`SRWMBlock` and :class:`SRWMNet` (a base only)."""
+
+    _: dataclasses.KW_ONLY
+    dropout_rate: float = 0.1
+    residual: Residual = "paper"
+    layer_norm_eps: float = 1e-5
+    options: SRWMOptions = SRWMOptions()
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
+
+
+class SRWMLayer(_LayerFields):
     """Twin of :class:`acljax.nn.SRWMLayer` (same residual forms, carried-state options and read path)."""
 
     num_features: int
     num_heads: int
     _: dataclasses.KW_ONLY
-    dropout_rate: float = 0.1
-    residual: Residual = "paper"
-    layer_norm_eps: float = 1e-5
-    n_beta: int = 4
-    init_scale: float = 1.0
-    q_init_scale: float = 0.01
-    beta_init: float = 0.0
-    impl: Impl = "auto"
-    chunk_size: int | None = None
-    input_softmax: bool = False
-    state_gradient: StateGradient = "exact"
-    precision: Precision = "highest"
-    dtype: jnp.dtype | None = None
-    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True,
                  deterministic: bool = True):
-        srwm = SRWM(self.num_features, self.num_heads, n_beta=self.n_beta, init_scale=self.init_scale,
-                    q_init_scale=self.q_init_scale, beta_init=self.beta_init, impl=self.impl,
-                    chunk_size=self.chunk_size, input_softmax=self.input_softmax,
-                    state_gradient=self.state_gradient, precision=self.precision, dtype=self.dtype,
-                    param_dtype=self.param_dtype, name="srwm")
-        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype, name="norm")
+        dtypes = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        srwm = SRWM(self.num_features, self.num_heads, options=self.options, name="srwm", **dtypes)
+        norm = nn.LayerNorm(epsilon=self.layer_norm_eps, name="norm", **dtypes)
         core_in = x if self.residual == "paper" else norm(x)
         y, final = srwm(core_in, state, update=update)
-        change = nn.Dense(self.num_features, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                          name="out_proj")(y)
+        change = nn.Dense(self.num_features, use_bias=False, name="out_proj", **dtypes)(y)
         change = nn.Dropout(self.dropout_rate)(change, deterministic=deterministic)
         skip = norm(x) if self.residual == "paper" else x
         return skip + change, final
@@ -136,8 +125,8 @@ class FeedForward(_Checked):
 
 
 class SRWMBlock(SRWMLayer):
-    """Twin of :class:`acljax.nn.SRWMBlock`: an :class:`SRWMLayer` (every field of which it has), then a
-    :class:`FeedForward` with ``hidden_features`` (default 2 D)."""
+    """Twin of :class:`acljax.nn.SRWMBlock`: ``SRWMBlock(num_features, num_heads, *, hidden_features, ...)``, an
+    :class:`SRWMLayer` (every field of which it has), then a :class:`FeedForward` (hidden default 2 D)."""
 
     _: dataclasses.KW_ONLY
     hidden_features: int | None = None
@@ -145,16 +134,15 @@ class SRWMBlock(SRWMLayer):
     @nn.compact
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True,
                  deterministic: bool = True):
-        layer_fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(SRWMLayer)
-                        if f.init and f.name not in ("parent", "name")}
-        h, final = SRWMLayer(**layer_fields, name="srwm_layer")(x, state, update=update, deterministic=deterministic)
+        layer = SRWMLayer(**_fields_of(self, SRWMLayer), name="srwm_layer")
+        h, final = layer(x, state, update=update, deterministic=deterministic)
         out = FeedForward(self.num_features, self.hidden_features, dropout_rate=self.dropout_rate,
                           layer_norm_eps=self.layer_norm_eps, dtype=self.dtype, param_dtype=self.param_dtype,
                           name="feed_forward")(h, deterministic=deterministic)
         return out, final
 
 
-class SRWMNet(_Checked):
+class SRWMNet(_LayerFields):
     """Twin of :class:`acljax.nn.SRWMNet`: ``Dense(D)``, ``num_blocks`` x :class:`SRWMBlock`, ``Dense(out)``.
     Call: ``x (B, T, in_features)``, optional per-block states -> ``(logits (B, T, out), states)``."""
 
@@ -165,20 +153,6 @@ class SRWMNet(_Checked):
     num_heads: int = 16
     num_blocks: int = 2
     hidden_features: int | None = None
-    dropout_rate: float = 0.1
-    residual: Residual = "paper"
-    layer_norm_eps: float = 1e-5
-    n_beta: int = 4
-    init_scale: float = 1.0
-    q_init_scale: float = 0.01
-    beta_init: float = 0.0
-    impl: Impl = "auto"
-    chunk_size: int | None = None
-    input_softmax: bool = False
-    state_gradient: StateGradient = "exact"
-    precision: Precision = "highest"
-    dtype: jnp.dtype | None = None
-    param_dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, states: tuple[SRWMState, ...] | None = None, *, update: bool = True,
@@ -190,13 +164,9 @@ class SRWMNet(_Checked):
         h = nn.Dense(self.num_features, name="in_proj", **dense)(x)
         finals = []
         for i in range(self.num_blocks):
-            h, final = SRWMBlock(
-                self.num_features, self.num_heads, hidden_features=self.hidden_features, dropout_rate=self.dropout_rate,
-                residual=self.residual, layer_norm_eps=self.layer_norm_eps, n_beta=self.n_beta,
-                init_scale=self.init_scale, q_init_scale=self.q_init_scale, beta_init=self.beta_init,
-                impl=self.impl, chunk_size=self.chunk_size, input_softmax=self.input_softmax,
-                state_gradient=self.state_gradient, precision=self.precision, name=f"blocks_{i}", **dense)(
-                    h, None if states is None else states[i], update=update, deterministic=deterministic)
+            block = SRWMBlock(self.num_features, self.num_heads, hidden_features=self.hidden_features,
+                              **_fields_of(self, _LayerFields), name=f"blocks_{i}")
+            h, final = block(h, None if states is None else states[i], update=update, deterministic=deterministic)
             finals.append(final)
         return nn.Dense(self.out_features, name="head", **dense)(h), tuple(finals)
 

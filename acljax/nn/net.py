@@ -6,10 +6,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from acljax.nn.srwm import Residual, SRWMBlock, StateGradient, check_features, check_module_arguments, module_arguments
-from acljax.srwm import SRWMState
-from acljax.srwm.api import Impl
-from acljax.srwm.step import Precision
+from acljax.nn.srwm import Residual, SRWMBlock, check_features, check_module_arguments, module_arguments
+from acljax.srwm import SRWMOptions, SRWMState
 
 
 class SRWMNet(nnx.Module):
@@ -17,23 +15,19 @@ class SRWMNet(nnx.Module):
 
     Call: ``x: (B, T, in_features)``, optional per-block states -> ``(logits (B, T, out), states)``;
     ``update=False`` reads every position against the states without changing them (see :class:`SRWM`).
-    The block arguments are :class:`SRWMBlock`'s.
+    The block arguments (``options`` among them) are :class:`SRWMBlock`'s.
     """
 
     def __init__(self, in_features: int, out_features: int, *, num_features: int = 256, num_heads: int = 16,
                  num_blocks: int = 2, hidden_features: int | None = None, dropout_rate: float = 0.1,
-                 residual: Residual = "paper", layer_norm_eps: float = 1e-5, n_beta: int = 4, init_scale: float = 1.0,
-                 q_init_scale: float = 0.01, beta_init: float = 0.0, impl: Impl = "auto",
-                 chunk_size: int | None = None, input_softmax: bool = False, state_gradient: StateGradient = "exact",
-                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+                 residual: Residual = "paper", layer_norm_eps: float = 1e-5, options: SRWMOptions = SRWMOptions(),
+                 dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         check_module_arguments("SRWMNet", **module_arguments(locals()))
         self.in_features = in_features
         self.in_proj = nnx.Linear(in_features, num_features, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.blocks = nnx.List([
             SRWMBlock(num_features, num_heads, hidden_features=hidden_features, dropout_rate=dropout_rate,
-                      residual=residual, layer_norm_eps=layer_norm_eps, n_beta=n_beta, init_scale=init_scale,
-                      q_init_scale=q_init_scale, beta_init=beta_init, impl=impl, chunk_size=chunk_size,
-                      input_softmax=input_softmax, state_gradient=state_gradient, precision=precision, dtype=dtype,
+                      residual=residual, layer_norm_eps=layer_norm_eps, options=options, dtype=dtype,
                       param_dtype=param_dtype, rngs=rngs)
             for _ in range(num_blocks)])
         self.head = nnx.Linear(num_features, out_features, dtype=dtype, param_dtype=param_dtype, rngs=rngs)

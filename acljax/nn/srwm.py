@@ -1,9 +1,8 @@
 """Flax NNX modules over the functional SRWM core.
 
-Every module takes the SRWM options by keyword (``n_beta``, ``impl``, ``chunk_size``, ``input_softmax``,
-``state_gradient``, ``precision`` and the initialisation scales), ``dtype`` (the computation dtype of
-inputs and outputs; None: the input's) and ``param_dtype`` (of every parameter). The fast-weight state
-itself runs in at least float32 whatever the dtypes.
+Every SRWM module takes the SRWM options whole, as one :class:`acljax.srwm.SRWMOptions` (``options=``), and
+passes them down; besides, ``dtype`` (the computation dtype of inputs and outputs; None: the input's) and
+``param_dtype`` (of every parameter). The fast-weight state itself runs in at least float32 whatever the dtypes.
 """
 
 from __future__ import annotations
@@ -14,49 +13,32 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from acljax.checks import is_finite_number, is_positive_int
+from acljax.checks import OPTIONAL_POSITIVE_INT, POSITIVE_INT, check_arguments, is_finite_number, one_of
 from acljax.srwm import SRWMState, broadcast_state, init_state, srwm_read, srwm_scan, srwm_step, validate_state
-from acljax.srwm.api import IMPLEMENTATIONS, Impl, validate_input
-from acljax.srwm.state import STATE_GRADIENTS, continue_from
-from acljax.srwm.step import PRECISIONS, Precision
+from acljax.srwm.api import validate_input
+from acljax.srwm.options import SRWMOptions
+from acljax.srwm.state import continue_from
 
 RESIDUALS = ("paper", "pre_ln")
 Residual = Literal["paper", "pre_ln"]
-StateGradient = Literal["exact", "official"]
 
-
-def _one_of(options):
-    return lambda v: isinstance(v, str) and v in options, f"one of {tuple(options)}"
-
-
-_POSITIVE_INT = (is_positive_int, "a positive int")
-_OPTIONAL_INT = (lambda v: v is None or is_positive_int(v), "a positive int or None")
-_FINITE = (is_finite_number, "a finite number")
 # argument -> (accepts(value), what is accepted): the one check of the NNX modules and their Linen twins
+# (the SRWM options check themselves: SRWMOptions)
 MODULE_ARGUMENTS = {
     **dict.fromkeys(("in_features", "out_features", "num_features", "num_heads", "num_blocks", "num_classes",
-                     "conv_channels"), _POSITIVE_INT),
-    **dict.fromkeys(("hidden_features", "chunk_size"), _OPTIONAL_INT),
-    **dict.fromkeys(("init_scale", "q_init_scale", "beta_init"), _FINITE),
+                     "conv_channels"), POSITIVE_INT),
+    "hidden_features": OPTIONAL_POSITIVE_INT,
     "dropout_rate": (lambda v: is_finite_number(v) and 0 <= v < 1, "in [0, 1)"),
     "layer_norm_eps": (lambda v: is_finite_number(v) and v > 0, "a finite number > 0"),
-    "n_beta": (lambda v: is_positive_int(v) and v in (1, 4), "1 (one shared learning rate) or 4 (one per block)"),
-    "input_softmax": (lambda v: isinstance(v, bool), "True or False"),
-    "residual": _one_of(RESIDUALS),
-    "state_gradient": _one_of(STATE_GRADIENTS),
-    "impl": (lambda v: v == "auto" or isinstance(v, str) and v in IMPLEMENTATIONS,
-             f"'auto' or one of {sorted(IMPLEMENTATIONS)}"),
-    "precision": _one_of(PRECISIONS),
+    "residual": one_of(RESIDUALS),
+    "options": (lambda v: isinstance(v, SRWMOptions), "an acljax.srwm.SRWMOptions (SRWMOptions(impl='scan', ...))"),
 }
 
 
 def check_module_arguments(owner: str, **arguments) -> None:
     """Raise one ValueError naming ``owner.argument``, what arrived and what is accepted, for the first bad
     argument (names from :data:`MODULE_ARGUMENTS`), or for ``num_features`` not divisible by ``num_heads``."""
-    for name, value in arguments.items():
-        accepts, accepted = MODULE_ARGUMENTS[name]
-        if not accepts(value):
-            raise ValueError(f"{owner}.{name} must be {accepted}, got {value!r}")
+    check_arguments(owner, MODULE_ARGUMENTS, arguments)
     features, heads = arguments.get("num_features"), arguments.get("num_heads")
     if features is not None and heads is not None and features % heads:
         raise ValueError(f"{owner}.num_features must be a positive multiple of num_heads={heads} (D = H * d), "
@@ -76,11 +58,10 @@ def check_features(owner: str, shape: tuple[int, ...], expected: int, argument: 
                          f"(shape {tuple(shape)})")
 
 
-def apply_srwm(w0: SRWMState, x: jax.Array, state: SRWMState | None, *, update: bool, impl: Impl,
-               chunk_size: int | None, input_softmax: bool, state_gradient: StateGradient, precision: Precision):
+def apply_srwm(w0: SRWMState, x: jax.Array, state: SRWMState | None, *, update: bool, options: SRWMOptions):
     """What the SRWM modules (NNX and Linen) compute: ``x (B, T, H * d)`` from W_0 (shared) or an incoming
-    state (continued per ``state_gradient``) -> ``(y (B, T, H * d_out), state)``, the final state, or with
-    ``update=False`` the state read against (the incoming one, else W_0)."""
+    state (continued per ``options.state_gradient``) -> ``(y (B, T, H * d_out), state)``, the final state, or
+    with ``update=False`` the state read against (the incoming one, else W_0)."""
     batch, steps, features = x.shape
     num_heads, head_dim = w0.num_heads, w0.head_dim
     if features != num_heads * head_dim:
@@ -88,41 +69,40 @@ def apply_srwm(w0: SRWMState, x: jax.Array, state: SRWMState | None, *, update: 
     start = w0
     if state is not None:
         validate_state(state, num_heads=num_heads, head_dim=head_dim)
-        start = continue_from(state, w0, state_gradient)
+        start = continue_from(state, w0, options.state_gradient)
     heads = x.reshape(batch, steps, num_heads, head_dim)
     if not update:
-        y = srwm_read(start, heads, input_softmax=input_softmax, precision=precision)
+        y = srwm_read(start, heads, input_softmax=options.input_softmax, precision=options.precision)
         return y.reshape(batch, steps, -1), start if state is None else state
-    y, final = srwm_scan(start, heads, impl=impl, chunk_size=chunk_size, input_softmax=input_softmax,
-                         precision=precision)
+    y, final = srwm_scan(start, heads, impl=options.impl, chunk_size=options.chunk_size,
+                         input_softmax=options.input_softmax, precision=options.precision)
     return y.reshape(batch, steps, -1), final
+
+
+def initial_weights(key: jax.Array, num_heads: int, head_dim: int, options: SRWMOptions) -> SRWMState:
+    """W_0 as ``options`` initialise it: w_y, w_q, w_k (H, d, d), w_b (H, d, n_beta)."""
+    return init_state(key, num_heads, head_dim, n_beta=options.n_beta, init_scale=options.init_scale,
+                      q_init_scale=options.q_init_scale, beta_init=options.beta_init)
 
 
 class SRWM(nnx.Module):
     """The bare self-referential weight matrix: trainable W_0 and the recurrence.
 
     ``x: (B, T, D)`` with ``D = H * d`` -> ``y: (B, T, H * d)`` and the final state (B, H, ...).
-    An incoming state continues a sequence; ``state_gradient`` as in :func:`acljax.srwm.continue_from`.
+    An incoming state continues a sequence (``options.state_gradient``, see :func:`acljax.srwm.continue_from`).
     ``update=False`` reads every position against the incoming state (W_0 when there is none) without
     changing it (each position gets the output it would get as the first step after that state: queries
     that do not learn) and returns that state.
     """
 
-    def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
-                 q_init_scale: float = 0.01, beta_init: float = 0.0, impl: Impl = "auto",
-                 chunk_size: int | None = None, input_softmax: bool = False, state_gradient: StateGradient = "exact",
-                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, num_features: int, num_heads: int, *, options: SRWMOptions = SRWMOptions(), dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         check_module_arguments("SRWM", **module_arguments(locals()))
-        self.state_gradient = state_gradient
-        self.chunk_size = chunk_size
+        self.options = options
         self.num_heads = num_heads
         self.head_dim = num_features // num_heads
-        self.impl = impl
-        self.input_softmax = input_softmax
-        self.precision = precision
         self.dtype = dtype
-        w0 = init_state(rngs.params(), num_heads, self.head_dim, n_beta=n_beta, init_scale=init_scale,
-                        q_init_scale=q_init_scale, beta_init=beta_init)
+        w0 = initial_weights(rngs.params(), num_heads, self.head_dim, options)
         self.w_y, self.w_q, self.w_k, self.w_b = (nnx.Param(w.astype(param_dtype)) for w in w0)
 
     @property
@@ -133,8 +113,7 @@ class SRWM(nnx.Module):
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):
         validate_input(x, rank=3, layout="(B, T, D)")
         return apply_srwm(self.initial_state, x if self.dtype is None else x.astype(self.dtype), state,
-                          update=update, impl=self.impl, chunk_size=self.chunk_size, input_softmax=self.input_softmax,
-                          state_gradient=self.state_gradient, precision=self.precision)
+                          update=update, options=self.options)
 
 
 class SRWMLayer(nnx.Module):
@@ -143,7 +122,7 @@ class SRWMLayer(nnx.Module):
     ``residual="paper"`` (ACL): ``out = LayerNorm(x) + Dropout(Linear(SRWM(x)))``;
     ``residual="pre_ln"``: ``out = x + Dropout(Linear(SRWM(LayerNorm(x))))``.
 
-    ``state_gradient="official"`` reproduces the ACL code's carried state ``W - stop_gradient(W_0)``
+    ``options.state_gradient="official"`` reproduces the ACL code's carried state ``W - stop_gradient(W_0)``
     re-added to W_0: same values, an extra identity path from an incoming state to W_0's gradient.
     ``"exact"`` carries the state as is (the exact gradient).
 
@@ -152,16 +131,11 @@ class SRWMLayer(nnx.Module):
     """
 
     def __init__(self, num_features: int, num_heads: int, *, dropout_rate: float = 0.1, residual: Residual = "paper",
-                 layer_norm_eps: float = 1e-5, n_beta: int = 4, init_scale: float = 1.0, q_init_scale: float = 0.01,
-                 beta_init: float = 0.0, impl: Impl = "auto", chunk_size: int | None = None,
-                 input_softmax: bool = False, state_gradient: StateGradient = "exact",
-                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+                 layer_norm_eps: float = 1e-5, options: SRWMOptions = SRWMOptions(), dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         check_module_arguments("SRWMLayer", **module_arguments(locals()))
         self.residual = residual
-        self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
-                         beta_init=beta_init, impl=impl, chunk_size=chunk_size, input_softmax=input_softmax,
-                         state_gradient=state_gradient, precision=precision, dtype=dtype, param_dtype=param_dtype,
-                         rngs=rngs)
+        self.srwm = SRWM(num_features, num_heads, options=options, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.out_proj = nnx.Linear(num_features, num_features, use_bias=False, dtype=dtype, param_dtype=param_dtype,
                                    rngs=rngs)
         self.norm = nnx.LayerNorm(num_features, epsilon=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
@@ -202,16 +176,11 @@ class SRWMBlock(nnx.Module):
 
     def __init__(self, num_features: int, num_heads: int, *, hidden_features: int | None = None,
                  dropout_rate: float = 0.1, residual: Residual = "paper", layer_norm_eps: float = 1e-5,
-                 n_beta: int = 4, init_scale: float = 1.0, q_init_scale: float = 0.01, beta_init: float = 0.0,
-                 impl: Impl = "auto", chunk_size: int | None = None, input_softmax: bool = False,
-                 state_gradient: StateGradient = "exact", precision: Precision = "highest", dtype=None,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+                 options: SRWMOptions = SRWMOptions(), dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         check_module_arguments("SRWMBlock", **module_arguments(locals()))
-        self.srwm_layer = SRWMLayer(
-            num_features, num_heads, dropout_rate=dropout_rate, residual=residual, layer_norm_eps=layer_norm_eps,
-            n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale, beta_init=beta_init, impl=impl,
-            chunk_size=chunk_size, input_softmax=input_softmax, state_gradient=state_gradient, precision=precision,
-            dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.srwm_layer = SRWMLayer(num_features, num_heads, dropout_rate=dropout_rate, residual=residual,
+                                    layer_norm_eps=layer_norm_eps, options=options, dtype=dtype,
+                                    param_dtype=param_dtype, rngs=rngs)
         self.feed_forward = FeedForward(num_features, hidden_features, dropout_rate=dropout_rate,
                                         layer_norm_eps=layer_norm_eps, dtype=dtype, param_dtype=param_dtype,
                                         rngs=rngs)
@@ -225,16 +194,15 @@ class SRWMCell(nnx.RNNCellBase):
     """One SRWM step as an RNN cell, so ``nnx.RNN(SRWMCell(...))`` runs the recurrence.
 
     The carry is the fast-weight state, initialised from the trainable W_0;
-    ``x_t: (B, D) -> y_t: (B, D)`` (no projection, no residual).
+    ``x_t: (B, D) -> y_t: (B, D)`` (no projection, no residual). Of ``options``, a step uses W_0's
+    initialisation (``n_beta`` and the scales), ``input_softmax`` and ``precision``; ``impl``, ``chunk_size``
+    (nnx.RNN does the scan) and ``state_gradient`` (the carry is the state itself) do not apply.
     """
 
-    def __init__(self, num_features: int, num_heads: int, *, n_beta: int = 4, init_scale: float = 1.0,
-                 q_init_scale: float = 0.01, beta_init: float = 0.0, input_softmax: bool = False,
-                 precision: Precision = "highest", dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, num_features: int, num_heads: int, *, options: SRWMOptions = SRWMOptions(), dtype=None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         check_module_arguments("SRWMCell", **module_arguments(locals()))
-        self.srwm = SRWM(num_features, num_heads, n_beta=n_beta, init_scale=init_scale, q_init_scale=q_init_scale,
-                         beta_init=beta_init, input_softmax=input_softmax, precision=precision, dtype=dtype,
-                         param_dtype=param_dtype, rngs=rngs)
+        self.srwm = SRWM(num_features, num_heads, options=options, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
     def initialize_carry(self, input_shape: tuple[int, ...], rngs=None, carry_init=None) -> SRWMState:
         if len(input_shape) != 2:
@@ -247,7 +215,8 @@ class SRWMCell(nnx.RNNCellBase):
         batch = inputs.shape[0]
         inputs = inputs if self.srwm.dtype is None else inputs.astype(self.srwm.dtype)
         x_t = inputs.reshape(batch, self.srwm.num_heads, self.srwm.head_dim)
-        carry, y = srwm_step(carry, x_t, input_softmax=self.srwm.input_softmax, precision=self.srwm.precision)
+        options = self.srwm.options
+        carry, y = srwm_step(carry, x_t, input_softmax=options.input_softmax, precision=options.precision)
         return carry, y.reshape(batch, -1)
 
     @property

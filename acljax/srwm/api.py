@@ -106,7 +106,7 @@ def check_impl(impl: str) -> None:
         raise ValueError(f"impl must be 'auto' or one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
 
 
-def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_softmax: bool = False,
+def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_softmax: bool = False,
               chunk_size: int | None = None, precision: Precision = "highest", batch_block: int | None = None,
               check_finite: bool = False):
     """Run the self-referential weight matrix over a sequence.
@@ -116,8 +116,9 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "scan", input_soft
       x: (B, T, H, d) inputs, any float dtype.
       impl: "reference" (slow Python loop), "scan" (``lax.scan``), "scan_remat" (chunked
         checkpointing), "reversible" (custom VJP reverting updates in reverse time), "pallas" (GPU/TPU
-        kernels, :mod:`acljax.srwm.pallas`; Pallas interpret mode elsewhere, for tests) or "auto"
-        (see :func:`resolve_impl`).
+        kernels, :mod:`acljax.srwm.pallas`; Pallas interpret mode elsewhere, for tests) or "auto", the
+        default of this function and of ``SRWMOptions`` (see :func:`resolve_impl`; every one computes the
+        same function, to float rounding).
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
       chunk_size: steps per checkpointed chunk ("scan_remat", default about sqrt(T)) or between
         exact anchor states ("reversible": default about 64, a divisor of T where one is near, T itself up

@@ -17,6 +17,7 @@ from acljax.acl.objective import Term
 from acljax.acl.pools import build_pools
 from acljax.acl.trainer import MetaTrainer, image_shape, learning_rate_schedule, load_params, meta_train
 from acljax.data.episodes import TaskSpec
+from acljax.srwm import SRWMOptions
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,10 @@ def test_bad_configs(npz, overrides, message):
 
 
 def test_an_unknown_srwm_implementation_is_refused():
-    with pytest.raises(ValueError, match=r"ModelConfig.impl must be 'auto' or one of \['pallas', 'reference'"):
-        ModelConfig(impl="cuda")
+    with pytest.raises(ValueError, match=r"SRWMOptions.impl must be 'auto' or one of \['pallas', 'reference'"):
+        ModelConfig(srwm=SRWMOptions(impl="cuda"))
+    with pytest.raises(ValueError, match=r"ModelConfig.srwm must be a SRWMOptions, got \{'impl': 'scan'\}"):
+        ModelConfig(srwm={"impl": "scan"})
 
 
 def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
@@ -237,9 +240,13 @@ def test_a_resume_with_another_configuration_is_refused_unless_allowed(npz, tmp_
     with pytest.raises(ValueError, match=r"is at step 3, beyond steps=2"):
         meta_train(_config(npz, steps=2), run, progress=False)
     assert (run / "config.json").read_text() == stored  # nothing rewritten by a refused resume
-    another_impl = _config(npz, steps=3, model=dataclasses.replace(_config(npz).model, impl="reversible"))
-    meta_train(another_impl, run, progress=False)  # model.impl is free on resume: the same function
-    assert json.loads((run / "config.json").read_text())["model"]["impl"] == "reversible"
+    old_form = json.loads(stored)  # as written before ModelConfig.srwm: the SRWM options flat in model
+    srwm = old_form["model"].pop("srwm")
+    old_form["model"].update({key: srwm[key] for key in ("state_gradient", "impl", "precision")})
+    (run / "config.json").write_text(json.dumps(old_form))
+    another_impl = _config(npz, steps=3, model=dataclasses.replace(_config(npz).model, srwm=SRWMOptions(impl="scan")))
+    meta_train(another_impl, run, progress=False)  # model.srwm.impl is free on resume: the same function
+    assert json.loads((run / "config.json").read_text())["model"]["srwm"]["impl"] == "scan"
     assert not (run / "config_changes.jsonl").exists()
     meta_train(_config(npz, batch_size=4), run, progress=False, allow_config_change=True)
     change = json.loads((run / "config_changes.jsonl").read_text())
@@ -251,6 +258,7 @@ CHILD = """
 from acljax.acl import ACLConfig, ModelConfig, PoolConfig
 from acljax.acl.trainer import meta_train
 from acljax.data.episodes import TaskSpec
+from acljax.srwm import SRWMOptions
 meta_train({config}, {workdir!r}, progress=False)
 """
 
@@ -485,6 +493,11 @@ def test_init_from_is_resolved_before_the_data_is_loaded(npz, tmp_path, monkeypa
     message = _refused_at_start(_config(npz, init_from=str(other)), tmp_path / "run", monkeypatch)
     assert message.startswith(f"init_from='{other}': its parameters do not fit this model (model.num_features: 16 "
                               "there, 8 here)")
+    one_rate = _config(npz, model=dataclasses.replace(_config(npz).model, srwm=SRWMOptions(n_beta=1)))
+    (other / "config.json").write_text(json.dumps(dataclasses.asdict(one_rate)))
+    message = _refused_at_start(_config(npz, init_from=str(other)), tmp_path / "run", monkeypatch)
+    assert message.startswith(f"init_from='{other}': its parameters do not fit this model (model.srwm.n_beta: 1 "
+                              "there, 4 here)")
     (other / "config.json").write_text("{not json")
     message = _refused_at_start(_config(npz, init_from=str(other)), tmp_path / "run", monkeypatch)
     assert message.startswith(f"{other / 'config.json'}: not a readable JSON config")

@@ -1,6 +1,8 @@
 """Library misuse of the modules: one clear error naming the argument, what arrived and what is accepted,
 at construction; the Linen twins take the NNX arguments (names, order, keyword-only) and refuse the same."""
 
+import dataclasses
+import inspect
 import re
 
 import jax
@@ -10,6 +12,7 @@ from flax import nnx
 
 from acljax import nn as acl_nn
 from acljax.nn import linen as nn_linen
+from acljax.srwm import SRWMOptions
 
 IMAGE = (4, 4, 1)
 
@@ -22,11 +25,10 @@ def _abstract(make):
 @pytest.mark.parametrize("name, args, kwargs, message", [
     ("SRWM", (16, 0), {}, "SRWM.num_heads must be a positive int, got 0"),
     ("SRWM", (16.0, 4), {}, "SRWM.num_features must be a positive int, got 16.0"),
-    ("SRWM", (16, 4), {"n_beta": 2}, "SRWM.n_beta must be 1 (one shared learning rate) or 4 (one per block), got 2"),
-    ("SRWM", (16, 4), {"chunk_size": 0}, "SRWM.chunk_size must be a positive int or None, got 0"),
-    ("SRWM", (16, 4), {"init_scale": float("nan")}, "SRWM.init_scale must be a finite number, got nan"),
-    ("SRWM", (16, 4), {"precision": "fast"},
-     "SRWM.precision must be one of ('highest', 'high', 'default'), got 'fast'"),
+    ("SRWM", (16, 4), {"options": {"impl": "scan"}},
+     "SRWM.options must be an acljax.srwm.SRWMOptions (SRWMOptions(impl='scan', ...)), got {'impl': 'scan'}"),
+    ("SRWMNet", (5, 3), {"options": None},
+     "SRWMNet.options must be an acljax.srwm.SRWMOptions (SRWMOptions(impl='scan', ...)), got None"),
     ("SRWMLayer", (16, 3), {}, "SRWMLayer.num_features must be a positive multiple of num_heads=3 (D = H * d), got 16"),
     ("SRWMLayer", (16, 4), {"dropout_rate": 4}, "SRWMLayer.dropout_rate must be in [0, 1), got 4"),
     ("SRWMLayer", (16, 4), {"layer_norm_eps": 0.0}, "SRWMLayer.layer_norm_eps must be a finite number > 0, got 0.0"),
@@ -44,6 +46,50 @@ def test_nnx_modules_and_their_linen_twins_refuse_the_same_arguments_alike(name,
         getattr(acl_nn, name)(*args, **kwargs, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         getattr(nn_linen, name)(*args, **kwargs)  # at construction, before init or apply
+
+
+@pytest.mark.parametrize("field, value, accepted", [
+    ("n_beta", 2, "1 (one shared learning rate) or 4 (one per block)"),
+    ("n_beta", True, "1 (one shared learning rate) or 4 (one per block)"),
+    ("init_scale", float("nan"), "a finite number"),
+    ("q_init_scale", "0.01", "a finite number"),
+    ("beta_init", float("inf"), "a finite number"),
+    ("impl", "cuda", "'auto' or one of ['pallas', 'reference', 'reversible', 'scan', 'scan_remat']"),
+    ("chunk_size", 0, "a positive int or None"),
+    ("input_softmax", 1, "True or False"),
+    ("state_gradient", "fast", "one of ('exact', 'official')"),
+    ("precision", "fast", "one of ('highest', 'high', 'default')"),
+])
+def test_every_srwm_option_is_checked_in_one_error_naming_it(field, value, accepted):
+    message = f"SRWMOptions.{field} must be {accepted}, got {value!r}"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        SRWMOptions(**{field: value})
+    SRWMOptions(**{field: getattr(SRWMOptions(), field)})  # the default passes
+
+
+def test_the_srwm_options_default_to_the_papers_model_and_srwm_scans_default():
+    from acljax.srwm import srwm_scan
+
+    assert SRWMOptions() == SRWMOptions(n_beta=4, init_scale=1.0, q_init_scale=0.01, beta_init=0.0, impl="auto",
+                                        chunk_size=None, input_softmax=False, state_gradient="exact",
+                                        precision="highest")
+    assert inspect.signature(srwm_scan).parameters["impl"].default == SRWMOptions().impl
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SRWMOptions().impl = "scan"
+
+
+@pytest.mark.parametrize("name", ["SRWM", "SRWMLayer", "FeedForward", "SRWMBlock", "SRWMNet"])
+def test_the_linen_twins_take_the_nnx_arguments(name):
+    """Same names and defaults; the same positional ones in the same order, every other keyword-only."""
+    def arguments(signature, own):  # own: the framework's keyword-only ones (NNX rngs, Linen parent and name)
+        every = [p for p in signature.parameters.values() if p.name != "self"]
+        kinds = inspect.Parameter
+        assert {p.kind for p in every} == {kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY}
+        positional = [(p.name, p.default) for p in every if p.kind == kinds.POSITIONAL_OR_KEYWORD]
+        return positional, {p.name: p.default for p in every if p.kind == kinds.KEYWORD_ONLY and p.name not in own}
+
+    nnx_arguments = arguments(inspect.signature(getattr(acl_nn, name).__init__), ("rngs",))
+    assert arguments(inspect.signature(getattr(nn_linen, name)), ("parent", "name")) == nnx_arguments
 
 
 def test_a_linen_block_written_as_in_nnx_is_the_nnx_block():

@@ -9,7 +9,7 @@ from flax import nnx
 
 from acljax.nn import SRWM, FeedForward, SRWMBlock, SRWMCell, SRWMLayer, SRWMNet
 from acljax.nn import linen as nn_linen
-from acljax.srwm import broadcast_state, srwm_scan
+from acljax.srwm import SRWMOptions, broadcast_state, srwm_scan
 
 D, H = 16, 4
 
@@ -23,8 +23,8 @@ def _layer_norm(x, eps=1e-5):  # scale 1, bias 0 at initialisation
     return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
 
 
-def _core(w0, x):
-    y, _ = srwm_scan(w0, jnp.asarray(x, jnp.float32).reshape(*x.shape[:2], H, D // H))
+def _core(w0, x, **options):
+    y, _ = srwm_scan(w0, jnp.asarray(x, jnp.float32).reshape(*x.shape[:2], H, D // H), impl="scan", **options)
     return np.asarray(y).reshape(x.shape)
 
 
@@ -42,12 +42,16 @@ def test_layer_matches_hand_composition(residual):
     np.testing.assert_allclose(out, expected, atol=2e-5)
 
 
-def test_rnn_of_cell_matches_core():
-    cell = SRWMCell(D, H, rngs=nnx.Rngs(1))
+@pytest.mark.parametrize("options", [SRWMOptions(), SRWMOptions(n_beta=1, input_softmax=True, precision="high")])
+def test_rnn_of_cell_matches_core(options):
+    """A step uses W_0's initialisation (n_beta: w_b's width), input_softmax and precision of its options."""
+    cell = SRWMCell(D, H, options=options, rngs=nnx.Rngs(1))
+    assert cell.srwm.initial_state.w_b.shape == (H, D // H, options.n_beta)
     x = _x()
     carry, y = nnx.RNN(cell, return_carry=True)(x)
-    np.testing.assert_allclose(y, _core(cell.srwm.initial_state, x), atol=1e-6)
-    _, final = srwm_scan(cell.srwm.initial_state, x.reshape(2, 7, H, D // H))
+    step_options = dict(input_softmax=options.input_softmax, precision=options.precision)
+    np.testing.assert_allclose(y, _core(cell.srwm.initial_state, x, **step_options), atol=1e-6)
+    _, final = srwm_scan(cell.srwm.initial_state, x.reshape(2, 7, H, D // H), impl="scan", **step_options)
     for a, b in zip(carry, final):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
@@ -71,7 +75,7 @@ def test_official_state_gradient_adds_the_identity_path():
     x = _x(steps=8)
     grads, values = {}, {}
     for mode in ("exact", "official"):
-        layer = SRWMLayer(D, H, state_gradient=mode, rngs=nnx.Rngs(3))
+        layer = SRWMLayer(D, H, options=SRWMOptions(state_gradient=mode), rngs=nnx.Rngs(3))
         layer.eval()
 
         def loss(layer):
@@ -102,8 +106,9 @@ def _as_linen(params: dict) -> dict:
     return out
 
 
-NON_DEFAULT = dict(n_beta=1, input_softmax=True, impl="scan_remat", chunk_size=3, state_gradient="official",
-                   init_scale=0.5, q_init_scale=0.05, beta_init=-1.0, precision="high")
+NON_DEFAULT = dict(options=SRWMOptions(n_beta=1, input_softmax=True, impl="scan_remat", chunk_size=3,
+                                       state_gradient="official", init_scale=0.5, q_init_scale=0.05, beta_init=-1.0,
+                                       precision="high"))
 
 
 @pytest.mark.parametrize("name, nnx_module, linen_module", [
@@ -114,6 +119,8 @@ NON_DEFAULT = dict(n_beta=1, input_softmax=True, impl="scan_remat", chunk_size=3
      lambda: nn_linen.FeedForward(D, 24, layer_norm_eps=1e-3)),
     ("SRWMBlock", lambda: SRWMBlock(D, H, hidden_features=24, **NON_DEFAULT, rngs=nnx.Rngs(4)),
      lambda: nn_linen.SRWMBlock(D, H, hidden_features=24, **NON_DEFAULT)),
+    ("SRWMBlock", lambda: SRWMBlock(D, H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT, rngs=nnx.Rngs(4)),
+     lambda: nn_linen.SRWMBlock(D, H, residual="pre_ln", layer_norm_eps=1e-3, **NON_DEFAULT)),
     ("SRWMNet", lambda: SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT,
                                 rngs=nnx.Rngs(4)),
      lambda: nn_linen.SRWMNet(5, 3, num_features=D, num_heads=H, num_blocks=3, hidden_features=24, **NON_DEFAULT)),
@@ -162,7 +169,7 @@ def test_reading_without_a_state_reads_w0_and_returns_it():
 def test_memory_saving_layer_matches_the_default():
     x = _x(steps=30)
     outs = []
-    for kw in ({}, {"impl": "scan_remat", "chunk_size": 7}):
+    for kw in ({}, {"options": SRWMOptions(impl="scan_remat", chunk_size=7)}):
         layer = SRWMLayer(D, H, rngs=nnx.Rngs(7), **kw)
         layer.eval()
         outs.append(layer(x)[0])
@@ -206,9 +213,13 @@ def test_net_reads_queries_without_learning_from_them():
 @pytest.mark.parametrize("make, message", [
     (lambda: SRWMLayer(15, 4, rngs=nnx.Rngs(0)), "num_features must be a positive multiple of num_heads=4"),
     (lambda: SRWMLayer(16, 4, residual="post", rngs=nnx.Rngs(0)), "residual must be one of"),
-    (lambda: SRWMLayer(16, 4, state_gradient="fast", rngs=nnx.Rngs(0)), "state_gradient must be one of"),
+    (lambda: SRWMLayer(16, 4, options=SRWMOptions(state_gradient="fast"), rngs=nnx.Rngs(0)),
+     "SRWMOptions.state_gradient must be one of"),
     (lambda: SRWMLayer(16, 4, dropout_rate=1.5, rngs=nnx.Rngs(0)), "dropout_rate must be in"),
-    (lambda: SRWMLayer(16, 4, impl="cuda", rngs=nnx.Rngs(0)), "impl must be 'auto' or one of"),
+    (lambda: SRWMLayer(16, 4, options=SRWMOptions(impl="cuda"), rngs=nnx.Rngs(0)),
+     "SRWMOptions.impl must be 'auto' or one of"),
+    (lambda: SRWMLayer(16, 4, options={"impl": "scan"}, rngs=nnx.Rngs(0)),
+     "SRWMLayer.options must be an acljax.srwm.SRWMOptions"),
 ])
 def test_bad_module_arguments(make, message):
     with pytest.raises(ValueError, match=message):

@@ -136,7 +136,7 @@ def test_vanishing_learning_rates_keep_the_initial_state():
 def test_step_matches_scan_and_jit_matches_eager():
     state = init_state(jax.random.key(0), 2, 4)
     x = _inputs(1, 3, 5, 2, 4)
-    y_scan, final_scan = srwm_scan(state, x)
+    y_scan, final_scan = srwm_scan(state, x, impl="scan")
     carry, ys = broadcast_state(state, 3), []
     for t in range(5):
         carry, y_t = srwm_step(carry, x[:, t])
