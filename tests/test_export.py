@@ -6,7 +6,6 @@ on a device. What it cannot catch: the Triton kernel is compiled to PTX, and the
 vector layouts are assigned, by the device's compiler at load time."""
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +14,7 @@ import pytest
 from jax import export
 
 from acljax import configs
+from acljax.acl.step import empty_tally
 from acljax.acl.trainer import MetaTrainer
 from acljax.cl.methods import METHODS, Masks
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
@@ -28,7 +28,8 @@ TRITON = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
 
 def _lowers(fn, *args, platforms=PLATFORMS) -> str:
     """The StableHLO module of ``fn`` lowered for ``platforms`` (one module with a branch per platform)."""
-    exported = export.export(jax.jit(fn), platforms=platforms, disabled_checks=[TRITON])(*args)
+    jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
+    exported = export.export(jitted, platforms=platforms, disabled_checks=[TRITON])(*args)
     assert exported.platforms == tuple(platforms)
     return exported.mlir_module()
 
@@ -62,9 +63,10 @@ def test_the_paper_acl_meta_training_step_lowers(impl, platforms):
              jax.ShapeDtypeStruct((config.batch_size, length), jnp.int32),
              jax.ShapeDtypeStruct((config.batch_size, length), jnp.int32))
     opt_state = jax.eval_shape(learner.tx.init, learner.params)
-    step = partial(MetaTrainer._train_step, learner, learner.objectives[0])  # what acljax train compiles
-    module = _lowers(step, learner.params, learner.rest, opt_state, batch, jnp.ones(2, jnp.float32),
-                     jax.random.key(0), platforms=platforms)
+    tally = empty_tally(len(learner.objectives[0].terms))
+    module = _lowers(learner.train_steps[0], learner.params, opt_state, learner.rest, tally, batch,  # what acljax
+                     jnp.ones(2, jnp.float32), jax.random.key(0), jnp.int32(1), jnp.int32(0),  # train compiles
+                     platforms=platforms)
     if impl == "pallas":
         assert KERNEL_CALLS[platforms[0]] in module
 

@@ -9,7 +9,7 @@ from flax import nnx
 from acljax.acl.objective import ACLObjective, Term, acl_terms
 from acljax.data.episodes import QUERY, SHOT, ClassPool, TaskSpec, sample_episodes
 from acljax.data.store import ImageSet
-from acljax.nn import InContextLearner
+from acljax.nn import InContextLearner, SRWMOptions
 
 SHAPE = (8, 8, 1)
 
@@ -102,7 +102,8 @@ def test_the_scan_over_tasks_gives_the_loops_gradient_of_every_term(state_gradie
     tasks = tuple(ONE_LAYOUT)
     episodes = sample_episodes(np.random.default_rng(3), [_pool()], list(tasks), 2)
     model = InContextLearner(SHAPE, 6, encoder="mlp", mlp_features=(8,), num_features=FEATURES, num_heads=2,
-                             hidden_features=8, dropout_rate=0.0, state_gradient=state_gradient, rngs=nnx.Rngs(0))
+                             hidden_features=8, dropout_rate=0.0, options=SRWMOptions(state_gradient=state_gradient),
+                             rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def jacobian(scan_tasks):
