@@ -15,9 +15,10 @@ import json
 import sys
 
 from acljax.acl import PoolConfig
+from acljax.acl.model import image_shape, load_config, load_params
 from acljax.acl.pools import build_pools
 from acljax.acl.quickstart import COLUMNS, PRETRAINED, VARIANTS, table
-from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms, image_shape, load_config, load_params
+from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms
 from acljax.data.episodes import TaskSpec
 from acljax.recording import add_output_arguments, output_dir
 

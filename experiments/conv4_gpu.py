@@ -41,8 +41,9 @@ import sys
 import numpy as np
 from meta_training_seeds import SPLIT_MNIST_STREAMS, TERMS, stream_accuracy, stream_table
 
+from acljax.acl.model import image_shape, load_config, load_params
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms, image_shape, load_config, load_params
+from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms
 from acljax.pretrained import model_dir
 from acljax.recording import add_output_arguments, output_dir
 

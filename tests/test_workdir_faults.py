@@ -17,7 +17,8 @@ import orbax.checkpoint as ocp
 import pytest
 import tiny_run
 
-from acljax.acl.trainer import MetaTrainer, load_config, load_params, meta_train
+from acljax.acl.model import load_config, load_params
+from acljax.acl.trainer import MetaTrainer, meta_train
 from acljax.pretrained import PRETRAINED_DIR
 from acljax.workdir import CHECKSUMS, Workdir
 

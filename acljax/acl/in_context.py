@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from acljax.acl.trainer import MetaTrainer, load_config, load_params
+from acljax.acl.model import load_config, load_params
+from acljax.acl.trainer import MetaTrainer
 from acljax.data.benchmarks import CLASS_IL_STREAMS, build_stream, glyph_stream_length, splits_data
 from acljax.data.preprocess import normalize
 from acljax.data.registry import Preprocessing

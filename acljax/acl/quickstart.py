@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from acljax.acl.config import ACLConfig
+from acljax.acl.model import image_shape, load_params
 from acljax.acl.objective import term_label
 from acljax.acl.plots import fast_weight_evolution, term_bars, term_curves
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import TEST_STREAM, MetaTrainer, image_shape, load_params, meta_train, sample
+from acljax.acl.trainer import TEST_STREAM, MetaTrainer, meta_train, sample
 from acljax.pretrained import PRETRAINED_DIR
 
 CONFIG = "acl_glyphs_quickstart"  # in acljax.configs

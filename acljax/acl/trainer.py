@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
-import os
 import time
-from functools import reduce
 from pathlib import Path
 
 import jax
@@ -24,17 +20,17 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from acljax.acl.config import ACLConfig, config_from_dict, migrate_config_dict
+from acljax.acl.config import ACLConfig, migrate_config_dict
+from acljax.acl.model import build_model, load_params
 from acljax.acl.objective import ACLObjective, Term, tasks_read
-from acljax.acl.pools import build_pools, check_pools
+from acljax.acl.pools import build_pools
+from acljax.acl.preflight import check_start
 from acljax.acl.step import Tally, empty_tally, make_eval_step, make_train_step, merged_model
 from acljax.checks import NonFiniteLoss
 from acljax.data.episodes import TaskSpec, sample_episodes
-from acljax.data.store import available_memory, byte_size
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.nn.learner import InContextLearner
 from acljax.prefetch import prefetched
-from acljax.pretrained import model_dir
 from acljax.workdir import Workdir
 
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
@@ -42,19 +38,6 @@ PROFILED_STEPS = 5
 # what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
 # the SRWM implementation may change too: every one computes the same function (to float rounding)
 FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.srwm.impl")
-
-
-def build_model(config: ACLConfig, image_shape, *, seed: int | None = None) -> InContextLearner:
-    m = config.model
-    return InContextLearner(image_shape, config.num_classes, encoder=m.encoder,
-                            conv_channels=m.conv_channels, mlp_features=m.mlp_features, num_features=m.num_features,
-                            num_heads=m.num_heads, num_blocks=m.num_blocks, hidden_features=m.hidden_features,
-                            dropout_rate=m.dropout_rate, feedback_scale=m.feedback_scale, options=m.srwm,
-                            rngs=nnx.Rngs(config.seed if seed is None else seed))
-
-
-def image_shape(config: ACLConfig, pools) -> tuple[int, ...]:
-    return tuple(pools[config.tasks[0].pool].images.shape[1:])
 
 
 def learning_rate_schedule(config: ACLConfig) -> optax.Schedule:
@@ -170,28 +153,6 @@ def evaluate_terms(trainer: MetaTrainer, params, pools, stream: int, num_batches
     return {name: float(np.mean(v)) for name, v in totals.items()}
 
 
-def load_params(path: str | Path, like):
-    """Parameters saved in ``best/`` of a workdir or of a shipped model (by name)."""
-    workdir = Workdir(model_dir(path), create=False)
-    step, params = workdir.restore_best(like)
-    if step is None:
-        raise FileNotFoundError(f"{path}: no best/ checkpoint (train one with: acljax train --workdir {path})")
-    return params
-
-
-def load_config(path: str | Path) -> ACLConfig:
-    """The config of a workdir or of a shipped model (by name)."""
-    file = model_dir(path) / "config.json"
-    if not file.is_file():
-        raise FileNotFoundError(f"{path}: no config.json (not a workdir written by acljax train)")
-    try:
-        saved = json.loads(file.read_text())
-    except (OSError, ValueError) as e:  # json.JSONDecodeError, UnicodeDecodeError
-        raise ValueError(f"{file}: not a readable JSON config ({e}); a workdir's config.json is written by "
-                         "acljax train") from e
-    return config_from_dict(saved, file)
-
-
 @contextlib.contextmanager
 def step_profiler(profile_dir: str | Path | None, first: int, count: int):
     """Yields ``at(step)``, to call at the start of every step: steps ``first .. first + count - 1`` are
@@ -213,93 +174,6 @@ def step_profiler(profile_dir: str | Path | None, first: int, count: int):
     finally:
         if tracing:
             jax.profiler.stop_trace()
-
-
-def check_start(config: ACLConfig, workdir: str | Path, *, progress: bool = False,
-                profile_dir: str | Path | None = None):
-    """What a run needs, checked before its images are loaded and its program compiled: the workdir (and
-    ``profile_dir``) can be written, the devices take the batch, every phase's pools hold the tasks
-    (:func:`check_pools`), the run fits in memory, the model can be built, ``init_from`` names parameters that
-    fit it. Returns (image shape, mesh)."""
-    check_folder(workdir)
-    if profile_dir is not None:
-        check_folder(profile_dir, "profile_dir")
-    mesh = make_mesh(config.num_devices)
-    rows = local_rows(config.batch_size, mesh)
-    shape, images = check_pools(config, progress=progress)
-    check_memory(config, shape, images, rows.stop - rows.start)
-    model = nnx.eval_shape(lambda: build_model(config, shape))
-    if config.init_from is not None:
-        check_init_from(config, shape, model)
-    return shape, mesh
-
-
-def check_folder(folder: str | Path, what: str = "workdir") -> None:
-    """``folder`` is a folder, or can be made one, that this process can write (checked without creating it);
-    errors name ``what`` (the argument)."""
-    path = Path(folder).absolute()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{what} {folder}: a file, not a folder; give a new folder" + (
-            ", or the workdir of a run to resume it" if what == "workdir" else ""))
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"{what} {folder}: cannot create it (Not a directory); {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {folder}: cannot write in {existing} (Permission denied); give a folder you "
-                         "can write")
-
-
-def check_memory(config: ACLConfig, shape: tuple[int, ...], images: int, rows: int) -> None:
-    """The meta-batches in flight (``rows`` sequences each, as float32: this process's share) and the pools'
-    ``images`` (uint8) fit in the memory available."""
-    length = sum(t.length for t in config.tasks)
-    per_sequence = length * math.prod(shape) * 4
-    batches = (config.prefetch + 1) * rows * per_sequence
-    pools = images * math.prod(shape)
-    if batches + pools > (memory := available_memory()):
-        fits = (memory - pools) // ((config.prefetch + 1) * per_sequence) * (config.batch_size // rows)
-        raise ValueError(f"batch_size={config.batch_size}: the run needs at least {byte_size(batches + pools)} of "
-                         f"memory ({config.prefetch + 1} meta-batches of {rows} sequences of {length} "
-                         f"images {shape} as float32: {byte_size(batches)}; the pools' {images} images: "
-                         f"{byte_size(pools)}), {byte_size(memory)} is available; "
-                         + (f"give batch_size <= {fits}" if fits >= 1 else "lower the pools' size"))
-
-
-PARAMETER_FIELDS = ("encoder", "conv_channels", "mlp_features", "num_features", "num_heads", "num_blocks",
-                    "hidden_features", "srwm.n_beta")  # the ModelConfig fields that decide the parameters' shapes
-
-
-def check_init_from(config: ACLConfig, shape: tuple[int, ...], model: nnx.Module) -> None:
-    """``config.init_from`` is a workdir or shipped model with a best/ checkpoint and a config.json whose model
-    has the parameter shapes of ``model`` (an abstract one: :func:`flax.nnx.eval_shape`)."""
-    name = config.init_from
-    try:
-        folder = model_dir(name)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"init_from={name!r}: {e}") from e
-    if not any(step.name.isdigit() for step in (folder / "best").glob("*")):
-        raise FileNotFoundError(f"init_from={name!r}: {folder} has no best/ checkpoint (a run writes it at its first "
-                                "validation); give a workdir that has one, or a shipped model")
-    source = load_config(folder)
-    pool = source.pools[source.tasks[0].pool]
-    theirs = nnx.eval_shape(lambda: build_model(source, (pool.size or shape[0], pool.size or shape[1],
-                                                         pool.channels or shape[2])))
-    if _parameter_shapes(theirs) == _parameter_shapes(model):
-        return
-    mine, saved = ({path: reduce(getattr, path.split("."), model) for path in PARAMETER_FIELDS}
-                   for model in (config.model, source.model))
-    differences = [f"model.{k}: {saved[k]!r} there, {mine[k]!r} here" for k in PARAMETER_FIELDS if mine[k] != saved[k]]
-    if source.num_classes != config.num_classes:
-        differences.append(f"num_classes: {source.num_classes} there, {config.num_classes} here")
-    if (pool.size or shape[0], pool.channels or shape[2]) != (shape[0], shape[2]):
-        differences.append(f"image size and channels: {pool.size}, {pool.channels} there, {shape} here")
-    raise ValueError(f"init_from={name!r}: its parameters do not fit this model ({'; '.join(differences)}); give "
-                     f"these settings its values (see {folder / 'config.json'}), or another init_from")
-
-
-def _parameter_shapes(model: nnx.Module) -> dict:
-    return {jax.tree_util.keystr(path): leaf.shape
-            for path, leaf in jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]}
 
 
 def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,

@@ -15,7 +15,8 @@ SCRIPT = textwrap.dedent('''
     from acljax.distributed import local_rows, make_mesh, replicate
     from acljax.acl.pools import build_pools
     from acljax.acl.step import empty_tally
-    from acljax.acl.trainer import MetaTrainer, image_shape, load_params, meta_train, sample_sharded
+    from acljax.acl.model import image_shape, load_params
+    from acljax.acl.trainer import MetaTrainer, meta_train, sample_sharded
     from acljax.data.episodes import TaskSpec
 
     assert jax.device_count() == 4, jax.devices()

@@ -13,9 +13,10 @@ import pytest
 import tiny_run
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
+from acljax.acl.model import image_shape, load_params
 from acljax.acl.objective import Term
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import MetaTrainer, image_shape, learning_rate_schedule, load_params, meta_train
+from acljax.acl.trainer import MetaTrainer, learning_rate_schedule, meta_train
 from acljax.data.episodes import TaskSpec
 from acljax.srwm import SRWMOptions
 
