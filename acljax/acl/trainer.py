@@ -241,8 +241,8 @@ def _meta_train(config: ACLConfig, run: Workdir, trainer: MetaTrainer, mesh, tra
             state = {**state, "params": params, "opt_state": opt_state}
             validating = done % config.validate_every == 0 or done == config.steps
             if done % config.log_every == 0 or validating:  # the loop's only wait for the device between validations
-                log_tally(run, bar, config, trainer.objectives[0].terms, tally, done, time.perf_counter() - tick)
-                tally, tick = replicate(mesh, tally.restarted()), time.perf_counter()
+                tick = log_tally(run, bar, config, trainer.objectives[0].terms, tally, done, tick)
+                tally = replicate(mesh, tally.restarted())
             if validating:
                 state = validate(run, trainer, state, valid_pools, done, mesh)
             if validating or (config.checkpoint_every and done % config.checkpoint_every == 0):
@@ -253,10 +253,12 @@ def _meta_train(config: ACLConfig, run: Workdir, trainer: MetaTrainer, mesh, tra
 
 
 def log_tally(run: Workdir, bar: tqdm, config: ACLConfig, terms: list[Term], tally: Tally, done: int,
-              seconds: float) -> None:
+              since: float) -> float:
     """Fetch the tally of the steps up to ``done`` and log their means (and how many were skipped), or raise
-    :class:`NonFiniteLoss` for a failed step. Every step of the window counts in ``sec_per_step``."""
+    :class:`NonFiniteLoss` for a failed step. ``sec_per_step``: the wall time from the previous fetch (``since``)
+    to this one over the window's steps (skipped ones included). Returns the time of this fetch."""
     t = jax.device_get(tally)
+    fetched = time.perf_counter()  # windows run from fetch to fetch: logging and validation count in the next
     if t.failed_at:
         raise NonFiniteLoss(f"meta-training step {int(t.failed_at)}" + (
             f", after {config.skip_nonfinite_steps} skipped in a row" if config.skip_nonfinite_steps else ""))
@@ -269,7 +271,8 @@ def log_tally(run: Workdir, bar: tqdm, config: ACLConfig, terms: list[Term], tal
                         refresh=False)
     if steps:
         rate = float(learning_rate_schedule(config)(done - 1))
-        run.log(done, **row, learning_rate=rate, sec_per_step=seconds / steps)
+        run.log(done, **row, learning_rate=rate, sec_per_step=(fetched - since) / steps)
+    return fetched
 
 
 def validate(run: Workdir, trainer: MetaTrainer, state: dict, valid_pools, done: int, mesh) -> dict:
