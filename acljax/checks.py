@@ -51,8 +51,9 @@ def check_arguments(owner: str, checks: dict, arguments: dict) -> None:
 
 
 class NonFiniteLoss(ValueError):
-    """Training produced a NaN or infinite loss; the message says where and what to check."""
+    """Training produced a NaN or infinite loss (or gradient); the message says where and what to check."""
 
     def __init__(self, where: str):
-        super().__init__(f"the loss became NaN or infinite at {where}: the run stops there (its last checkpoint "
-                         "is intact). Check the learning rate, the loss weights and the data's normalisation")
+        super().__init__(f"the loss (or its gradient) became NaN or infinite at {where}: the run stops there "
+                         "(its last checkpoint is intact). Check the learning rate, the loss weights and the data's "
+                         "normalisation")

@@ -178,12 +178,17 @@ def _cl(args: argparse.Namespace) -> int:
 
 
 def _refuse_flat_method_settings(config, assignments: list[str]) -> None:
-    """``--set strength=...`` (a method's field set as acljax took it before) is refused with the form that works."""
-    method_only = {f.name for f in dataclasses.fields(config.method)} - {f.name for f in dataclasses.fields(config)}
+    """``--set strength=...`` (a method's field set as acljax took it before) is refused with the form that works;
+    so is a training field the method has its own of (RtF's ``hidden``: its network is not the learner's)."""
+    own = {f.name for f in dataclasses.fields(config.method)}
+    training = {f.name for f in dataclasses.fields(config)}
     for assignment in assignments:
         key = assignment.partition("=")[0].strip()
-        if key in method_only:
+        if key in own - training:
             raise ValueError(f"--set {assignment!r}: {key} is a setting of the method: --set method.{assignment}")
+        if key in own & training:
+            raise ValueError(f"--set {assignment!r}: {type(config.method).__name__} has its own {key}, and its own "
+                             f"network does not use the training one: --set method.{assignment}")
 
 
 def _quickstart(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ VARIANTS = {  # name -> config overrides
     "sampling in the loop, metrics every step": {"prefetch": 0, "log_every": 1},
     "sampling in the loop, metrics every 10 steps": {"prefetch": 0, "log_every": 10},
     "prefetch 2, metrics every step": {"prefetch": 2, "log_every": 1},
-    "prefetch 2, metrics every 10 steps (the default)": {"prefetch": 2, "log_every": 10},
+    "prefetch 2, metrics every 10 steps": {"prefetch": 2, "log_every": 10},
 }
 
 

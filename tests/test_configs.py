@@ -80,22 +80,26 @@ def test_a_config_json_from_before_a_model_field_existed_loads_with_its_default(
 
 
 def test_a_config_json_with_the_srwm_options_flat_in_model_loads_them_into_model_srwm():
-    """Workdirs written before ModelConfig.srwm hold state_gradient, impl, chunk_size and precision in model."""
+    """Workdirs written before ModelConfig.srwm hold state_gradient, impl and precision in model (no other SRWM
+    option was ever a ModelConfig field: a flat chunk_size is an unknown field)."""
     from acljax.acl.config import config_from_dict
 
     old = {"pools": [{"dataset": "glyphs", "split": "background", "size": 32, "channels": 1}],
            "tasks": [{"n_way": 5, "k_shot": 5, "num_queries": 5}], "batch_size": 16, "steps": 5000,
            "model": {"encoder": "mlp", "num_classes": 10, "num_features": 128, "num_heads": 8, "hidden_features": 256,
-                     "state_gradient": "official", "impl": "scan", "chunk_size": 8, "precision": "high"}}
+                     "state_gradient": "official", "impl": "scan", "precision": "high"}}
     config = config_from_dict(old)
-    assert config.model.srwm == SRWMOptions(state_gradient="official", impl="scan", chunk_size=8, precision="high")
+    assert config.model.srwm == SRWMOptions(state_gradient="official", impl="scan", precision="high")
     assert (config.model.encoder, config.model.num_features, config.model.num_heads) == ("mlp", 128, 8)
     assert config_from_dict(dataclasses.asdict(config)) == config  # today's form reads back as written
     old["model"]["impl"] = "cuda"
     with pytest.raises(ValueError, match=r"^config: model.srwm: SRWMOptions.impl must be one of \('auto', "):
         config_from_dict(old)
-    with pytest.raises(ValueError, match="^config: model has both 'srwm' and the older flat 'impl', 'chunk_size'"):
-        config_from_dict(_saved(**{"model.impl": "scan", "model.chunk_size": 8}))
+    with pytest.raises(ValueError, match="^config: model has both 'srwm' and the older flat 'impl', 'precision'"):
+        config_from_dict(_saved(**{"model.impl": "scan", "model.precision": "high"}))
+    old["model"]["impl"], old["model"]["chunk_size"] = "scan", 8
+    with pytest.raises(ValueError, match="chunk_size"):
+        config_from_dict(old)
 
 
 def test_overrides_are_applied_together_then_validated_once_in_any_order():
@@ -158,6 +162,17 @@ def test_a_config_file_that_fails_or_returns_something_else_is_one_error_naming_
     (tmp_path / name).write_text(text)
     with pytest.raises(ValueError, match=re.escape(f"--config {tmp_path / name}: {message}")):
         configs.load(str(tmp_path / name), ACLConfig)
+
+
+def test_rotated_task_orders_need_one_first_shot_setting():
+    """With cycle_orders, every rotation must have the same terms (the log names a window's sums by position)."""
+    from acljax.data.episodes import TaskSpec
+
+    mixed = (TaskSpec(2, 1, 1, first_shot=True), TaskSpec(2, 1, 1))
+    with pytest.raises(ValueError, match=r"ACLConfig.cycle_orders=True needs every task with the same first_shot .* "
+                                         r"got first_shot \[True, False\]"):
+        ACLConfig(tasks=mixed, cycle_orders=True)
+    assert ACLConfig(tasks=mixed).tasks == mixed  # one order: fine
 
 
 def test_an_empty_config_name_is_refused_as_such():

@@ -66,10 +66,10 @@ def test_metrics_are_mirrored_to_tensorboard(tmp_path):
     workdir = Workdir(tmp_path)
     with workdir.exclusive():  # as meta_train runs: the events are all written when it ends
         workdir.mirror_to_tensorboard()
-        workdir.log(1, loss=0.5, **{"acc/within_0": 0.25}, skipped_nonfinite_step=True)
+        workdir.log(1, loss=0.5, **{"acc/within_0": 0.25}, skipped_nonfinite_steps=1)
         workdir.log(2, loss=0.125)
     assert _tensorboard_scalars(tmp_path / "tensorboard") == [(1, "loss", 0.5), (1, "acc/within_0", 0.25),
-                                                              (2, "loss", 0.125)]
+                                                              (1, "skipped_nonfinite_steps", 1.0), (2, "loss", 0.125)]
     assert len(workdir.read_metrics()) == 2  # the JSON lines are written as before
 
 

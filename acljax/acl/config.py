@@ -190,6 +190,10 @@ class ACLConfig:
             "test_batches")})
         if self.checkpoint_every is not None:
             _require_positive_ints("ACLConfig", checkpoint_every=self.checkpoint_every)
+        if self.cycle_orders and len({task.first_shot for task in self.tasks}) > 1:
+            raise ValueError("ACLConfig.cycle_orders=True needs every task with the same first_shot (each rotation "
+                             "must have the same terms, which the log names by position), got first_shot "
+                             f"{[task.first_shot for task in self.tasks]}")
         if self.checkpoint_every is not None and self.checkpoint_every % self.log_every:
             raise ValueError(f"ACLConfig.checkpoint_every must be a multiple of log_every={self.log_every} (a resume "
                              f"then logs what an uninterrupted run logs), got {self.checkpoint_every}")
@@ -229,15 +233,15 @@ def config_from_dict(d: Any, source: str | Path = "config") -> ACLConfig:
         raise ValueError(f"{source}: {e}") from e
 
 
-SRWM_FIELDS = tuple(field.name for field in dataclasses.fields(SRWMOptions))
+FLAT_SRWM_FIELDS = ("state_gradient", "impl", "precision")  # ModelConfig's SRWM fields before ModelConfig.srwm
 
 
 def migrate_config_dict(d: Any) -> Any:
     """A stored config (``dataclasses.asdict`` form) in today's shape. Configs written before ``ModelConfig.srwm``
-    held the SRWM options (``state_gradient``, ``impl``, ``chunk_size``, ``precision``) flat in ``model``: they
+    held three SRWM options (``state_gradient``, ``impl``, ``precision``) flat in ``model``: they
     move into ``model.srwm``. Anything else is returned as it came."""
     model = d.get("model") if isinstance(d, dict) else None
-    if not isinstance(model, dict) or not (flat := {key: model[key] for key in SRWM_FIELDS if key in model}):
+    if not isinstance(model, dict) or not (flat := {key: model[key] for key in FLAT_SRWM_FIELDS if key in model}):
         return d
     if "srwm" in model:
         raise ValueError(f"model has both 'srwm' and the older flat {', '.join(map(repr, flat))}; keep 'srwm' only")

@@ -17,6 +17,7 @@ import numpy as np
 
 from acljax.acl.model import load_config, load_params
 from acljax.acl.trainer import MetaTrainer
+from acljax.checks import is_positive_int
 from acljax.data.benchmarks import CLASS_IL_STREAMS, build_stream, glyph_stream_length, splits_data
 from acljax.data.preprocess import normalize
 from acljax.data.registry import Preprocessing
@@ -48,8 +49,8 @@ class InContextEvaluator:
     runs_all_seeds = True
 
     def __init__(self, trainer, params, *, shots: int, statistics, query_chunk: int = 512):
-        if not isinstance(shots, int) or shots < 1:
-            raise ValueError(f"shots must be a positive int (demos per class), got {shots!r}")
+        if not is_positive_int(shots):
+            raise ValueError(f"InContextEvaluator.shots must be a positive int (demos per class), got {shots!r}")
         self.trainer, self.params, self.shots = trainer, params, shots
         self.statistics, self.query_chunk = list(statistics), query_chunk
         model = trainer.model(params, trainer.rest, train=False)

@@ -119,12 +119,13 @@ class ACLObjective:
 
     def __post_init__(self):
         if not self.tasks:
-            raise ValueError("tasks must hold at least one TaskSpec")
+            raise ValueError(f"ACLObjective.tasks must hold at least one TaskSpec, got {self.tasks!r}")
         if self.loss_scale is not None and not self.loss_scale > 0:
-            raise ValueError(f"loss_scale must be > 0 or None, got {self.loss_scale!r}")
+            raise ValueError(f"ACLObjective.loss_scale must be > 0 or None, got {self.loss_scale!r}")
         if self.scan_tasks and not self.one_layout:
-            raise ValueError("scan_tasks=True needs tasks of one layout (n_way, k_shot, num_queries, first_shot), "
-                             f"got {[(t.n_way, t.k_shot, t.num_queries, t.first_shot) for t in self.tasks]}")
+            layouts = [(t.n_way, t.k_shot, t.num_queries, t.first_shot) for t in self.tasks]
+            raise ValueError("ACLObjective.scan_tasks=True needs tasks of one layout (n_way, k_shot, num_queries, "
+                             f"first_shot), got {layouts}")
 
     @property
     def one_layout(self) -> bool:

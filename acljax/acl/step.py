@@ -20,8 +20,9 @@ from acljax.acl.objective import ACLObjective
 
 
 class Tally(NamedTuple):
-    """The steps since the last log line, summed on the device. ``failed_at`` is the first step whose non-finite
-    loss came after ``skip_limit`` skipped ones in a row (0: none); from then on every update is discarded."""
+    """The steps since the last log line, summed on the device. A step is non-finite when its loss or a gradient
+    entry is NaN or infinite. ``failed_at`` is the first non-finite step that came after ``skip_limit`` skipped
+    ones in a row (0: none); from then on every update is discarded."""
 
     loss: jax.Array  # () sum of the finite steps' losses
     term_losses: jax.Array  # (num_terms,) sums over the finite steps
@@ -45,10 +46,11 @@ def empty_tally(num_terms: int) -> Tally:
 
 
 def merged_model(graphdef: nnx.GraphDef, params, rest, *, train: bool, key: jax.Array | None = None) -> nnx.Module:
-    """The model from its parts, with dropout drawn from ``key`` (``train``) or off."""
+    """The model from its parts, with dropout drawn from ``key`` (``train``) or off. The modules' dropout draws
+    from the ``default`` stream of the model's ``nnx.Rngs`` (``reseed(dropout=...)`` would change nothing)."""
     model = nnx.merge(graphdef, params, rest, copy=True)
     if train:
-        nnx.reseed(model, dropout=key)
+        nnx.reseed(model, default=key)
     else:
         model.eval()
     return model

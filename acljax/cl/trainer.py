@@ -82,7 +82,7 @@ class SequentialConfig:
         """The config as JSON-ready data: the training fields, and under "method" the method's name and fields."""
         method = {f.name: getattr(self.method, f.name) for f in dataclasses.fields(self.method) if f.init}
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return json.loads(json.dumps({**record, "method": {"name": self.method_name, **method}}))
+        return json.loads(json.dumps({**record, "method": {"name": self.method_name, **method}}, default=_scalar))
 
     @classmethod
     def from_dict(cls, record: dict) -> SequentialConfig:
@@ -115,6 +115,13 @@ def migrate_record(record: dict) -> dict:
     training = {f.name for f in dataclasses.fields(SequentialConfig)}
     return {**{key: value for key, value in record.items() if key in training or key not in any_method},
             "method": {"name": name, **{key: value for key, value in record.items() if key in own}}}
+
+
+def _scalar(value):
+    """A numpy or JAX scalar (which the methods' checks accept) as the Python number JSON stores."""
+    if getattr(value, "shape", None) == ():
+        return value.item()
+    raise TypeError(f"{value!r} cannot be stored as JSON")
 
 
 def _tupled(value):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tiny_run
+from flax import nnx
 
 from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_dict
 from acljax.acl.model import image_shape, load_params
@@ -353,6 +354,35 @@ def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatc
     with pytest.raises(NonFiniteLoss, match="meta-training step 3, after 1 skipped in a row"):
         meta_train(_config(npz, skip_nonfinite_steps=1, log_every=3), tmp_path / "stops", progress=False)
     assert not (tmp_path / "stops" / "checkpoints").exists() or not any((tmp_path / "stops" / "checkpoints").iterdir())
+
+
+def test_each_step_key_draws_its_own_dropout():
+    """The train step's key decides the dropout masks: two keys, two outputs; one key, one output."""
+    from acljax.acl.step import merged_model
+    from acljax.nn import InContextLearner
+
+    model = InContextLearner((8, 8, 1), 2, encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2,
+                             hidden_features=8, dropout_rate=0.5, rngs=nnx.Rngs(0))
+    parts = nnx.split(model, nnx.Param, ...)
+    images, feedback = jnp.ones((1, 3, 8, 8, 1)), jnp.zeros((1, 3), jnp.int32)
+    a, b, again = (merged_model(*parts, train=True, key=jax.random.key(k))(images, feedback)[0] for k in (0, 1, 0))
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, again)
+
+
+def test_a_failure_inside_a_log_window_names_its_step_and_changes_nothing_after_it(npz, tmp_path, monkeypatch):
+    """NaN at step 2 only, no skipping, metrics fetched after step 6: the run stops at that fetch naming step 2,
+    and neither step 2 nor the finite steps 3-6 after it changed parameters or optimiser state."""
+    seen = []
+    _nan_images_at(monkeypatch, {1})
+    _recording_train_steps(monkeypatch, seen)
+    from acljax.checks import NonFiniteLoss
+
+    with pytest.raises(NonFiniteLoss, match=r"meta-training step 2: "):
+        meta_train(_config(npz, log_every=6, validate_every=6), tmp_path / "run", progress=False)
+    assert len(seen) == 6  # steps 1-6 ran; the error came at step 6's fetch
+    for later in seen[2:]:
+        chex.assert_trees_all_equal(seen[1], later)
 
 
 def test_checkpoints_between_validations_resume_as_an_uninterrupted_run(npz, tmp_path):

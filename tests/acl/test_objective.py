@@ -122,6 +122,28 @@ def test_the_scan_over_tasks_gives_the_loops_gradient_of_every_term(state_gradie
         assert np.all(error <= tolerance * np.abs(rows).max(1)), (error, tolerance * np.abs(rows).max(1))
 
 
+def test_dropout_acts_inside_the_scan_over_tasks():
+    """In training the scanned passes apply dropout (its RNG count travels in the scan's carry): every term moves
+    away from the model's eval-mode value, and two dropout seeds give two results. (The masks are not the loop's,
+    which draws other shapes: with dropout the scan and the loop agree in distribution, not in value.)"""
+    tasks = (TaskSpec(2, 2, 2),) * 3
+    episodes = sample_episodes(np.random.default_rng(4), [_pool()], list(tasks), 2)
+    objective = ACLObjective(tasks, scan_tasks=True)
+
+    def losses(train, seed=0):
+        model = InContextLearner(SHAPE, 2, encoder="mlp", mlp_features=(8,), num_features=FEATURES, num_heads=2,
+                                 hidden_features=8, dropout_rate=0.5, rngs=nnx.Rngs(0))
+        nnx.reseed(model, default=seed)
+        if not train:
+            model.eval()
+        return np.asarray(nnx.jit(lambda m: objective.term_losses(m, episodes.x, episodes.feedback,
+                                                                  episodes.target)[0])(model))
+
+    evaluated, trained = losses(False), losses(True)
+    assert np.all(np.isfinite(trained)) and np.all(trained != evaluated)
+    assert not np.array_equal(trained, losses(True, seed=1))
+
+
 def test_scan_tasks_needs_one_layout():
     with pytest.raises(ValueError, match="scan_tasks=True needs tasks of one layout"):
         ACLObjective((TaskSpec(2, 3, 3), TaskSpec(3, 3, 3)), scan_tasks=True)

@@ -99,6 +99,11 @@ def test_set_reaches_the_method_and_a_bad_method_setting_is_named(tmp_path, caps
         assert main([*common, "--set", setting]) == 2
         assert says in capsys.readouterr().err
     assert len(built) == 1  # no bad setting got as far as the run
+    capsys.readouterr()
+    assert main(["cl", "--method", "rtf", "--out", str(tmp_path), "--set", "hidden=[100]"]) == 2
+    assert ("--set 'hidden=[100]': RtF has its own hidden, and its own network does not use the training one: "
+            "--set method.hidden=[100]") in capsys.readouterr().err
+    assert len(built) == 1
 
 
 OLD_SETTINGS = {  # a result file's settings as acljax recorded them before methods held their own fields
