@@ -492,7 +492,7 @@ def test_what_a_run_needs_is_checked_before_its_data_is_loaded(tmp_path, monkeyp
     data = _npz_with(tmp_path / "data.npz", 16, test_classes=4 if case == "test split of 4 classes" else None)
     config, run = _config(data), tmp_path / "run"
     if case == "7 examples per class":  # 1 first shot + 5 demos + ceil(2 queries / 3 classes); the data has 6
-        config = _config(data, tasks=(TaskSpec(3, 5, 2, first_shot=True), TaskSpec(3, 2, 2)))
+        config = _config(data, tasks=(TaskSpec(3, 5, 2, first_shot=True), TaskSpec(3, 2, 2, first_shot=True)))
     elif case == "a second pool of 16x16":
         config = _config(data, pools=(config.pools[0], dataclasses.replace(config.pools[0], size=16)),
                          tasks=(TaskSpec(3, 2, 2), TaskSpec(3, 2, 2, pool=1)))
