@@ -403,9 +403,10 @@ def test_checkpoints_between_validations_resume_as_an_uninterrupted_run(npz, tmp
         _config(npz, log_every=2, checkpoint_every=3)
 
 
-def test_prefetching_and_donation_change_no_number(npz, tmp_path, uninterrupted):
-    """Sampled inline (prefetch 0) or ahead, donating buffers or not (skipping allowed): the same run."""
-    full_dir, full = uninterrupted  # prefetch 2, donating
+def test_prefetching_and_skipping_allowed_change_no_number(npz, tmp_path, uninterrupted):
+    """Sampled inline (prefetch 0) or ahead, non-finite steps allowed to be skipped or not: the same run (no step
+    of it is non-finite)."""
+    full_dir, full = uninterrupted  # prefetch 2, no skipping
     inline = meta_train(_config(npz, prefetch=0, skip_nonfinite_steps=1), tmp_path / "inline", progress=False)
     assert inline == full and tiny_run.metric_lines(tmp_path / "inline") == tiny_run.metric_lines(full_dir)
 
