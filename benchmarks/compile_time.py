@@ -9,7 +9,8 @@ and compiled ahead of time (wall seconds of each; XLA's temporary and argument b
 then run ``--repeats`` times on random inputs, the two objectives of one T round-robin (median seconds). The
 loop is compiled only up to ``--loop-up-to`` tasks (it grows with T: minutes past that on a CPU). ``--batch``
 sequences per step.
-Writes compile_time_<platform>.json under runs/compile_time/ (--record: benchmarks/results/).
+Writes compile_time_<platform>.json (another --batch: compile_time_batch<B>_<platform>.json) under
+runs/compile_time/ (--record: benchmarks/results/).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from acljax.recording import add_output_arguments, environment, save_rows
 
 MODELS = {"mlp": "acl_glyphs_quickstart", "conv4": "acl_glyphs_conv4"}
 TASK = TaskSpec(n_way=5, k_shot=5, num_queries=5)
+BATCH = 2  # another --batch writes compile_time_batch<B>_<platform>.json
 
 
 def compiled_step(config, num_tasks: int, scan: bool, batch: int):
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["mlp", "conv4"])
     parser.add_argument("--tasks", nargs="+", type=int, default=[2, 4, 8, 16, 24, 64])
     parser.add_argument("--loop-up-to", type=int, default=8, help="compile the loop only up to this many tasks")
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--repeats", type=int, default=5)
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
                 print(f"{model} T={num_tasks:3d} {row['objective']:24s} compile {row['compile_s']:7.1f} s  "
                       f"trace+lower {row['trace_and_lower_s']:6.1f} s  step {row['step_s']:7.3f} s", flush=True)
                 rows.append(row | environment())
-    out = save_rows(rows, args, __file__, f"compile_time_{rows[0]['platform']}.json", argv)
+    batch = "" if args.batch == BATCH else f"batch{args.batch}_"
+    out = save_rows(rows, args, __file__, f"compile_time_{batch}{rows[0]['platform']}.json", argv)
     print(f"wrote {out}")
     return 0
 

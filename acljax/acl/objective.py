@@ -101,23 +101,10 @@ def acl_terms(tasks: list[TaskSpec]) -> list[Term]:
     return terms
 
 
-def query_schedule(num_tasks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which queries each step of the scanned objective reads: state i (after task i) reads the queries of
-    tasks 0..i, T(T + 1)/2 query sets in all, laid out as equal steps of two states each. For even T, states
-    i and T-1-i share a step (T + 1 slots); for odd T, states i and T-2-i do (T slots) and the last state has
-    a step to itself.
-
-    -> rows (S, 2): the two states of each step; slot_tasks (S, K): the task whose queries each slot reads;
-    first_row_slots (S,): how many slots (the first) read the first state."""
-    if num_tasks % 2 == 0:
-        pairs = [(i, num_tasks - 1 - i) for i in range(num_tasks // 2)]
-    else:
-        pairs = [(i, num_tasks - 2 - i) for i in range((num_tasks - 1) // 2)] + [(num_tasks - 1, num_tasks - 1)]
-    rows = np.array(pairs, np.int32).reshape(-1, 2)
-    first_row_slots = rows[:, 0] + 1
-    slot_tasks = np.array([list(range(a + 1)) + (list(range(b + 1)) if a != b else []) for a, b in pairs],
-                          np.int32)
-    return rows, slot_tasks, first_row_slots.astype(np.int32)
+# Up to this many tasks the objective loops by default: its program grows with the tasks (the MLP model's step
+# compiles in 2.4x the time at 8 tasks as at 2) but its step is faster at 8 tasks; past it the scan, which
+# compiles in the same time at any length (benchmarks/README.md, "The ACL step against the number of tasks").
+LOOP_UP_TO_TASKS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +121,7 @@ class ACLObjective:
     tasks: tuple[TaskSpec, ...]
     use_acl: bool = True
     loss_scale: float | None = None
-    scan_tasks: bool | None = None  # None: scan over the tasks when they share one layout (see term_losses)
+    scan_tasks: bool | None = None  # None: scan over more than LOOP_UP_TO_TASKS tasks of one layout (see scanned)
 
     def __post_init__(self):
         if not self.tasks:
@@ -150,6 +137,14 @@ class ACLObjective:
     def one_layout(self) -> bool:
         """Every task has the first task's positions (what a scan over the tasks needs)."""
         return len({(t.n_way, t.k_shot, t.num_queries, t.first_shot) for t in self.tasks}) == 1
+
+    @property
+    def scanned(self) -> bool:
+        """Whether :meth:`term_losses` scans over the tasks: ``scan_tasks``, or when None, more than
+        :data:`LOOP_UP_TO_TASKS` tasks of one layout."""
+        if self.scan_tasks is not None:
+            return self.scan_tasks
+        return self.one_layout and len(self.tasks) > LOOP_UP_TO_TASKS
 
     @property
     def terms(self) -> list[Term]:
@@ -174,17 +169,16 @@ class ACLObjective:
         """Per-term mean query cross-entropy and accuracy, each (num_terms,), in the order of :attr:`terms`.
 
         model: an :class:`acljax.nn.InContextLearner`; images (B, L, H, W, C), feedback and target (B, L).
-        Tasks of one layout run as two ``lax.scan``\ s (``scan_tasks``), so the compiled program does not grow
-        with their number: one over the tasks (first shots, demos) keeps the state after each task, one over
-        :func:`query_schedule` reads every state's queries, exactly the query sets a loop reads. Otherwise a
-        Python loop over the tasks reads the queries of each state as it goes.
+        When :attr:`scanned`, a ``lax.scan`` over the tasks (one layout), so the compiled program does not grow
+        with their number; each step reads every task's queries against the new state and keeps the ones
+        already read (the others are masked out: twice the query reads of a loop). Otherwise a Python loop over
+        the tasks reads exactly the queries each state scores.
         """
         expected = sum(t.length for t in self.tasks)
         if images.shape[1] != expected:
             raise ValueError(f"the sequence must have {expected} positions for these tasks, got images {images.shape}")
         tokens = model.embed(images, feedback)
-        scan = self.one_layout if self.scan_tasks is None else self.scan_tasks
-        return (self._scanned if scan else self._looped)(model, tokens, target)
+        return (self._scanned if self.scanned else self._looped)(model, tokens, target)
 
     def _looped(self, model, tokens, target):
         segs = segments(list(self.tasks))
@@ -213,13 +207,14 @@ class ACLObjective:
         num_tasks, (batch, length, features) = len(self.tasks), tokens.shape
         seg = segments(self.tasks[:1])[0]  # every task's positions, relative to its start
         tokens = tokens.reshape(batch, num_tasks, length // num_tasks, features).swapaxes(0, 1)  # (T, B, Lt, F)
-        target = jnp.asarray(target).reshape(batch, num_tasks, -1).swapaxes(0, 1)  # (T, B, Lt)
-        queries, query_target = tokens[:, :, seg.queries], target[:, :, seg.queries]  # (T, B, Q, F), (T, B, Q)
-        graphdef, rng_state, rest = nnx.split(model, nnx.RngState, ...)  # dropout's key count goes in the carries
+        target = target.reshape(batch, num_tasks, -1).swapaxes(0, 1)  # (T, B, Lt)
+        queries = tokens[:, :, seg.queries].swapaxes(0, 1).reshape(batch, -1, features)  # (B, T Q, F)
+        query_target = target[:, :, seg.queries].swapaxes(0, 1).reshape(batch, -1)  # (B, T Q)
+        graphdef, rng_state, rest = nnx.split(model, nnx.RngState, ...)  # dropout's key count goes in the carry
 
         def read_task(carry, task):
-            """One task: its first shots (scored on its queries), then its demos -> (first-shot loss, accuracy,
-            the state after it)."""
+            """One task: its first shots (scored on its queries), its demos, then every task's queries ->
+            (first-shot loss, accuracy), and (T,) losses and accuracies per query task."""
             rng_state, states = carry
             task_tokens, task_target = task
             model = nnx.merge(graphdef, rng_state, rest)
@@ -230,42 +225,21 @@ class ACLObjective:
                 first = tuple(score.mean() for score in _query_scores(logits, task_target[:, seg.queries]))
                 states = shot_states
             _, states = model.sequence(task_tokens[:, seg.demos], states)
-            return (nnx.split(model, nnx.RngState, ...)[1], states), (*first, states)
+            logits, _ = model.sequence(queries, states, update=False)
+            per_task = (score.reshape(batch, num_tasks, -1).mean((0, 2))
+                        for score in _query_scores(logits, query_target))
+            return (nnx.split(model, nnx.RngState, ...)[1], states), (*first, *per_task)
 
         # task 0 starts from W_0 (no incoming state, as in the loop: a carried copy of W_0 would change the
         # gradient of state_gradient="official"); tasks 1.. continue in the scan
         carry, first = read_task((rng_state, None), (tokens[0], target[0]))
-        carry, later = jax.lax.scan(read_task, carry, (tokens[1:], target[1:]))
-        shot_loss, shot_acc, after = (jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x, y)
-                                      for x, y in zip(first, later))  # after: every state leaf (T, B, ...)
-
-        rows, slot_tasks, first_row_slots = query_schedule(num_tasks)
-        slots = slot_tasks.shape[1]
-
-        def read_queries(rng_state, step):
-            """The queries of ``slot_tasks`` against two states, the first one's for the first slots ->
-            (slots,) losses and accuracies."""
-            pair, tasks_read, first_slots = step
-            model = nnx.merge(graphdef, rng_state, rest)
-            first_state = jnp.arange(slots) < first_slots
-            states = jax.tree.map(  # each leaf (2, B, ...) -> (slots B, ...)
-                lambda w: jnp.where(first_state.reshape(slots, *[1] * (w.ndim - 1)), w[0], w[1])
-                .reshape(slots * batch, *w.shape[2:]), pair)
-            logits, _ = model.sequence(queries[tasks_read].reshape(slots * batch, -1, features), states,
-                                       update=False)
-            scores = _query_scores(logits, query_target[tasks_read].reshape(slots * batch, -1))
-            return (nnx.split(model, nnx.RngState, ...)[1],
-                    tuple(score.reshape(slots, -1).mean(1) for score in scores))
-
-        pairs = jax.tree.map(lambda w: w[rows], after)  # (S, 2, B, ...)
-        _, (losses, accuracies) = jax.lax.scan(read_queries, carry[0], (pairs, slot_tasks, first_row_slots))
-        # a term's entry: (step, slot) of the flattened (S * slots) scores, or the first-shot row
-        where = {(int(rows[s, int(k >= first_row_slots[s])]), int(slot_tasks[s, k])): s * slots + k
-                 for s in range(len(rows)) for k in range(slots)}
-        index = np.array([(len(rows) * slots + t.query_task if t.kind == "first_shot"
-                           else where[t.after_task, t.query_task]) for t in self.terms])
-        return (jnp.concatenate([losses.reshape(-1), shot_loss])[index],
-                jnp.concatenate([accuracies.reshape(-1), shot_acc])[index])
+        _, rest_of_them = jax.lax.scan(read_task, carry, (tokens[1:], target[1:]))
+        shot_loss, shot_acc, losses, accuracies = (jnp.concatenate([a[None], b]) for a, b in zip(first, rest_of_them))
+        # (T, T + 1): row i the state after task i, column j task j's queries, column T task i's first shots
+        after = np.array([t.after_task for t in self.terms])
+        column = np.array([num_tasks if t.kind == "first_shot" else t.query_task for t in self.terms])
+        return (jnp.concatenate([losses, shot_loss[:, None]], 1)[after, column],
+                jnp.concatenate([accuracies, shot_acc[:, None]], 1)[after, column])
 
     def __call__(self, model, images, feedback, target, task_scales):
         """-> (loss, (term losses, term accuracies))."""

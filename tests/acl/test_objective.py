@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from acljax.acl.objective import ACLObjective, Term, acl_terms, query_schedule
+from acljax.acl.objective import ACLObjective, Term, acl_terms
 from acljax.data.episodes import QUERY, SHOT, ClassPool, TaskSpec, sample_episodes
 from acljax.data.store import ImageSet
 from acljax.nn import InContextLearner, SRWMOptions
@@ -94,13 +94,12 @@ def test_terms_match_the_query_by_query_loop(tasks, scan_tasks):
     assert np.all(np.abs(np.asarray(accs) - slow_accs) <= near_ties + 1e-6)  # only near ties may flip
 
 
-@pytest.mark.parametrize("state_gradient, tasks", [("exact", (TaskSpec(2, 2, 3),) * 4), ("official", ONE_LAYOUT)])
-def test_the_scan_over_tasks_gives_the_loops_gradient_of_every_term(state_gradient, tasks):
-    """d(term loss)/d(parameters) for every term, scanned against looped (an even and an odd number of tasks: the
-    query schedule's two shapes). Tolerance as in test_distributed: a gradient entry sums over at most N input
-    values (the meta-batch's), so two orders of summation differ by about N eps times the largest entry of that
-    term's gradient (a first-order estimate)."""
-    tasks = tuple(tasks)
+@pytest.mark.parametrize("state_gradient", ["exact", "official"])
+def test_the_scan_over_tasks_gives_the_loops_gradient_of_every_term(state_gradient):
+    """d(term loss)/d(parameters) for every term, scanned against looped. Tolerance as in test_distributed: a
+    gradient entry sums over at most N input values (the meta-batch's), so two orders of summation differ by
+    about N eps times the largest entry of that term's gradient (a first-order estimate)."""
+    tasks = tuple(ONE_LAYOUT)
     episodes = sample_episodes(np.random.default_rng(3), [_pool()], list(tasks), 2)
     model = InContextLearner(SHAPE, 6, encoder="mlp", mlp_features=(8,), num_features=FEATURES, num_heads=2,
                              hidden_features=8, dropout_rate=0.0, options=SRWMOptions(state_gradient=state_gradient),
@@ -145,16 +144,11 @@ def test_dropout_acts_inside_the_scan_over_tasks():
     assert not np.array_equal(trained, losses(True, seed=1))
 
 
-@pytest.mark.parametrize("num_tasks", [1, 2, 3, 4, 7, 8])
-def test_query_schedule_reads_each_state_s_queries_once(num_tasks):
-    """Every (state i, query task j <= i) pair exactly once, nothing else, in steps of equal width: T/2 steps of
-    T + 1 slots for even T, (T + 1)/2 steps of T slots for odd T."""
-    rows, slot_tasks, first_row_slots = query_schedule(num_tasks)
-    read = [(int(rows[s, int(k >= first_row_slots[s])]), int(slot_tasks[s, k]))
-            for s in range(len(rows)) for k in range(slot_tasks.shape[1])]
-    assert sorted(read) == [(i, j) for i in range(num_tasks) for j in range(i + 1)]
-    assert slot_tasks.shape == ((num_tasks // 2, num_tasks + 1) if num_tasks % 2 == 0
-                                else ((num_tasks + 1) // 2, num_tasks))
+def test_the_objective_scans_past_eight_tasks_of_one_layout():
+    assert not ACLObjective((TaskSpec(),) * 8).scanned and ACLObjective((TaskSpec(),) * 9).scanned
+    assert not ACLObjective((TaskSpec(2, 3, 3),) * 8 + (TaskSpec(3, 3, 3),)).scanned  # mixed layouts loop
+    assert ACLObjective((TaskSpec(),) * 2, scan_tasks=True).scanned
+    assert not ACLObjective((TaskSpec(),) * 9, scan_tasks=False).scanned
 
 
 def test_scan_tasks_needs_one_layout():
