@@ -8,6 +8,7 @@ import dataclasses
 import os
 import sys
 from functools import partial
+from pathlib import Path
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -364,6 +365,37 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     show.set_defaults(func=_data_show)
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from acljax import experiment
+
+    declared = experiment.load(args.name)
+    root = args.root or experiment.default_root(declared)
+    if args.experiment_command == "report":
+        for path in experiment.report(declared, root, args.out or root / "report"):
+            print(path)
+        return 0
+    rows = experiment.plan(declared, root)
+    print(f"{declared.name} in {root}:\n\n{experiment.plan_table(rows)}")
+    if not args.dry_run:
+        print(f"\n{experiment.plan_table(experiment.run_all(declared, root))}")
+    return 0
+
+
+def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="experiment_command", required=True)
+    sub.add_parser = partial(sub.add_parser, formatter_class=_HelpFormatter)
+    run = sub.add_parser("run", help="run every run not done yet, in dependency order, each resuming its workdir")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (runs, status, steps left) only")
+    report = sub.add_parser("report", help="the experiment's tables and plots from its workdirs (every run done)")
+    report.add_argument("--out", type=Path, default=None, help="folder for the report (default: ROOT/report)")
+    for command in (run, report):
+        command.add_argument("name", help="experiments/NAME.py under the working folder, or a .py file defining "
+                                          "EXPERIMENT = acljax.experiment.Experiment(...)")
+        command.add_argument("--root", type=Path, default=None,
+                             help="folder of the runs' workdirs (default: runs/<experiment name>)")
+        command.set_defaults(func=_experiment)
+
+
 COMMANDS = {  # name -> (one line of help, the function that adds the command's arguments)
     "demo": ("train an SRWM model on in-context associative recall (CPU, ~1 min)", _demo_arguments),
     "train": ("meta-train an in-context learner with the ACL objective", _train_arguments),
@@ -372,6 +404,8 @@ COMMANDS = {  # name -> (one line of help, the function that adds the command's 
            "program (accuracy matrix)", _cl_arguments),
     "quickstart": ("ACL vs no ACL on offline glyph tasks (CPU, a few minutes)", _quickstart_arguments),
     "data": ("list, prepare and look at data sets", _data_arguments),
+    "experiment": ("run a declared experiment's graph of meta-training runs, or report it from their workdirs",
+                   _experiment_arguments),
 }
 
 

@@ -11,21 +11,54 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+PACKAGES = ("jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")  # versions recorded beside jax's
+
+
+def git_state(folder: str | Path = Path(__file__).parent) -> dict:
+    """{"git_commit": the commit checked out in ``folder``'s repository, "git_dirty": whether tracked files
+    differ from it}; both None outside a git checkout (an installed wheel) or without git."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"git_commit": None, "git_dirty": None}
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
+
 
 def environment() -> dict:
-    """Device, platform and versions of this process, stored beside every recorded figure."""
-    from importlib.metadata import version
+    """Device (kind, platform, count), versions (jax, jaxlib, flax, optax, orbax, numpy, Python) and the git
+    commit of this process, stored beside every recorded figure."""
+    from importlib.metadata import PackageNotFoundError, version
 
     import jax  # here, not at import: scripts set XLA_FLAGS before jax starts
 
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
     device = jax.devices()[0]
-    return {"device": device.device_kind, "platform": device.platform, "jax": jax.__version__,
-            "jaxlib": version("jaxlib"), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "machine": platform.machine()}
+    return {"device": device.device_kind, "platform": device.platform, "device_count": jax.device_count(),
+            "jax": jax.__version__, **{package.removesuffix("-checkpoint"): installed(package) for package in PACKAGES},
+            "python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            **git_state()}
+
+
+def provenance(argv: list[str] | None = None) -> dict:
+    """:func:`environment` with the command line and the date and time (UTC) of this process."""
+    return {**environment(), "command": " ".join(sys.argv if argv is None else argv),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, script: str | Path) -> None:

@@ -310,9 +310,7 @@ class Workdir:
         if not allow_change:
             raise ValueError(f"{self.path} holds a run with another configuration ({listed}); resume it unchanged, "
                              "give another --workdir, or pass --allow-config-change to go on with the new one")
-        if self.writes:
-            with (self.path / "config_changes.jsonl").open("a") as f:
-                f.write(json.dumps({"at_step": self.checkpoints.latest_step(), "changes": changes}) + "\n")
+        self.append_line("config_changes.jsonl", {"at_step": self.checkpoints.latest_step(), "changes": changes})
 
     @property
     def checkpoints(self) -> ocp.CheckpointManager:
@@ -460,6 +458,13 @@ class Workdir:
                 self.best.delete(gone)
             self._write_best_metrics({s: m for s, m in self._best_history().items() if s not in damaged})
         return found, tree
+
+    def append_line(self, name: str, obj: Any) -> None:
+        """Append ``obj`` as one JSON line to ``workdir/name`` (process 0 only)."""
+        if not self.writes:
+            return
+        with _writing(self.path / name), (self.path / name).open("a") as f:
+            f.write(json.dumps(obj) + "\n")
 
     def write_json(self, name: str, obj: Any) -> Path:
         """Atomically write ``workdir/name`` (process 0 only)."""

@@ -36,3 +36,18 @@ def test_saved_rows_carry_the_command_and_date(tmp_path):
     assert out == tmp_path / "o" / "rows.json"
     assert json.loads(out.read_text()) == [{"median_s": 1.5, "date": time.strftime("%Y-%m-%d"),
                                             "command": "speed.py --repeats 3"}]
+
+
+def test_the_environment_names_code_versions_and_devices():
+    from importlib.metadata import version
+
+    import jax
+    import numpy as np
+
+    from acljax.recording import environment, git_state
+
+    env = environment()
+    assert env["git_commit"] == git_state()["git_commit"]  # None outside a checkout, as in an installed wheel
+    assert (env["jax"], env["numpy"], env["orbax"]) == (jax.__version__, np.__version__, version("orbax-checkpoint"))
+    assert (env["flax"], env["optax"]) == (version("flax"), version("optax"))
+    assert (env["device"], env["device_count"]) == (jax.devices()[0].device_kind, jax.device_count())

@@ -31,12 +31,14 @@ from acljax.data.episodes import TaskSpec, sample_episodes
 from acljax.distributed import local_rows, make_mesh, replicate, shard_batch
 from acljax.nn.learner import InContextLearner
 from acljax.prefetch import prefetched
+from acljax.recording import provenance
 from acljax.workdir import Workdir
 
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
 PROFILED_STEPS = 5
 # what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
 # the SRWM implementation may change too: every one computes the same function (to float rounding)
+PROVENANCE = "provenance.jsonl"  # in the workdir: per start or resume, the code, versions, device and command
 FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.srwm.impl")
 
 
@@ -221,6 +223,7 @@ def _meta_train(config: ACLConfig, run: Workdir, trainer: MetaTrainer, mesh, tra
     fresh = replicate(mesh, {"params": jax.tree.map(jnp.copy, params), "opt_state": trainer.tx.init(params),
                              "best_loss": jnp.asarray(np.inf, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)})
     start, state = run.restore_latest(fresh)  # restored onto this run's mesh, whatever the saving run's was
+    run.append_line(PROVENANCE, {**provenance(), "from_step": start})
     rest, orders = replicate(mesh, trainer.rest), task_orders(config)
     # a resume starts counting skipped steps in a row again (the tally is not checkpointed)
     tally = replicate(mesh, empty_tally(len(trainer.objectives[0].terms)))

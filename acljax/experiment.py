@@ -1,0 +1,204 @@
+"""Experiments as data: the meta-training runs of a study declared as a graph, run in dependency order (each
+resumed where it stopped), and reported only from what their workdirs hold.
+
+An experiment file (``experiments/NAME.py``) defines ``EXPERIMENT``::
+
+    EXPERIMENT = Experiment(
+        name="long_sequences",
+        runs=tuple(Run(f"seed{s}", "acl_glyphs_32task", ("init_from='glyphs_24task_acl'", f"seed={s}"))
+                   for s in range(3)),
+        report=report)  # report(workdirs: {run name: Path}, out: Path) -> the files it wrote
+
+and ``acljax experiment run NAME`` runs it (``--dry-run``: the plan only), ``acljax experiment report NAME``
+reports it. Workdirs are ``ROOT/<run name>`` (``--root``, default ``runs/<experiment name>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from acljax import configs
+from acljax.acl.config import ACLConfig, migrate_config_dict
+from acljax.recording import provenance
+from acljax.workdir import Workdir
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One meta-training run: ``config`` (a shipped config's name or a ``.py`` file), ``overrides`` as ``--set``
+    takes them (``"seed=1"``, ``"init_from='glyphs_24task_acl'"``), and ``after``: the run of the same experiment
+    whose best parameters it starts from (its ``init_from``, set to that run's workdir)."""
+
+    name: str
+    config: str
+    overrides: tuple[str, ...] = ()
+    after: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A named graph of runs (``after`` edges) and the report built from their workdirs."""
+
+    name: str
+    runs: tuple[Run, ...]
+    report: Callable[[dict[str, Path], Path], list[Path]] | None = None
+
+    def __post_init__(self):
+        if not RUN_NAME.fullmatch(self.name):
+            raise ValueError(f"Experiment.name must be letters, digits, '_', '.', '-', got {self.name!r}")
+        names = [run.name for run in self.runs]
+        if not names:
+            raise ValueError(f"Experiment {self.name!r}: runs must hold at least one Run")
+        for run in self.runs:
+            if not RUN_NAME.fullmatch(run.name):
+                raise ValueError(f"Experiment {self.name!r}: a run's name must be letters, digits, '_', '.', '-' "
+                                 f"(it names its workdir), got {run.name!r}")
+            if run.after is not None and run.after not in names:
+                raise ValueError(f"Experiment {self.name!r}: run {run.name!r} starts after {run.after!r}, which is "
+                                 f"not one of its runs ({', '.join(names)})")
+        if len(set(names)) != len(names):
+            raise ValueError(f"Experiment {self.name!r}: run names must be unique, got {names}")
+        self.order()  # refuses a cycle
+
+    def order(self) -> list[Run]:
+        """The runs in dependency order (every run after the one it starts from), else as declared."""
+        done: list[Run] = []
+        waiting = list(self.runs)
+        while waiting:
+            ready = [run for run in waiting if run.after is None or run.after in {d.name for d in done}]
+            if not ready:
+                raise ValueError(f"Experiment {self.name!r}: the runs {[r.name for r in waiting]} start after each "
+                                 "other in a cycle")
+            done.append(ready[0])
+            waiting.remove(ready[0])
+        return done
+
+    def configs(self, root: str | Path) -> dict[str, ACLConfig]:
+        """Each run's config, overrides applied and ``after`` turned into ``init_from``; any bad setting of any
+        run is one ValueError naming the run, before anything runs."""
+        out = {}
+        for run in self.order():
+            try:
+                config = configs.override(configs.load(run.config, ACLConfig), list(run.overrides))
+            except (ValueError, FileNotFoundError) as e:
+                raise ValueError(f"experiment {self.name}, run {run.name}: {e}") from e
+            if run.after is not None:
+                config = dataclasses.replace(config, init_from=str(Path(root) / run.after))
+            out[run.name] = config
+        return out
+
+
+def load(spec: str) -> Experiment:
+    """``EXPERIMENT`` of ``experiments/<spec>.py`` (under the working folder) or of the ``.py`` file ``spec``."""
+    path = Path(spec) if spec.endswith(".py") else Path("experiments") / f"{spec}.py"
+    if not path.is_file():
+        found = sorted(p.stem for p in Path("experiments").glob("*.py")) if Path("experiments").is_dir() else []
+        raise FileNotFoundError(f"experiment {spec!r}: no file {path} (experiments here: {', '.join(found) or 'none'};"
+                                " or give a .py file)")
+    loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as e:  # a user's file: anything may go wrong in it
+        raise ValueError(f"experiment {spec}: {path} failed to run ({type(e).__name__}: {e})") from e
+    experiment = getattr(module, "EXPERIMENT", None)
+    if not isinstance(experiment, Experiment):
+        raise ValueError(f"experiment {spec}: {path} must define EXPERIMENT = Experiment(...), got "
+                         f"{type(experiment).__name__}")
+    return experiment
+
+
+def default_root(experiment: Experiment) -> Path:
+    return Path("runs") / experiment.name
+
+
+def status(config: ACLConfig, workdir: Path) -> tuple[str, int]:
+    """-> ("missing" | "started" | "partial" | "done", the last step checkpointed). A workdir holding a run with
+    another configuration raises the ValueError ``acljax train`` would (fields free on resume may differ)."""
+    from acljax.acl.trainer import FREE_ON_RESUME
+
+    if not (workdir / "config.json").exists():
+        return "missing", 0
+    run = Workdir(workdir, create=False)
+    run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, migrate=migrate_config_dict)
+    step = run.checkpoints.latest_step() or 0
+    results = workdir / "results.json"
+    if results.exists() and json.loads(results.read_text()).get("steps") == config.steps:
+        return "done", step
+    return ("partial" if step else "started"), step
+
+
+def plan(experiment: Experiment, root: str | Path) -> list[dict]:
+    """Per run in order: name, config, after, tasks, steps, status, step reached, steps left."""
+    root = Path(root)
+    rows = []
+    for name, config in experiment.configs(root).items():
+        run = next(r for r in experiment.runs if r.name == name)
+        state, step = status(config, root / name)
+        rows.append({"run": name, "config": run.config, "after": run.after, "tasks": len(config.tasks),
+                     "steps": config.steps, "status": state, "step": step,
+                     "steps_left": 0 if state == "done" else config.steps - step})
+    return rows
+
+
+def plan_table(rows: list[dict]) -> str:
+    lines = ["| run | config | after | tasks | steps | status | steps left |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        state = f"partial (step {r['step']})" if r["status"] == "partial" else r["status"]
+        lines.append(f"| {r['run']} | {r['config']} | {r['after'] or '-'} | {r['tasks']} | {r['steps']} | {state} | "
+                     f"{r['steps_left']} |")
+    return "\n".join(lines) + f"\n\n{sum(r['steps_left'] for r in rows)} steps left in all."
+
+
+def run_all(experiment: Experiment, root: str | Path, *, progress: bool = True) -> list[dict]:
+    """Run every run that is not done, in dependency order, each resuming its workdir; returns the final plan.
+    Every run's config is checked (and every existing workdir against it) before the first step."""
+    from acljax.acl.trainer import meta_train
+
+    root = Path(root)
+    runs = experiment.configs(root)
+    for row in plan(experiment, root):
+        if row["status"] != "done":
+            print(f"\n{experiment.name}/{row['run']}: {row['status']}, meta-training to step {row['steps']} "
+                  f"({row['steps_left']} steps) in {root / row['run']}", flush=True)
+            meta_train(runs[row["run"]], root / row["run"], progress=progress)
+    return plan(experiment, root)
+
+
+def report(experiment: Experiment, root: str | Path, out: str | Path) -> list[Path]:
+    """The experiment's report from its workdirs (each run must be done) into ``out``; returns the files."""
+    root, out = Path(root), Path(out)
+    if experiment.report is None:
+        raise ValueError(f"experiment {experiment.name} declares no report")
+    unfinished = [f"{r['run']} ({r['status']})" for r in plan(experiment, root) if r["status"] != "done"]
+    if unfinished:
+        raise ValueError(f"experiment {experiment.name}: the report needs every run done; not done: "
+                         f"{', '.join(unfinished)} (acljax experiment run {experiment.name})")
+    out.mkdir(parents=True, exist_ok=True)
+    files = experiment.report({run.name: root / run.name for run in experiment.runs}, out)
+    record = {"report": provenance(), "runs": {run.name: run_provenance(root / run.name) for run in experiment.runs}}
+    (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
+    return [*files, out / "provenance.json"]
+
+
+def run_provenance(workdir: Path) -> list[dict]:
+    """Each start and resume of the run in ``workdir``: code (git commit, dirty), versions, device, command, date
+    and the step it started from (empty for runs made before acljax recorded it)."""
+    from acljax.acl.trainer import PROVENANCE
+
+    path = workdir / PROVENANCE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def commits(workdir: Path) -> str:
+    """The commits a run's starts ran (``+dirty`` where tracked files differed), for a report's table."""
+    found = dict.fromkeys((p.get("git_commit") or "unknown")[:7] + "+dirty" * bool(p.get("git_dirty"))
+                          for p in run_provenance(workdir))
+    return ", ".join(found) or "not recorded"

@@ -1,0 +1,162 @@
+"""Declared experiments end to end on tiny stand-ins: a graph of three runs (two seeds, one run starting after
+another) runs in order, resumes after a kill in the middle run, skips what is done, refuses a changed config,
+and reports from its workdirs; provenance is recorded per start."""
+
+import json
+import subprocess
+
+import pytest
+import tiny_run
+
+from acljax import experiment
+from acljax.cli import main
+from acljax.experiment import Experiment, Run
+from acljax.recording import git_state
+from acljax.workdir import Workdir
+
+CONFIG = '''
+import tiny_run
+
+def get_config():
+    return tiny_run.config({npz!r}, steps=4, validate_every=2, log_every=1, cycle_orders=False)
+'''
+
+EXPERIMENT = '''
+import json
+from acljax.experiment import Experiment, Run
+
+def report(workdirs, out):
+    rows = {{name: json.loads((w / "results.json").read_text())["best_validation"]["loss"]
+             for name, w in workdirs.items()}}
+    (out / "table.md").write_text("\\n".join(f"| {{name}} | {{loss:.6f}} |" for name, loss in rows.items()) + "\\n")
+    return [out / "table.md"]
+
+EXPERIMENT = Experiment("tiny", (
+    Run("base_seed0", {config!r}, ("seed=0",)),
+    Run("base_seed1", {config!r}, ("seed=1", {extra!r})),
+    Run("finetuned", {config!r}, ("seed=0", "learning_rate=3e-4"), after="base_seed0"),
+), report=report)
+'''
+
+
+def _files(tmp_path, extra="learning_rate=1e-3"):
+    npz = tiny_run.write_npz(tmp_path / "tiny.npz")
+    (tmp_path / "tiny_config.py").write_text(CONFIG.format(npz=npz))
+    path = tmp_path / "tiny_experiment.py"
+    path.write_text(EXPERIMENT.format(config=str(tmp_path / "tiny_config.py"), extra=extra))
+    return str(path)
+
+
+def _killed_at(run_name, step):
+    """A Workdir.save that dies (like a kill) before checkpoint ``step`` of the run ``run_name``."""
+    save = Workdir.save
+
+    def dying_save(self, at, tree):
+        if self.path.name == run_name and at == step:
+            raise KeyboardInterrupt
+        save(self, at, tree)
+
+    return dying_save
+
+
+def test_a_graph_runs_in_order_resumes_after_a_kill_and_reports_from_its_workdirs(tmp_path, monkeypatch, capsys):
+    spec, root = _files(tmp_path), tmp_path / "runs"
+    declared = experiment.load(spec)
+    assert [r.name for r in declared.order()] == ["base_seed0", "base_seed1", "finetuned"]
+    with monkeypatch.context() as patch:
+        patch.setattr(Workdir, "save", _killed_at("base_seed1", 4))
+        with pytest.raises(KeyboardInterrupt):
+            experiment.run_all(declared, root, progress=False)
+    assert [(r["run"], r["status"], r["step"]) for r in experiment.plan(declared, root)] == [
+        ("base_seed0", "done", 4), ("base_seed1", "partial", 2), ("finetuned", "missing", 0)]
+    with pytest.raises(ValueError, match="not done: base_seed1 \\(partial\\), finetuned \\(missing\\)"):
+        experiment.report(declared, root, tmp_path / "report")
+    first = (root / "base_seed0" / "metrics.jsonl").read_text()
+
+    assert main(["experiment", "run", spec, "--root", str(root)]) == 0
+    assert (root / "base_seed0" / "metrics.jsonl").read_text() == first  # done: not run again
+    assert len(experiment.run_provenance(root / "base_seed0")) == 1
+    assert all(r["status"] == "done" for r in experiment.plan(declared, root))
+    starts = experiment.run_provenance(root / "base_seed1")
+    assert [s["from_step"] for s in starts] == [0, 2]  # started, then resumed from checkpoint 2
+    assert starts[0]["git_commit"] == git_state()["git_commit"] and "flax" in starts[0] and "orbax" in starts[0]
+    finetuned = json.loads((root / "finetuned" / "config.json").read_text())
+    assert finetuned["init_from"] == str(root / "base_seed0") and finetuned["learning_rate"] == 3e-4
+    seeds = [json.loads((root / name / "config.json").read_text())["seed"] for name in ("base_seed0", "base_seed1")]
+    assert seeds == [0, 1]
+
+    capsys.readouterr()
+    assert main(["experiment", "report", spec, "--root", str(root), "--out", str(tmp_path / "report")]) == 0
+    losses = {name: json.loads((root / name / "results.json").read_text())["best_validation"]["loss"]
+              for name in ("base_seed0", "base_seed1", "finetuned")}
+    assert (tmp_path / "report" / "table.md").read_text() == "".join(
+        f"| {name} | {loss:.6f} |\n" for name, loss in losses.items())
+    recorded = json.loads((tmp_path / "report" / "provenance.json").read_text())
+    assert len(recorded["runs"]["base_seed1"]) == 2 and recorded["report"]["jax"]
+
+    _files(tmp_path, extra="learning_rate=5e-4")  # the same file, base_seed1 changed
+    assert main(["experiment", "run", spec, "--root", str(root), "--dry-run"]) == 2
+    assert "holds a run with another configuration (learning_rate: 0.001 -> 0.0005)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("runs, expected", [
+    ((Run("a", "x"), Run("a", "y")), "run names must be unique"),
+    ((Run("a", "x", after="b"),), "run 'a' starts after 'b', which is not one of its runs (a)"),
+    ((Run("a", "x", after="b"), Run("b", "x", after="a")), "start after each other in a cycle"),
+    ((Run("../a", "x"),), "a run's name must be letters"),
+    ((), "runs must hold at least one Run"),
+])
+def test_a_bad_graph_is_refused_when_declared(runs, expected):
+    with pytest.raises(ValueError, match=expected.replace("(", "\\(").replace(")", "\\)")):
+        Experiment("bad", runs)
+
+
+def test_a_bad_run_setting_names_the_run_before_anything_runs(tmp_path):
+    declared = Experiment("bad", (Run("ok", "acl_glyphs_quickstart"),
+                                  Run("typo", "acl_glyphs_quickstart", ("learning_rat=1e-3",))))
+    with pytest.raises(ValueError, match="experiment bad, run typo: --set 'learning_rat=1e-3'"):
+        experiment.run_all(declared, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_unknown_experiment_lists_the_ones_there(tmp_path, monkeypatch):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "mine.py").write_text("EXPERIMENT = None\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no file experiments/other.py \\(experiments here: mine"):
+        experiment.load("other")
+    with pytest.raises(ValueError, match="must define EXPERIMENT = Experiment\\(...\\), got NoneType"):
+        experiment.load("mine")
+
+
+def test_a_runs_commits_for_a_report(tmp_path):
+    assert experiment.commits(tmp_path) == "not recorded"
+    starts = [{"git_commit": "0123456789", "git_dirty": False}, {"git_commit": "0123456789", "git_dirty": True},
+              {"git_commit": None, "git_dirty": None}, {"git_commit": "0123456789", "git_dirty": False}]
+    (tmp_path / "provenance.jsonl").write_text("".join(json.dumps(s) + "\n" for s in starts))
+    assert experiment.commits(tmp_path) == "0123456, 0123456+dirty, unknown"
+
+
+def test_git_state_outside_a_checkout_is_unknown(tmp_path):
+    assert git_state(tmp_path) == {"git_commit": None, "git_dirty": None}
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("1")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+                   check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert git_state(tmp_path) == {"git_commit": head.strip(), "git_dirty": False}
+    (tmp_path / "f").write_text("2")
+    assert git_state(tmp_path)["git_dirty"] is True
+
+
+def test_the_declared_experiments_plan(monkeypatch):
+    """Every experiment in experiments/ declaring EXPERIMENT loads and plans (configs and overrides valid)."""
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    declared = [p.stem for p in (ROOT / "experiments").glob("*.py") if "EXPERIMENT =" in p.read_text()]
+    assert "long_sequences" in declared
+    for name in declared:
+        rows = experiment.plan(experiment.load(name), ROOT / "nonexistent_root")
+        assert rows and all(r["status"] == "missing" for r in rows)
