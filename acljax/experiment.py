@@ -202,3 +202,44 @@ def commits(workdir: Path) -> str:
     found = dict.fromkeys((p.get("git_commit") or "unknown")[:7] + "+dirty" * bool(p.get("git_dirty"))
                           for p in run_provenance(workdir))
     return ", ".join(found) or "not recorded"
+
+
+def stream_accuracies(models: dict[str, str | Path], streams: list[str], *, runs: int = 10,
+                      shots: int = 5) -> dict[str, dict[str, dict[str, float]]]:
+    """ACC (%) of each in-context model (a workdir or shipped model) on each named stream: {label: {stream:
+    {"mean", "std"}}}, over ``runs`` evaluation runs (each draws its own ``shots`` demos per class)."""
+    from acljax.acl.in_context import in_context_report
+
+    out = {}
+    for label, model in models.items():
+        out[label] = {}
+        for stream in streams:
+            summary = in_context_report(str(model), stream, runs=runs, shots=shots, progress=False).summary["ACC"]
+            out[label][stream] = {"mean": 100 * summary["mean"], "std": 100 * summary["std"]}
+    return out
+
+
+def accuracy_table(accuracies: dict, streams: list[str], groups: dict[str, list[str]], *,
+                   fixed_rows: tuple[str, ...] = ()) -> str:
+    """Markdown: ``fixed_rows`` (preformatted), each model's ACC (mean ± std over evaluation runs), and per group
+    of seeds (``{row label: [model labels]}``) the mean ± population std of their means."""
+    import numpy as np
+
+    lines = ["| model | " + " | ".join(streams) + " |", "|---|" + "---|" * len(streams), *fixed_rows]
+    for label, acc in accuracies.items():
+        lines.append(f"| {label} | " + " | ".join(f"{acc[s]['mean']:.1f} ± {acc[s]['std']:.1f}" for s in streams)
+                     + " |")
+    for row, members in groups.items():
+        means = [np.array([accuracies[m][s]["mean"] for m in members]) for s in streams]
+        lines.append(f"| {row} | " + " | ".join(f"**{v.mean():.1f} ± {v.std():.1f}**" for v in means) + " |")
+    return "\n".join(lines)
+
+
+def chain(stages: list[tuple[str, str]], overrides: tuple[str, ...] = (), after: str | None = None) -> list[Run]:
+    """Runs of ``(name, config)`` stages, each starting after the one before (the first after ``after``; None:
+    from its config's ``init_from``), all with ``overrides``: a curriculum."""
+    runs = []
+    for name, config in stages:
+        runs.append(Run(name, config, overrides, after=after))
+        after = name
+    return runs

@@ -137,6 +137,13 @@ def test_a_runs_commits_for_a_report(tmp_path):
     assert experiment.commits(tmp_path) == "0123456, 0123456+dirty, unknown"
 
 
+def test_accuracy_table_by_hand():
+    acc = {"a": {"s5": {"mean": 50.0, "std": 1.0}}, "b": {"s5": {"mean": 60.0, "std": 2.04}}}
+    assert experiment.accuracy_table(acc, ["s5"], {"both": ["a", "b"]}, fixed_rows=("| paper | 92.3 |",)) == (
+        "| model | s5 |\n|---|---|\n| paper | 92.3 |\n| a | 50.0 ± 1.0 |\n| b | 60.0 ± 2.0 |\n"
+        "| both | **55.0 ± 5.0** |")  # population std of 50 and 60: 5
+
+
 def test_git_state_outside_a_checkout_is_unknown(tmp_path):
     assert git_state(tmp_path) == {"git_commit": None, "git_dirty": None}
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
