@@ -16,7 +16,6 @@ reports it. Workdirs are ``ROOT/<run name>`` (``--root``, default ``runs/<experi
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from acljax.recording import provenance
 from acljax.workdir import Workdir
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RESERVED = ("report",)  # ROOT/report is where a report goes by default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,16 @@ class Run:
     overrides: tuple[str, ...] = ()
     after: str | None = None
 
+    def __post_init__(self):
+        if not RUN_NAME.fullmatch(self.name) or self.name in RESERVED:
+            raise ValueError(f"Run.name must start with a letter or digit and hold only letters, digits, '_', '.', "
+                             f"'-' (it names the workdir), and not be {', '.join(RESERVED)}; got {self.name!r}")
+        if not isinstance(self.overrides, tuple) or not all(isinstance(o, str) for o in self.overrides):
+            raise ValueError(f"Run {self.name!r}: overrides must be a tuple of 'FIELD=VALUE' strings, got "
+                             f"{self.overrides!r}")
+        if self.after is not None and any(o.partition("=")[0] == "init_from" for o in self.overrides):
+            raise ValueError(f"Run {self.name!r}: give either after={self.after!r} or an init_from override, not both")
+
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
@@ -52,14 +62,14 @@ class Experiment:
 
     def __post_init__(self):
         if not RUN_NAME.fullmatch(self.name):
-            raise ValueError(f"Experiment.name must be letters, digits, '_', '.', '-', got {self.name!r}")
+            raise ValueError(f"Experiment.name must start with a letter or digit and hold only letters, digits, '_', "
+                             f"'.', '-', got {self.name!r}")
+        if not isinstance(self.runs, tuple) or not all(isinstance(run, Run) for run in self.runs):
+            raise ValueError(f"Experiment {self.name!r}: runs must be a tuple of Run, got {self.runs!r}")
         names = [run.name for run in self.runs]
         if not names:
             raise ValueError(f"Experiment {self.name!r}: runs must hold at least one Run")
         for run in self.runs:
-            if not RUN_NAME.fullmatch(run.name):
-                raise ValueError(f"Experiment {self.name!r}: a run's name must be letters, digits, '_', '.', '-' "
-                                 f"(it names its workdir), got {run.name!r}")
             if run.after is not None and run.after not in names:
                 raise ValueError(f"Experiment {self.name!r}: run {run.name!r} starts after {run.after!r}, which is "
                                  f"not one of its runs ({', '.join(names)})")
@@ -81,9 +91,9 @@ class Experiment:
         return done
 
     def configs(self, root: str | Path) -> dict[str, ACLConfig]:
-        """Each run's config, overrides applied and ``after`` turned into ``init_from``; any bad setting of any
-        run is one ValueError naming the run, before anything runs."""
-        out = {}
+        """Each run's config, overrides applied and ``after`` turned into ``init_from`` (the absolute path of that
+        run's workdir); any bad setting of any run is one ValueError naming the run, before anything runs."""
+        out, root = {}, Path(root).absolute()
         for run in self.order():
             try:
                 config = configs.override(configs.load(run.config, ACLConfig), list(run.overrides))
@@ -102,13 +112,7 @@ def load(spec: str) -> Experiment:
         found = sorted(p.stem for p in Path("experiments").glob("*.py")) if Path("experiments").is_dir() else []
         raise FileNotFoundError(f"experiment {spec!r}: no file {path} (experiments here: {', '.join(found) or 'none'};"
                                 " or give a .py file)")
-    loader_spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(loader_spec)
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as e:  # a user's file: anything may go wrong in it
-        raise ValueError(f"experiment {spec}: {path} failed to run ({type(e).__name__}: {e})") from e
-    experiment = getattr(module, "EXPERIMENT", None)
+    experiment = getattr(configs.run_file(path, f"experiment {spec}"), "EXPERIMENT", None)
     if not isinstance(experiment, Experiment):
         raise ValueError(f"experiment {spec}: {path} must define EXPERIMENT = Experiment(...), got "
                          f"{type(experiment).__name__}")
@@ -119,15 +123,21 @@ def default_root(experiment: Experiment) -> Path:
     return Path("runs") / experiment.name
 
 
-def status(config: ACLConfig, workdir: Path) -> tuple[str, int]:
+def status(config: ACLConfig, workdir: Path, *, moved_ok: bool = False) -> tuple[str, int]:
     """-> ("missing" | "started" | "partial" | "done", the last step checkpointed). A workdir holding a run with
-    another configuration raises the ValueError ``acljax train`` would (fields free on resume may differ)."""
+    another configuration than ``config`` is a ValueError, as ``acljax train`` refuses to resume it (the fields
+    free on resume may differ; with ``moved_ok`` also ``init_from``, the workdir of the run it started after)."""
     from acljax.acl.trainer import FREE_ON_RESUME
 
     if not (workdir / "config.json").exists():
         return "missing", 0
     run = Workdir(workdir, create=False)
-    run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME, migrate=migrate_config_dict)
+    try:
+        run.check_config(dataclasses.asdict(config), free=FREE_ON_RESUME + ("init_from",) * moved_ok,
+                         migrate=migrate_config_dict)
+    except ValueError as e:
+        held = str(e).partition("; resume it unchanged")[0]
+        raise ValueError(f"{held}; declare the run as it was, or move that workdir aside to start it again") from None
     step = run.checkpoints.latest_step() or 0
     results = workdir / "results.json"
     if results.exists() and json.loads(results.read_text()).get("steps") == config.steps:
@@ -141,7 +151,7 @@ def plan(experiment: Experiment, root: str | Path) -> list[dict]:
     rows = []
     for name, config in experiment.configs(root).items():
         run = next(r for r in experiment.runs if r.name == name)
-        state, step = status(config, root / name)
+        state, step = status(config, root / name, moved_ok=run.after is not None)
         rows.append({"run": name, "config": run.config, "after": run.after, "tasks": len(config.tasks),
                      "steps": config.steps, "status": state, "step": step,
                      "steps_left": 0 if state == "done" else config.steps - step})
@@ -159,17 +169,53 @@ def plan_table(rows: list[dict]) -> str:
 
 def run_all(experiment: Experiment, root: str | Path, *, progress: bool = True) -> list[dict]:
     """Run every run that is not done, in dependency order, each resuming its workdir; returns the final plan.
-    Every run's config is checked (and every existing workdir against it) before the first step."""
+    Before the first step: every run's config, every existing workdir against it, and :func:`preflight`."""
     from acljax.acl.trainer import meta_train
 
     root = Path(root)
     runs = experiment.configs(root)
-    for row in plan(experiment, root):
+    rows = plan(experiment, root)
+    preflight(experiment, runs, rows, root)
+    for row in rows:
         if row["status"] != "done":
             print(f"\n{experiment.name}/{row['run']}: {row['status']}, meta-training to step {row['steps']} "
                   f"({row['steps_left']} steps) in {root / row['run']}", flush=True)
             meta_train(runs[row["run"]], root / row["run"], progress=progress)
     return plan(experiment, root)
+
+
+def preflight(experiment: Experiment, runs: dict[str, ACLConfig], rows: list[dict], root: Path) -> None:
+    """What each run not done yet needs, before any of them starts: a workdir it can write, its data prepared and
+    holding its tasks, ``steps`` not below the step it reached, and parameters of the shapes it starts from (a
+    run of the experiment: compared with that run's model; a shipped model or another workdir: as ``acljax
+    train`` checks it). Errors name the run."""
+    from flax import nnx
+
+    from acljax.acl.model import build_model
+    from acljax.acl.pools import check_pools
+    from acljax.acl.preflight import _parameter_shapes, check_folder, check_init_from
+
+    shapes = {}
+    for row in rows:
+        name, config = row["run"], runs[row["run"]]
+        after = next(r for r in experiment.runs if r.name == name).after
+        try:
+            check_folder(root / name)
+            image_shape, _ = check_pools(config)
+            model = nnx.eval_shape(lambda c=config, s=image_shape: build_model(c, s))
+            shapes[name] = _parameter_shapes(model)
+            if row["status"] == "done":
+                continue
+            if row["step"] > config.steps:
+                raise ValueError(f"its workdir is at step {row['step']}, beyond steps={config.steps}")
+            if after is not None and shapes[after] != shapes[name]:
+                differ = sorted(k for k in {*shapes[after], *shapes[name]}
+                                if shapes[after].get(k) != shapes[name].get(k))
+                raise ValueError(f"it starts after {after!r}, whose parameters have other shapes ({', '.join(differ)})")
+            if after is None and config.init_from is not None:
+                check_init_from(config, image_shape, model)
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"experiment {experiment.name}, run {name}: {e}") from e
 
 
 def report(experiment: Experiment, root: str | Path, out: str | Path) -> list[Path]:
@@ -193,15 +239,7 @@ def run_provenance(workdir: Path) -> list[dict]:
     and the step it started from (empty for runs made before acljax recorded it)."""
     from acljax.acl.trainer import PROVENANCE
 
-    path = workdir / PROVENANCE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def commits(workdir: Path) -> str:
-    """The commits a run's starts ran (``+dirty`` where tracked files differed), for a report's table."""
-    found = dict.fromkeys((p.get("git_commit") or "unknown")[:7] + "+dirty" * bool(p.get("git_dirty"))
-                          for p in run_provenance(workdir))
-    return ", ".join(found) or "not recorded"
+    return Workdir(workdir, create=False).read_lines(PROVENANCE)
 
 
 def stream_accuracies(models: dict[str, str | Path], streams: list[str], *, runs: int = 10,

@@ -19,19 +19,25 @@ from pathlib import Path
 PACKAGES = ("jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")  # versions recorded beside jax's
 
 
-def git_state(folder: str | Path = Path(__file__).parent) -> dict:
-    """{"git_commit": the commit checked out in ``folder``'s repository, "git_dirty": whether tracked files
-    differ from it}; both None outside a git checkout (an installed wheel) or without git."""
+def git_state(repository: str | Path = Path(__file__).parents[1]) -> dict:
+    """{"git_commit": the commit checked out in the git repository whose top folder is ``repository`` (by
+    default acljax's checkout), "git_dirty": whether tracked files differ from it (untracked ones do not
+    count)}; both None where ``repository`` is not such a top folder (an installed wheel, even one in a virtual
+    environment inside a checkout), without git, or when git fails."""
     def git(*args):
-        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30)
+        return subprocess.run(["git", "--no-optional-locks", "-C", str(repository), *args], capture_output=True,
+                              text=True, timeout=30)
 
+    unknown = {"git_commit": None, "git_dirty": None}
     try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return {"git_commit": None, "git_dirty": None}
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != Path(repository).resolve():
+            return unknown
+        head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.TimeoutExpired):
-        return {"git_commit": None, "git_dirty": None}
+        return unknown
+    if head.returncode != 0 or dirty.returncode != 0:
+        return unknown
     return {"git_commit": head.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
 
 

@@ -329,10 +329,7 @@ class Workdir:
         return jax.process_index() == 0
 
     def log(self, step: int, **metrics: Any) -> None:
-        if not self.writes:
-            return
-        with _writing(self.metrics_path), self.metrics_path.open("a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.append_line(self.metrics_path.name, {"step": step, **metrics})
         if self._tensorboard is not None:
             for name, value in metrics.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -340,19 +337,24 @@ class Workdir:
 
     def read_metrics(self) -> list[dict]:
         """Every line of metrics.jsonl; a torn last line (a crash mid-write) is left out, said on stderr."""
-        if not self.metrics_path.exists():
+        return self.read_lines(self.metrics_path.name)
+
+    def read_lines(self, name: str) -> list[dict]:
+        """Every JSON line of ``workdir/name`` (none if it is absent); a torn last line (a crash mid-write) is
+        left out, said on stderr."""
+        path = self.path / name
+        if not path.exists():
             return []
-        lines = [line for line in self.metrics_path.read_text().splitlines() if line]
+        lines = [line for line in path.read_text().splitlines() if line]
         rows = []
         for number, line in enumerate(lines, 1):
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 if number < len(lines):
-                    raise ValueError(f"{self.metrics_path}: line {number} is not JSON ({e}); only a torn last line "
+                    raise ValueError(f"{path}: line {number} is not JSON ({e}); only a torn last line "
                                      "is repaired on resume") from e
-                print(f"acljax: {self.metrics_path}: dropping its last line, torn by an interrupted write",
-                      file=sys.stderr)
+                print(f"acljax: {path}: dropping its last line, torn by an interrupted write", file=sys.stderr)
         return rows
 
     def save(self, step: int, tree: Any) -> None:

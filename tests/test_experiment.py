@@ -32,9 +32,9 @@ def report(workdirs, out):
     return [out / "table.md"]
 
 EXPERIMENT = Experiment("tiny", (
+    Run("finetuned", {config!r}, ("seed=0", "learning_rate=3e-4"), after="base_seed0"),
     Run("base_seed0", {config!r}, ("seed=0",)),
     Run("base_seed1", {config!r}, ("seed=1", {extra!r})),
-    Run("finetuned", {config!r}, ("seed=0", "learning_rate=3e-4"), after="base_seed0"),
 ), report=report)
 '''
 
@@ -60,20 +60,22 @@ def _killed_at(run_name, step):
 
 
 def test_a_graph_runs_in_order_resumes_after_a_kill_and_reports_from_its_workdirs(tmp_path, monkeypatch, capsys):
-    spec, root = _files(tmp_path), tmp_path / "runs"
+    spec, root = _files(tmp_path), "runs"  # relative, moved at the end
+    monkeypatch.chdir(tmp_path)
     declared = experiment.load(spec)
-    assert [r.name for r in declared.order()] == ["base_seed0", "base_seed1", "finetuned"]
+    assert [r.name for r in declared.order()] == ["base_seed0", "finetuned", "base_seed1"]  # finetuned waits
     with monkeypatch.context() as patch:
         patch.setattr(Workdir, "save", _killed_at("base_seed1", 4))
         with pytest.raises(KeyboardInterrupt):
             experiment.run_all(declared, root, progress=False)
     assert [(r["run"], r["status"], r["step"]) for r in experiment.plan(declared, root)] == [
-        ("base_seed0", "done", 4), ("base_seed1", "partial", 2), ("finetuned", "missing", 0)]
-    with pytest.raises(ValueError, match="not done: base_seed1 \\(partial\\), finetuned \\(missing\\)"):
+        ("base_seed0", "done", 4), ("finetuned", "done", 4), ("base_seed1", "partial", 2)]
+    with pytest.raises(ValueError, match="not done: base_seed1 \\(partial\\)"):
         experiment.report(declared, root, tmp_path / "report")
+    root = tmp_path / root
     first = (root / "base_seed0" / "metrics.jsonl").read_text()
 
-    assert main(["experiment", "run", spec, "--root", str(root)]) == 0
+    assert main(["experiment", "run", spec, "--root", "runs"]) == 0
     assert (root / "base_seed0" / "metrics.jsonl").read_text() == first  # done: not run again
     assert len(experiment.run_provenance(root / "base_seed0")) == 1
     assert all(r["status"] == "done" for r in experiment.plan(declared, root))
@@ -81,34 +83,53 @@ def test_a_graph_runs_in_order_resumes_after_a_kill_and_reports_from_its_workdir
     assert [s["from_step"] for s in starts] == [0, 2]  # started, then resumed from checkpoint 2
     assert starts[0]["git_commit"] == git_state()["git_commit"] and "flax" in starts[0] and "orbax" in starts[0]
     finetuned = json.loads((root / "finetuned" / "config.json").read_text())
-    assert finetuned["init_from"] == str(root / "base_seed0") and finetuned["learning_rate"] == 3e-4
+    assert finetuned["init_from"] == str(root.absolute() / "base_seed0") and finetuned["learning_rate"] == 3e-4
     seeds = [json.loads((root / name / "config.json").read_text())["seed"] for name in ("base_seed0", "base_seed1")]
     assert seeds == [0, 1]
 
     capsys.readouterr()
-    assert main(["experiment", "report", spec, "--root", str(root), "--out", str(tmp_path / "report")]) == 0
+    assert main(["experiment", "report", spec, "--root", "runs", "--out", str(tmp_path / "report")]) == 0
     losses = {name: json.loads((root / name / "results.json").read_text())["best_validation"]["loss"]
-              for name in ("base_seed0", "base_seed1", "finetuned")}
+              for name in ("finetuned", "base_seed0", "base_seed1")}  # as declared
     assert (tmp_path / "report" / "table.md").read_text() == "".join(
         f"| {name} | {loss:.6f} |\n" for name, loss in losses.items())
     recorded = json.loads((tmp_path / "report" / "provenance.json").read_text())
     assert len(recorded["runs"]["base_seed1"]) == 2 and recorded["report"]["jax"]
 
+    root.rename(tmp_path / "moved")  # init_from of finetuned named the old place: done all the same
+    assert all(r["status"] == "done" for r in experiment.plan(declared, tmp_path / "moved"))
+
     _files(tmp_path, extra="learning_rate=5e-4")  # the same file, base_seed1 changed
-    assert main(["experiment", "run", spec, "--root", str(root), "--dry-run"]) == 2
-    assert "holds a run with another configuration (learning_rate: 0.001 -> 0.0005)" in capsys.readouterr().err
+    assert main(["experiment", "run", spec, "--root", "moved", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with another configuration (learning_rate: 0.001 -> 0.0005); declare the run as it was" in err
 
 
 @pytest.mark.parametrize("runs, expected", [
-    ((Run("a", "x"), Run("a", "y")), "run names must be unique"),
-    ((Run("a", "x", after="b"),), "run 'a' starts after 'b', which is not one of its runs (a)"),
-    ((Run("a", "x", after="b"), Run("b", "x", after="a")), "start after each other in a cycle"),
-    ((Run("../a", "x"),), "a run's name must be letters"),
-    ((), "runs must hold at least one Run"),
+    (lambda: (Run("a", "x"), Run("a", "y")), "run names must be unique"),
+    (lambda: (Run("a", "x", after="b"),), "run 'a' starts after 'b', which is not one of its runs (a)"),
+    (lambda: (Run("a", "x", after="b"), Run("b", "x", after="a")), "start after each other in a cycle"),
+    (lambda: (Run("../a", "x"),), "Run.name must start with a letter or digit"),
+    (lambda: (Run("report", "x"),), "and not be report; got 'report'"),
+    (lambda: (Run("a", "x", ("seed=1")),), "Run 'a': overrides must be a tuple of 'FIELD=VALUE' strings, got 'seed=1'"),
+    (lambda: (Run("a", "x", ("init_from='m'",), after="b"),), "give either after='b' or an init_from override"),
+    (lambda: [Run("a", "x")], "runs must be a tuple of Run"),
+    (lambda: (), "runs must hold at least one Run"),
 ])
 def test_a_bad_graph_is_refused_when_declared(runs, expected):
     with pytest.raises(ValueError, match=expected.replace("(", "\\(").replace(")", "\\)")):
-        Experiment("bad", runs)
+        Experiment("bad", runs())
+
+
+def test_a_run_whose_parameters_do_not_fit_the_run_before_is_refused_before_any_step(tmp_path):
+    npz = tiny_run.write_npz(tmp_path / "tiny.npz")
+    (tmp_path / "tiny_config.py").write_text(CONFIG.format(npz=npz))
+    config = str(tmp_path / "tiny_config.py")
+    declared = Experiment("shapes", (Run("a", config), Run("b", config, ("model.num_features=16",), after="a")))
+    with pytest.raises(ValueError, match="experiment shapes, run b: it starts after 'a', whose parameters have other "
+                                         "shapes \\(.*srwm"):
+        experiment.run_all(declared, tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_bad_run_setting_names_the_run_before_anything_runs(tmp_path):
@@ -129,14 +150,6 @@ def test_an_unknown_experiment_lists_the_ones_there(tmp_path, monkeypatch):
         experiment.load("mine")
 
 
-def test_a_runs_commits_for_a_report(tmp_path):
-    assert experiment.commits(tmp_path) == "not recorded"
-    starts = [{"git_commit": "0123456789", "git_dirty": False}, {"git_commit": "0123456789", "git_dirty": True},
-              {"git_commit": None, "git_dirty": None}, {"git_commit": "0123456789", "git_dirty": False}]
-    (tmp_path / "provenance.jsonl").write_text("".join(json.dumps(s) + "\n" for s in starts))
-    assert experiment.commits(tmp_path) == "0123456, 0123456+dirty, unknown"
-
-
 def test_accuracy_table_by_hand():
     acc = {"a": {"s5": {"mean": 50.0, "std": 1.0}}, "b": {"s5": {"mean": 60.0, "std": 2.04}}}
     assert experiment.accuracy_table(acc, ["s5"], {"both": ["a", "b"]}, fixed_rows=("| paper | 92.3 |",)) == (
@@ -147,6 +160,8 @@ def test_accuracy_table_by_hand():
 def test_git_state_outside_a_checkout_is_unknown(tmp_path):
     assert git_state(tmp_path) == {"git_commit": None, "git_dirty": None}
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "venv").mkdir()
+    assert git_state(tmp_path / "venv") == {"git_commit": None, "git_dirty": None}  # inside, not the top folder
     (tmp_path / "f").write_text("1")
     subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
     subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],

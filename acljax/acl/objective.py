@@ -102,8 +102,9 @@ def acl_terms(tasks: list[TaskSpec]) -> list[Term]:
 
 
 # Up to this many tasks the objective loops by default: its program grows with the tasks (the MLP model's step
-# compiles in 2.4x the time at 8 tasks as at 2) but its step is faster at 8 tasks; past it the scan, which
-# compiles in the same time at any length (benchmarks/README.md, "The ACL step against the number of tasks").
+# compiles in 2-2.5x the time at 8 tasks as at 2) but its step is faster at 8 tasks; past it the scan, whose
+# compile time does not grow with the tasks (0.96-1.6x the 2-task one up to 64 tasks; benchmarks/README.md,
+# "The ACL step against the number of tasks").
 LOOP_UP_TO_TASKS = 8
 
 

@@ -36,9 +36,9 @@ from acljax.workdir import Workdir
 
 VALIDATION_STREAM, TEST_STREAM = 1_000_003, 2_000_003  # seeds of the fixed validation / test episodes
 PROFILED_STEPS = 5
+PROVENANCE = "provenance.jsonl"  # in the workdir: per start or resume, the code, versions, device and command
 # what a resume may change: how far and on what it runs, and how it saves; nothing that changes the numbers
 # the SRWM implementation may change too: every one computes the same function (to float rounding)
-PROVENANCE = "provenance.jsonl"  # in the workdir: per start or resume, the code, versions, device and command
 FREE_ON_RESUME = ("steps", "num_devices", "checkpoint_every", "prefetch", "async_checkpoints", "model.srwm.impl")
 
 

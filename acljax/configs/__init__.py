@@ -35,17 +35,12 @@ def load(spec: str, kind: type | None = None) -> Any:
     if spec in NAMES:
         module = importlib.import_module(f"{__name__}.{spec}")
     elif spec.endswith(".py") and Path(spec).is_file():
-        loader_spec = importlib.util.spec_from_file_location(Path(spec).stem, spec)
-        module = importlib.util.module_from_spec(loader_spec)
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as e:  # a user's file: a syntax error, a failed import, anything
-            raise ValueError(f"--config {spec}: the file failed to run ({type(e).__name__}: {e})") from e
+        module = run_file(spec, f"--config {spec}")
     else:
         raise FileNotFoundError(f"--config {spec or repr(spec)}: neither a shipped config ({', '.join(NAMES)}) nor a "
                                 ".py file")
     if not hasattr(module, "get_config"):
-        raise ValueError(f"--config {spec}: an experiment file must define get_config()")
+        raise ValueError(f"--config {spec}: a config file must define get_config()")
     try:
         config = module.get_config()
     except Exception as e:  # e.g. a field the config class does not have, or a value it refuses
@@ -56,6 +51,18 @@ def load(spec: str, kind: type | None = None) -> Any:
         raise ValueError(f"--config {spec}: get_config() must return {_a(wanted.__name__ if kind else 'config')} "
                          f"(a dataclass instance), got {type(config).__name__}")
     return config
+
+
+def run_file(path: str | Path, what: str):
+    """The module a user's ``.py`` file makes; anything going wrong in it (a syntax error, a failed import) is
+    a ValueError naming ``what``."""
+    loader_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as e:
+        raise ValueError(f"{what}: the file failed to run ({type(e).__name__}: {e})") from e
+    return module
 
 
 def _a(name: str) -> str:

@@ -1,6 +1,6 @@
 """One stage past the shipped length curriculum: 32-task sequences of 5-way 5-shot glyph tasks (528 terms),
 meta-finetuned from the shipped 24-task model (``glyphs_24task_acl``), constant learning rate 3e-4, 1,500
-steps; the objective scans over the tasks (its step compiles as fast as a 2-task one). Three seeds of 200
+steps; the objective scans over the tasks (a program that does not grow with them). Three seeds of 200
 steps each, evaluated on 5-, 10- and 20-task streams: experiments/long_sequences.py.
 
     acljax train --config acl_glyphs_32task --workdir runs/glyphs_32task
