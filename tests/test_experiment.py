@@ -99,6 +99,11 @@ def test_a_graph_runs_in_order_resumes_after_a_kill_and_reports_from_its_workdir
     root.rename(tmp_path / "moved")  # init_from of finetuned named the old place: done all the same
     assert all(r["status"] == "done" for r in experiment.plan(declared, tmp_path / "moved"))
 
+    shortened = Experiment("tiny", (Run("base_seed1", str(tmp_path / "tiny_config.py"),
+                                        ("seed=1", "learning_rate=1e-3", "steps=2")),))
+    with pytest.raises(ValueError, match="run base_seed1: its workdir is at step 4, beyond steps=2"):
+        experiment.run_all(shortened, tmp_path / "moved", progress=False)
+
     _files(tmp_path, extra="learning_rate=5e-4")  # the same file, base_seed1 changed
     assert main(["experiment", "run", spec, "--root", "moved", "--dry-run"]) == 2
     err = capsys.readouterr().err
