@@ -100,7 +100,7 @@ class Experiment:
             except (ValueError, FileNotFoundError) as e:
                 raise ValueError(f"experiment {self.name}, run {run.name}: {e}") from e
             if run.after is not None:
-                config = dataclasses.replace(config, init_from=str(Path(root) / run.after))
+                config = dataclasses.replace(config, init_from=str(root / run.after))
             out[run.name] = config
         return out
 
