@@ -108,21 +108,14 @@ def _print_terms(metrics: dict) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from acljax.acl.in_context import default_model, evaluation_settings, in_context_report, result_name
+    from acljax.acl.in_context import default_model, evaluate_into
     from acljax.eval import report
 
     model = args.model or default_model(args.stream, args.scenario)
-    settings = evaluation_settings(model, args.stream, runs=args.runs, shots=args.shots,
-                                   classes_per_task=args.classes_per_task, scenario=args.scenario)
-    out, name = Path(args.out), result_name(settings)
+    out = Path(args.out)
     _writable(out)  # before the evaluation, not after it
-    report.claim(out, name, settings)  # never replaces the results of another evaluation
-    print(f"Evaluating {model} on {args.stream}: in-context, {args.shots} demos per class, {args.runs} runs "
-          f"(results: {out / name}.json)")
-    result = in_context_report(model, args.stream, runs=args.runs, shots=args.shots,
-                               classes_per_task=args.classes_per_task, scenario=args.scenario)
-    paths = report.save(result, out, name, f"{model} on {args.stream}, {args.shots} demos per class", settings,
-                        over="runs")
+    result, paths = evaluate_into(out, model, args.stream, runs=args.runs, shots=args.shots,
+                                  classes_per_task=args.classes_per_task, scenario=args.scenario)
     print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs",
                           over="runs"))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
@@ -384,15 +377,16 @@ def _experiment(args: argparse.Namespace) -> int:
 def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="experiment_command", required=True)
     sub.add_parser = partial(sub.add_parser, formatter_class=_HelpFormatter)
-    run = sub.add_parser("run", help="run every run not done yet, in dependency order, each resuming its workdir")
+    run = sub.add_parser("run", help="run every run and job not done yet, in dependency order, each resuming its "
+                         "workdir")
     run.add_argument("--dry-run", action="store_true", help="print the plan (runs, status, steps left) only")
-    report = sub.add_parser("report", help="the experiment's tables and plots from its workdirs (every run done)")
+    report = sub.add_parser("report", help="the experiment's tables and plots from its workdirs (all of them done)")
     report.add_argument("--out", type=Path, default=None, help="folder for the report (default: ROOT/report)")
     for command in (run, report):
         command.add_argument("name", help="experiments/NAME.py under the working folder, or a .py file defining "
                                           "EXPERIMENT = acljax.experiment.Experiment(...)")
         command.add_argument("--root", type=Path, default=None,
-                             help="folder of the runs' workdirs (default: runs/<experiment name>)")
+                             help="folder of the runs' and jobs' workdirs (default: runs/<experiment name>)")
         command.set_defaults(func=_experiment)
 
 
@@ -404,7 +398,7 @@ COMMANDS = {  # name -> (one line of help, the function that adds the command's 
            "program (accuracy matrix)", _cl_arguments),
     "quickstart": ("ACL vs no ACL on offline glyph tasks (CPU, a few minutes)", _quickstart_arguments),
     "data": ("list, prepare and look at data sets", _data_arguments),
-    "experiment": ("run a declared experiment's graph of meta-training runs, or report it from their workdirs",
+    "experiment": ("run a declared experiment's meta-training runs and jobs, or report it from their workdirs",
                    _experiment_arguments),
 }
 

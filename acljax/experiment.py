@@ -1,5 +1,6 @@
-"""Experiments as data: the meta-training runs of a study declared as a graph, run in dependency order (each
-resumed where it stopped), and reported only from what their workdirs hold.
+"""Experiments as data: the meta-training runs of a study declared as a graph, and the jobs that are not
+meta-training (baselines, evaluations), run in dependency order (each resumed where it stopped), and reported
+only from what their workdirs hold.
 
 An experiment file (``experiments/NAME.py``) defines ``EXPERIMENT``::
 
@@ -7,27 +8,38 @@ An experiment file (``experiments/NAME.py``) defines ``EXPERIMENT``::
         name="long_sequences",
         runs=tuple(Run(f"seed{s}", "acl_glyphs_32task", ("init_from='glyphs_24task_acl'", f"seed={s}"))
                    for s in range(3)),
-        report=report)  # report(workdirs: {run name: Path}, out: Path) -> the files it wrote
+        report=report)  # report(workdirs: {run or job name: Path}, out: Path) -> the files it wrote
 
 and ``acljax experiment run NAME`` runs it (``--dry-run``: the plan only), ``acljax experiment report NAME``
-reports it. Workdirs are ``ROOT/<run name>`` (``--root``, default ``runs/<experiment name>``).
+reports it. Workdirs are ``ROOT/<run or job name>`` (``--root``, default ``runs/<experiment name>``). A job is
+``Job(name, function, kwargs)``: ``function(workdir, **kwargs)``, run after the runs (see :class:`Job`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from acljax import configs
 from acljax.acl.config import ACLConfig, migrate_config_dict
 from acljax.recording import provenance
 from acljax.workdir import Workdir
 
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+RUN_NAME = re.compile(rf"{NAME}(/{NAME})*")  # a workdir under the root, in subfolders or not
 RESERVED = ("report",)  # ROOT/report is where a report goes by default
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or name.split("/")[0] in RESERVED:
+        raise ValueError(f"{kind}.name names its workdir under the experiment's root: '/'-separated parts, each "
+                         f"starting with a letter or digit and holding only letters, digits, '_', '.', '-', the "
+                         f"first not {', '.join(RESERVED)}; got {name!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +54,7 @@ class Run:
     after: str | None = None
 
     def __post_init__(self):
-        if not RUN_NAME.fullmatch(self.name) or self.name in RESERVED:
-            raise ValueError(f"Run.name must start with a letter or digit and hold only letters, digits, '_', '.', "
-                             f"'-' (it names the workdir), and not be {', '.join(RESERVED)}; got {self.name!r}")
+        _check_name("Run", self.name)
         if not isinstance(self.overrides, tuple) or not all(isinstance(o, str) for o in self.overrides):
             raise ValueError(f"Run {self.name!r}: overrides must be a tuple of 'FIELD=VALUE' strings, got "
                              f"{self.overrides!r}")
@@ -53,28 +63,65 @@ class Run:
 
 
 @dataclasses.dataclass(frozen=True)
-class Experiment:
-    """A named graph of runs (``after`` edges) and the report built from their workdirs."""
+class Job:
+    """Work of an experiment that is not meta-training (a baseline sweep, an evaluation): ``function(workdir,
+    **kwargs)`` writes into its workdir ``ROOT/<name>`` and keeps what it finished there, so run again after an
+    interruption it resumes. When it returns the runner writes ``job.json`` (its kwargs and provenance): done.
+    ``kwargs``: (name, JSON value) pairs. Jobs run after every Run of their experiment."""
 
     name: str
-    runs: tuple[Run, ...]
+    function: Callable[..., None]
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        _check_name("Job", self.name)
+        if not callable(self.function):
+            raise ValueError(f"Job {self.name!r}: function must be callable as function(workdir, **kwargs), got "
+                             f"{self.function!r}")
+        try:
+            json.dumps(dict(self.kwargs))
+            inspect.signature(self.function).bind(Path(), **dict(self.kwargs))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"Job {self.name!r}: kwargs must be (name, JSON value) pairs that "
+                             f"{getattr(self.function, '__name__', 'function')}(workdir, **kwargs) accepts, got "
+                             f"{self.kwargs!r} ({e})") from None
+
+
+JOB_RECORD = "job.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A named graph of meta-training runs (``after`` edges), the jobs that run after them, and the report built
+    from their workdirs."""
+
+    name: str
+    runs: tuple[Run, ...] = ()
+    jobs: tuple[Job, ...] = ()
     report: Callable[[dict[str, Path], Path], list[Path]] | None = None
 
     def __post_init__(self):
-        if not RUN_NAME.fullmatch(self.name):
+        if not re.fullmatch(NAME, self.name):
             raise ValueError(f"Experiment.name must start with a letter or digit and hold only letters, digits, '_', "
                              f"'.', '-', got {self.name!r}")
         if not isinstance(self.runs, tuple) or not all(isinstance(run, Run) for run in self.runs):
             raise ValueError(f"Experiment {self.name!r}: runs must be a tuple of Run, got {self.runs!r}")
+        if not isinstance(self.jobs, tuple) or not all(isinstance(job, Job) for job in self.jobs):
+            raise ValueError(f"Experiment {self.name!r}: jobs must be a tuple of Job, got {self.jobs!r}")
+        if not self.runs and not self.jobs:
+            raise ValueError(f"Experiment {self.name!r}: declares no Run and no Job")
         names = [run.name for run in self.runs]
-        if not names:
-            raise ValueError(f"Experiment {self.name!r}: runs must hold at least one Run")
         for run in self.runs:
             if run.after is not None and run.after not in names:
                 raise ValueError(f"Experiment {self.name!r}: run {run.name!r} starts after {run.after!r}, which is "
                                  f"not one of its runs ({', '.join(names)})")
+        names += [job.name for job in self.jobs]
         if len(set(names)) != len(names):
-            raise ValueError(f"Experiment {self.name!r}: run names must be unique, got {names}")
+            raise ValueError(f"Experiment {self.name!r}: run and job names must be unique, got {names}")
+        nested = [(a, b) for a in names for b in names if b.startswith(a + "/")]
+        if nested:
+            raise ValueError(f"Experiment {self.name!r}: run {nested[0][1]!r} would lie inside the workdir of run "
+                             f"{nested[0][0]!r}")
         self.order()  # refuses a cycle
 
     def order(self) -> list[Run]:
@@ -145,16 +192,29 @@ def status(config: ACLConfig, workdir: Path, *, moved_ok: bool = False) -> tuple
     return ("partial" if step else "started"), step
 
 
+def job_status(job: Job, workdir: Path) -> str:
+    """"missing" | "started" | "done": done once the job returned with these kwargs (other kwargs: run again)."""
+    record = workdir / JOB_RECORD
+    if record.exists() and json.loads(record.read_text())["kwargs"] == json.loads(json.dumps(dict(job.kwargs))):
+        return "done"
+    return "started" if workdir.exists() else "missing"
+
+
 def plan(experiment: Experiment, root: str | Path) -> list[dict]:
-    """Per run in order: name, config, after, tasks, steps, status, step reached, steps left."""
+    """Per run in order, then per job: name, kind, config (a job: its function), after, tasks, steps, status, step
+    reached, steps left."""
     root = Path(root)
     rows = []
     for name, config in experiment.configs(root).items():
         run = next(r for r in experiment.runs if r.name == name)
         state, step = status(config, root / name, moved_ok=run.after is not None)
-        rows.append({"run": name, "config": run.config, "after": run.after, "tasks": len(config.tasks),
+        rows.append({"run": name, "kind": "run", "config": run.config, "after": run.after, "tasks": len(config.tasks),
                      "steps": config.steps, "status": state, "step": step,
                      "steps_left": 0 if state == "done" else config.steps - step})
+    for job in experiment.jobs:
+        rows.append({"run": job.name, "kind": "job", "config": f"job: {job.function.__name__}", "after": None,
+                     "tasks": "-", "steps": "-", "status": job_status(job, root / job.name), "step": 0,
+                     "steps_left": 0})
     return rows
 
 
@@ -164,7 +224,9 @@ def plan_table(rows: list[dict]) -> str:
         state = f"partial (step {r['step']})" if r["status"] == "partial" else r["status"]
         lines.append(f"| {r['run']} | {r['config']} | {r['after'] or '-'} | {r['tasks']} | {r['steps']} | {state} | "
                      f"{r['steps_left']} |")
-    return "\n".join(lines) + f"\n\n{sum(r['steps_left'] for r in rows)} steps left in all."
+    jobs = sum(r["kind"] == "job" and r["status"] != "done" for r in rows)
+    return "\n".join(lines) + f"\n\n{sum(r['steps_left'] for r in rows)} steps left in all" + (
+        f"; {jobs} job{'s' * (jobs != 1)} to run." if jobs else ".")
 
 
 def run_all(experiment: Experiment, root: str | Path, *, progress: bool = True) -> list[dict]:
@@ -177,10 +239,20 @@ def run_all(experiment: Experiment, root: str | Path, *, progress: bool = True) 
     rows = plan(experiment, root)
     preflight(experiment, runs, rows, root)
     for row in rows:
-        if row["status"] != "done":
+        if row["status"] == "done":
+            continue
+        workdir = root / row["run"]
+        if row["kind"] == "run":
             print(f"\n{experiment.name}/{row['run']}: {row['status']}, meta-training to step {row['steps']} "
-                  f"({row['steps_left']} steps) in {root / row['run']}", flush=True)
-            meta_train(runs[row["run"]], root / row["run"], progress=progress)
+                  f"({row['steps_left']} steps) in {workdir}", flush=True)
+            meta_train(runs[row["run"]], workdir, progress=progress)
+        else:
+            job = next(j for j in experiment.jobs if j.name == row["run"])
+            print(f"\n{experiment.name}/{job.name}: {row['status']}, {job.function.__name__} in {workdir}", flush=True)
+            workdir.mkdir(parents=True, exist_ok=True)
+            job.function(workdir, **dict(job.kwargs))
+            (workdir / JOB_RECORD).write_text(json.dumps({"kwargs": dict(job.kwargs), **provenance()}, indent=1)
+                                              + "\n")
     return plan(experiment, root)
 
 
@@ -197,6 +269,12 @@ def preflight(experiment: Experiment, runs: dict[str, ACLConfig], rows: list[dic
 
     shapes = {}
     for row in rows:
+        if row["kind"] == "job":
+            try:
+                check_folder(root / row["run"])
+            except ValueError as e:
+                raise ValueError(f"experiment {experiment.name}, job {row['run']}: {e}") from e
+            continue
         name, config = row["run"], runs[row["run"]]
         after = next(r for r in experiment.runs if r.name == name).after
         try:
@@ -225,11 +303,12 @@ def report(experiment: Experiment, root: str | Path, out: str | Path) -> list[Pa
         raise ValueError(f"experiment {experiment.name} declares no report")
     unfinished = [f"{r['run']} ({r['status']})" for r in plan(experiment, root) if r["status"] != "done"]
     if unfinished:
-        raise ValueError(f"experiment {experiment.name}: the report needs every run done; not done: "
+        raise ValueError(f"experiment {experiment.name}: the report needs every run and job done; not done: "
                          f"{', '.join(unfinished)} (acljax experiment run {experiment.name})")
     out.mkdir(parents=True, exist_ok=True)
-    files = experiment.report({run.name: root / run.name for run in experiment.runs}, out)
-    record = {"report": provenance(), "runs": {run.name: run_provenance(root / run.name) for run in experiment.runs}}
+    files = experiment.report({node.name: root / node.name for node in (*experiment.runs, *experiment.jobs)}, out)
+    record = {"report": provenance(), "runs": {run.name: run_provenance(root / run.name) for run in experiment.runs},
+              "jobs": {job.name: json.loads((root / job.name / JOB_RECORD).read_text()) for job in experiment.jobs}}
     (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
     return [*files, out / "provenance.json"]
 
@@ -240,37 +319,6 @@ def run_provenance(workdir: Path) -> list[dict]:
     from acljax.acl.trainer import PROVENANCE
 
     return Workdir(workdir, create=False).read_lines(PROVENANCE)
-
-
-def stream_accuracies(models: dict[str, str | Path], streams: list[str], *, runs: int = 10,
-                      shots: int = 5) -> dict[str, dict[str, dict[str, float]]]:
-    """ACC (%) of each in-context model (a workdir or shipped model) on each named stream: {label: {stream:
-    {"mean", "std"}}}, over ``runs`` evaluation runs (each draws its own ``shots`` demos per class)."""
-    from acljax.acl.in_context import in_context_report
-
-    out = {}
-    for label, model in models.items():
-        out[label] = {}
-        for stream in streams:
-            summary = in_context_report(str(model), stream, runs=runs, shots=shots, progress=False).summary["ACC"]
-            out[label][stream] = {"mean": 100 * summary["mean"], "std": 100 * summary["std"]}
-    return out
-
-
-def accuracy_table(accuracies: dict, streams: list[str], groups: dict[str, list[str]], *,
-                   fixed_rows: tuple[str, ...] = ()) -> str:
-    """Markdown: ``fixed_rows`` (preformatted), each model's ACC (mean ± std over evaluation runs), and per group
-    of seeds (``{row label: [model labels]}``) the mean ± population std of their means."""
-    import numpy as np
-
-    lines = ["| model | " + " | ".join(streams) + " |", "|---|" + "---|" * len(streams), *fixed_rows]
-    for label, acc in accuracies.items():
-        lines.append(f"| {label} | " + " | ".join(f"{acc[s]['mean']:.1f} ± {acc[s]['std']:.1f}" for s in streams)
-                     + " |")
-    for row, members in groups.items():
-        means = [np.array([accuracies[m][s]["mean"] for m in members]) for s in streams]
-        lines.append(f"| {row} | " + " | ".join(f"**{v.mean():.1f} ± {v.std():.1f}**" for v in means) + " |")
-    return "\n".join(lines)
 
 
 def chain(stages: list[tuple[str, str]], overrides: tuple[str, ...] = (), after: str | None = None) -> list[Run]:

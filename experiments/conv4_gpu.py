@@ -5,60 +5,57 @@ the Pallas SRWM kernels (`impl="auto"`); 3 or 4 runs sharing the GPU, 16 CPU cor
 for everything): the 2-task glyph quickstart task with a Conv-4 encoder, 5000 steps, in two sizes:
 the quickstart's SRWM sizes (D = 128, 8 heads, feed-forward 256; `acl_glyphs_quickstart --set
 model.encoder='conv4'`) and the paper's (`acl_glyphs_conv4`: D = 256, 16 heads, feed-forward 512), seeds
-0, 1, 2, and the paper's sizes at learning rate 3e-4 for seeds 1 and 2. Each was meta-finetuned on
-Split-MNIST with the same model and `init_from` that run (`acl_split_mnist_{domain,class}_conv4`; for
-D = 128, `acl_split_mnist_{domain,class} --set model.encoder='conv4'`). The paper-sized seed 0 also went
-through the length curriculum (2 -> 4 -> 8 -> 16 -> 24 tasks; `acl_glyphs_conv4`'s docstring) and, on this
-project's 2-core CPU (about 52 min), class-IL Split-MNIST from its 24-task model:
+0, 1, 2, and the paper's sizes at learning rate 3e-4 for seeds 1 and 2. Each paper-sized run of learning rate
+1e-3 was meta-finetuned on Split-MNIST from its best parameters (`acl_split_mnist_{domain,class}_conv4`).
+Seed 0 also went through the length curriculum (2 -> 4 -> 8 -> 16 -> 24 tasks) and, on this project's 2-core
+CPU (about 52 min), class-IL Split-MNIST from its 24-task model. Every run checkpointed every 250 steps (it
+changes no number).
 
-    for seed in 0 1 2; do
-      acljax train --config acl_glyphs_conv4 --workdir runs/conv4_d256_seed$seed/glyphs_2task --seed $seed
-      for scenario in domain class; do
-        acljax train --config acl_split_mnist_${scenario}_conv4 --seed $seed \\
-          --workdir runs/conv4_d256_seed$seed/split_mnist_$scenario \\
-          --set "init_from='runs/conv4_d256_seed$seed/glyphs_2task'"
-      done
-    done
-    # the same with --set learning_rate=3e-4 for the glyph runs (runs/conv4_d256_lr3e-4_seed1, _seed2), and
-    # with acl_glyphs_quickstart --set model.encoder='conv4' (runs/conv4_d128_seed0, 1, 2)
-    # seed 0's curriculum: acl_glyphs_conv4's docstring, workdirs runs/conv4_d256_seed0/glyphs_{4,8,16,24}task
-    acljax train --config acl_split_mnist_class_conv4 --workdir runs/conv4_d256_seed0/split_mnist_class_from24 \\
-      --set "init_from='runs/conv4_d256_seed0/glyphs_24task'"                     # on the CPU
-    python experiments/conv4_gpu.py [--record]
+    acljax experiment run conv4_gpu --dry-run
+    acljax experiment run conv4_gpu
+    acljax experiment report conv4_gpu       # -> runs/conv4_gpu/report/
 
-Every run's workdir also had `--set checkpoint_every=250` (it changes no number). This script reads each
-glyph run's meta-test terms (results.json), recomputes them on this machine, and evaluates the paper-sized
-Split-MNIST models (--runs evaluation runs each; entries of an earlier results file are kept while the model's
-best step and --runs are unchanged).
+The report reads each glyph run's meta-test terms (results.json), recomputes them on the machine it runs on, and
+evaluates the paper-sized Split-MNIST models (10 evaluation runs each; entries of an earlier report in the same
+folder are kept while the model's best step is unchanged). The recorded report came from workdirs made before
+experiments were declared, by ``acljax train`` commands that this graph declares run for run, under the same
+names: ``--root runs``.
 """
 
-from __future__ import annotations
-
-import argparse
 import json
-import sys
-
-import numpy as np
-from meta_training_seeds import SPLIT_MNIST_STREAMS, TERMS, stream_accuracy, stream_table
 
 from acljax.acl.model import image_shape, load_config, load_params
 from acljax.acl.pools import build_pools
 from acljax.acl.trainer import TEST_STREAM, MetaTrainer, evaluate_terms
+from acljax.experiment import Experiment, Run, chain
 from acljax.pretrained import model_dir
-from acljax.recording import add_output_arguments, output_dir
+from acljax.results import (
+    SPLIT_MNIST_STREAMS,
+    TERMS,
+    accuracy_table,
+    median_step_seconds,
+    meta_test_terms,
+    seeds_table,
+    stream_accuracy,
+)
 
-FROM_SCRATCH = {  # variant -> its 2-task glyph runs, by seed
-    "Conv-4, D = 128 (quickstart sizes), lr 1e-3": {s: f"runs/conv4_d128_seed{s}/glyphs_2task" for s in range(3)},
-    "Conv-4, D = 256 (paper sizes), lr 1e-3": {s: f"runs/conv4_d256_seed{s}/glyphs_2task" for s in range(3)},
-    "Conv-4, D = 256 (paper sizes), lr 3e-4": {s: f"runs/conv4_d256_lr3e-4_seed{s}/glyphs_2task" for s in (1, 2)},
+SAVE = ("checkpoint_every=250",)
+CONV4 = ("model.encoder='conv4'", "model.num_features=256", "model.num_heads=16", "model.hidden_features=512")
+FROM_SCRATCH = {  # variant -> {seed: (its 2-task glyph run, config, overrides)}
+    "Conv-4, D = 128 (quickstart sizes), lr 1e-3": {
+        s: (f"conv4_d128_seed{s}/glyphs_2task", "acl_glyphs_quickstart", ("model.encoder='conv4'",)) for s in range(3)},
+    "Conv-4, D = 256 (paper sizes), lr 1e-3": {
+        s: (f"conv4_d256_seed{s}/glyphs_2task", "acl_glyphs_conv4", ()) for s in range(3)},
+    "Conv-4, D = 256 (paper sizes), lr 3e-4": {
+        s: (f"conv4_d256_lr3e-4_seed{s}/glyphs_2task", "acl_glyphs_conv4", ("learning_rate=3e-4",)) for s in (1, 2)},
 }
+CURRICULUM = (4, 8, 16, 24)  # seed 0's stages after its 2-task run
 CHANCE = 20.0  # 5-way tasks
-SPLIT_MNIST = {  # recipe -> scenario -> the models of its seeds
+RUNS = 10  # evaluation runs per Split-MNIST stream
+SPLIT_MNIST = {  # recipe -> scenario -> the runs of its seeds
     "Conv-4 D = 256, from its 2-task glyph model": {
-        scenario: [f"runs/conv4_d256_seed{s}/split_mnist_{scenario}" for s in range(3)]
-        for scenario in ("domain", "class")},
-    "Conv-4 D = 256, from its 24-task curriculum model": {
-        "class": ["runs/conv4_d256_seed0/split_mnist_class_from24"]},
+        scenario: [f"conv4_d256_seed{s}/split_mnist_{scenario}" for s in range(3)] for scenario in ("domain", "class")},
+    "Conv-4 D = 256, from its 24-task curriculum model": {"class": ["conv4_d256_seed0/split_mnist_class_from24"]},
 }
 SPLIT_MNIST_CAPTION = (
     "ACC (%) of the paper-sized Conv-4 ACL models meta-finetuned on Split-MNIST, each seed from the 2-task glyph "
@@ -66,17 +63,34 @@ SPLIT_MNIST_CAPTION = (
     "24-task curriculum model; 5 demos per class, every test image of every task.")
 
 
-def run_row(variant: str, seed: int, workdir: str) -> dict:
-    """A glyph run's meta-test terms (%) and its median logged seconds per step."""
-    test = json.loads((model_dir(workdir) / "results.json").read_text())["test"]
-    rows = [json.loads(line) for line in (model_dir(workdir) / "metrics.jsonl").read_text().splitlines()]
-    seconds = [r["sec_per_step"] for r in rows if "sec_per_step" in r]
-    terms = {name: 100 * test[key] for name, key in TERMS.items()}
-    return {"variant": variant, "seed": seed, "model": workdir, **terms,
-            "learned": min(terms.values()) > CHANCE + 10, "sec_per_step": float(np.median(seconds))}
+LONG_STREAMS = ("split_glyphs_domain5", "split_glyphs_domain10", "split_glyphs_domain20")
+LONG_STREAMS_CAPTION = (
+    "\n\nACC (%) of seed 0's length curriculum (the model meta-trained on 2, then 4, 8, 16, 24-task sequences) on "
+    "N-task domain-incremental streams of held-out glyph characters, 5 demos per class; mean ± std over 10 "
+    "evaluation runs. The paper's Split-Omniglot figures: 92.3 / 82.0 / 67.6.\n")
 
 
-def recomputed_here(workdir: str) -> dict:
+def declared_runs() -> list[Run]:
+    runs = [Run(name, config, (f"seed={seed}", *overrides, *SAVE))
+            for per_seed in FROM_SCRATCH.values() for seed, (name, config, overrides) in per_seed.items()]
+    for seed in range(3):
+        runs += [Run(f"conv4_d256_seed{seed}/split_mnist_{scenario}", f"acl_split_mnist_{scenario}_conv4",
+                     (f"seed={seed}", *SAVE), after=f"conv4_d256_seed{seed}/glyphs_2task")
+                 for scenario in ("domain", "class")]
+    stages = [(f"conv4_d256_seed0/glyphs_{tasks}task", f"acl_glyphs_{tasks}task") for tasks in CURRICULUM]
+    curriculum = chain(stages, (*CONV4, *SAVE), after="conv4_d256_seed0/glyphs_2task")
+    return [*runs, *curriculum, Run("conv4_d256_seed0/split_mnist_class_from24", "acl_split_mnist_class_conv4", SAVE,
+                                    after=curriculum[-1].name)]
+
+
+def run_row(variant: str, seed: int, workdir) -> dict:
+    """A glyph run's meta-test terms (%), whether it left chance, and its median logged seconds per step."""
+    terms = meta_test_terms(workdir)
+    return {"variant": variant, "seed": seed, "model": str(workdir), **terms,
+            "learned": min(terms.values()) > CHANCE + 10, "sec_per_step": median_step_seconds(workdir)}
+
+
+def recomputed_here(workdir) -> dict:
     """The run's meta-test (the same fixed episodes as its results.json) recomputed on this machine, with the SRWM
     implementation ``impl="auto"`` picks here: the GPU's numbers came from the Pallas kernels."""
     config = load_config(workdir)
@@ -84,7 +98,7 @@ def recomputed_here(workdir: str) -> dict:
     learner = MetaTrainer(config, image_shape(config, pools))
     here = evaluate_terms(learner, load_params(workdir, learner.params), pools, TEST_STREAM, config.test_batches)
     gpu = json.loads((model_dir(workdir) / "results.json").read_text())["test"]
-    return {"model": workdir, "loss GPU": gpu["loss"], "loss here": here["loss"],
+    return {"model": str(workdir), "loss GPU": gpu["loss"], "loss here": here["loss"],
             "largest term accuracy difference": 100 * max(abs(gpu[k] - here[k]) for k in TERMS.values())}
 
 
@@ -113,44 +127,55 @@ def from_scratch_table(rows: list[dict]) -> str:
         "sharing one H100 (not a benchmark).\n")
 
 
-def split_mnist_results(previous: dict, runs: int) -> dict:
-    """recipe -> stream label -> one stream_accuracy entry per seed. Entries of ``previous`` (the results file's)
-    are kept while their model's best step and the run count are unchanged: a rerun evaluates only what changed."""
-    def best_step(model: str) -> int:
-        return json.loads((model_dir(model) / "best.json").read_text())["step"]
+def evaluations(workdirs: dict, previous: dict):
+    """-> accuracy(run, stream): stream_accuracy of a run's model as an entry; entries of ``previous`` (an earlier
+    report's JSON) are kept while their model's best step is unchanged: a report again evaluates only what changed."""
+    kept = {(r["model"], r["stream"], r["runs"], r["best_step"]): r for r in _entries(previous)}
 
-    kept = {(r["model"], r["stream"], r["runs"], r["best_step"]): r
-            for per_stream in previous.values() for entries in per_stream.values() for r in entries}
+    def accuracy(run: str, stream: str) -> dict:
+        model = workdirs[run]
+        key = (str(model), stream, RUNS, json.loads((model_dir(model) / "best.json").read_text())["step"])
+        return kept.get(key) or {"model": key[0], **stream_accuracy(model, stream, runs=RUNS), "stream": stream,
+                                 "runs": RUNS, "best_step": key[3]}
 
-    def entry(model: str, stream: str) -> dict:
-        key = (model, stream, runs, best_step(model))
-        return kept.get(key) or {**stream_accuracy(model, stream, runs), "stream": stream, "runs": runs,
-                                 "best_step": key[3]}
-
-    return {recipe: {label: [entry(m, stream) for m in models[scenario]]
-                     for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items() if scenario in models}
-            for recipe, models in SPLIT_MNIST.items()}
+    return accuracy
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10, help="evaluation runs on each Split-MNIST stream")
-    add_output_arguments(parser, __file__)
-    args = parser.parse_args(argv)
-    out = output_dir(args, __file__)
-    rows = [run_row(variant, seed, workdir) for variant, runs in FROM_SCRATCH.items() for seed, workdir in runs.items()]
-    recomputed = [recomputed_here(r["model"]) for r in rows]
+def _entries(tree):
+    if isinstance(tree, dict) and "best_step" in tree:
+        yield tree
+    elif isinstance(tree, dict | list):
+        for value in tree.values() if isinstance(tree, dict) else tree:
+            yield from _entries(value)
+
+
+def split_mnist_results(accuracy) -> dict:
+    """recipe -> stream label -> one entry per seed."""
+    return {recipe: {label: [accuracy(run, stream) for run in runs[scenario]]
+                     for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items() if scenario in runs}
+            for recipe, runs in SPLIT_MNIST.items()}
+
+
+def long_stream_results(accuracy) -> dict:
+    """seed 0's curriculum stage -> glyph stream -> entry."""
+    return {f"{tasks} tasks": {stream: accuracy(f"conv4_d256_seed0/glyphs_{tasks}task", stream)
+                               for stream in LONG_STREAMS} for tasks in (2, *CURRICULUM)}
+
+
+def report(workdirs, out):
+    rows = [run_row(variant, seed, workdirs[name]) for variant, per_seed in FROM_SCRATCH.items()
+            for seed, (name, _, _) in per_seed.items()]
+    recomputed = [recomputed_here(workdirs[name]) for per_seed in FROM_SCRATCH.values()
+                  for name, _, _ in per_seed.values()]
     path = out / "conv4_gpu.json"
-    previous = json.loads(path.read_text())["split_mnist"] if path.exists() else {}
-    split_mnist = split_mnist_results(previous, args.runs)
-    results = {"from_scratch": rows, "recomputed": recomputed, "split_mnist": split_mnist}
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    text = "\n".join([from_scratch_table(rows), recomputed_table(recomputed),
-                      stream_table(split_mnist, args.runs, SPLIT_MNIST_CAPTION)])
-    (out / "conv4_gpu.md").write_text(text)
-    print(text + f"\n-> {out}")
-    return 0
+    accuracy = evaluations(workdirs, json.loads(path.read_text()) if path.exists() else {})
+    split_mnist, long_streams = split_mnist_results(accuracy), long_stream_results(accuracy)
+    path.write_text(json.dumps({"from_scratch": rows, "recomputed": recomputed, "split_mnist": split_mnist,
+                                "long_streams": long_streams}, indent=1) + "\n")
+    (out / "conv4_gpu.md").write_text("\n".join([
+        from_scratch_table(rows), recomputed_table(recomputed), seeds_table(split_mnist, RUNS, SPLIT_MNIST_CAPTION),
+        accuracy_table(long_streams, list(LONG_STREAMS), {}) + LONG_STREAMS_CAPTION]))
+    return [path, out / "conv4_gpu.md"]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+EXPERIMENT = Experiment("conv4_gpu", tuple(declared_runs()), report=report)

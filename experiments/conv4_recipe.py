@@ -13,7 +13,8 @@ the 20-task glyph stream > 67.6 (the paper's Split-Omniglot figure).
 
 import json
 
-from acljax.experiment import Experiment, Run, accuracy_table, chain, stream_accuracies
+from acljax.experiment import Experiment, Run, chain
+from acljax.results import accuracy_table, stream_accuracy
 
 SEEDS = (0, 1, 2)
 STAGES = (4, 8, 16, 24)
@@ -41,7 +42,7 @@ def report(workdirs, out):
     accuracies = {}
     for seed in SEEDS:
         label = f"seed {seed}"
-        accuracies[label] = {stream: stream_accuracies({label: workdirs[run.format(seed)]}, [stream])[label][stream]
+        accuracies[label] = {stream: stream_accuracy(workdirs[run.format(seed)], stream)
                              for stream, run in columns.items()}
     streams = list(columns)
     table = accuracy_table(accuracies, streams, {f"mean ± std over {len(SEEDS)} seeds": list(accuracies)},

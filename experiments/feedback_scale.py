@@ -8,91 +8,86 @@ order 1 beside a single label entry, so at initialisation the label barely moves
 ``model.feedback_scale`` = sqrt(F) (16 for the quickstart's 256 MLP features, sqrt(128) for Conv-4) both
 weigh the same.
 
-For each seed and scale this meta-trains ``--config`` from scratch for ``--steps`` steps and reports the first
-logged step whose mean training loss is below 1.5 ("left chance"; never: "-"), the meta-test terms of the best
-parameters and the median seconds per step:
+For each declared run (config, scale, seed, steps; from scratch) the report gives the first logged step whose mean
+training loss is below 1.5 ("left chance"; never: "-"), the meta-test terms of the best parameters and the median
+seconds per step; and for the runs meta-finetuned on Split-MNIST domain-IL (``acl_split_mnist_domain`` or its
+Conv-4 twin, with the run's model, scale and seed, 500 steps from its best parameters) their ACC on
+``split_mnist_domain`` over 10 evaluation runs, and the mean ± std over seeds:
 
-    python experiments/feedback_scale.py --record                  # quickstart MLP model, scales 1 and 16
-    # Conv-4 at sqrt(128); seeds 1 and 2 never left chance at scale 1 on the GPU (5,000 steps; conv4_gpu.py)
-    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 1 --steps 1000
-    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 2 --steps 2000
-    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --seeds 0 --steps 1500
-    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 1 --seeds 1 --steps 1000
-    # each run meta-finetuned on Split-MNIST domain-IL for 500 steps; the Conv-4 runs continued to 2,000 steps first
-    python experiments/feedback_scale.py --record --scales 1 16 --steps 2000 --split-mnist-steps 500
-    python experiments/feedback_scale.py --record --config acl_glyphs_conv4 --scales 11.3137 --steps 2000 \
-      --split-mnist-steps 500
+    acljax experiment run feedback_scale --dry-run
+    acljax experiment run feedback_scale      # the MLP runs: about 2 min each on a 2-core CPU; Conv-4: 20-40 min
+    acljax experiment report feedback_scale   # -> runs/feedback_scale/report/
 
 The recorded runs: this project's 2-core CPU, 2026-11-24, about 2 min per MLP run; the Conv-4 runs two at a
-time (1.0-1.2 s per step each, 0.75 alone), 20-40 min each; Conv-4 on Split-MNIST 2.7 s per step alone, 2.4-4.4
-two or three at a time (25-30 min per run).
-
-``--split-mnist-steps N`` meta-finetunes each run on Split-MNIST domain-IL (``acl_split_mnist_domain`` or its
-Conv-4 twin, with the run's model, scale and seed, from its best parameters) and reports its ACC on
-``split_mnist_domain`` over ``--runs`` evaluation runs, and the mean ± std over seeds.
-
-Workdirs: runs/feedback_scale/<config>_scale<X>_seed<S> (an interrupted run resumes; a finished one is read,
-not run again, or continued when --steps asks for more), its Split-MNIST runs beside it as
-<that>_at<glyph steps>_split_mnist_domain<N>. Results: runs/feedback_scale/feedback_scale.{json,md} (--record:
-experiments/results/); entries of other runs (config, scale, seed, steps) in that file are kept.
+time (1.0-1.2 s per step each, 0.75 alone); Conv-4 on Split-MNIST 2.7 s per step alone, 2.4-4.4 two or three at
+a time (25-30 min per run). Their workdirs are this graph's, under the same names (the default root). Two Conv-4
+runs were first meta-trained for fewer steps (seed 1 to 1,000, seed 0 to 1,500) and then continued in the same
+workdir to 2,000; the report shows each workdir as it ends.
 """
 
-from __future__ import annotations
-
-import argparse
 import json
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
-from meta_training_seeds import TERMS, stream_accuracy
 
-from acljax import configs
-from acljax.acl.trainer import meta_train
-from acljax.recording import add_output_arguments, environment, output_dir
+from acljax.experiment import Experiment, Run
+from acljax.results import TERMS, median_step_seconds, meta_test_terms, stream_accuracy, training_rows
 
 LEFT_CHANCE = 1.5  # training loss; 5-way chance is ln 5 = 1.61
-WORKDIRS = Path("runs/feedback_scale")
 SPLIT_MNIST_STREAM = "split_mnist_domain"
 SPLIT_MNIST_CONFIGS = {"acl_glyphs_quickstart": "acl_split_mnist_domain",  # glyph config -> its meta-finetuning
                        "acl_glyphs_conv4": "acl_split_mnist_domain_conv4"}
+SPLIT_MNIST_STEPS = 500
+RUNS = 10  # evaluation runs on split_mnist_domain
+GLYPH_RUNS = (  # (config, model.feedback_scale, seed, steps, meta-finetuned on Split-MNIST)
+    *((config, scale, seed, 2000, True) for config, scale in (("acl_glyphs_quickstart", 1.0),
+                                                               ("acl_glyphs_quickstart", 16.0),
+                                                               ("acl_glyphs_conv4", 11.3137)) for seed in range(3)),
+    ("acl_glyphs_conv4", 1.0, 1, 1000, False))
 
 
-def run(config_name: str, scale: float, seed: int, steps: int) -> dict:
-    """Meta-train (or read, or continue to ``steps``) one run; its row: the step it left chance, meta-test terms (%),
-    seconds per step."""
-    workdir = WORKDIRS / f"{config_name}_scale{scale:g}_seed{seed}"
-    reached = max(r["step"] for r in metrics(workdir)) if (workdir / "results.json").exists() else 0
-    if reached > steps:
-        raise ValueError(f"{workdir} is at step {reached}, beyond --steps {steps}: give --steps >= {reached}")
-    if reached < steps:
-        meta_train(configs.override(configs.load(config_name), [
-            f"model.feedback_scale={scale}", f"seed={seed}", f"steps={steps}"]), workdir)
-    training = [r for r in metrics(workdir) if "sec_per_step" in r]
-    test = json.loads((workdir / "results.json").read_text())["test"]
-    return {"config": config_name, "feedback_scale": scale, "seed": seed, "steps": training[-1]["step"],
+def glyph_run_name(config: str, scale: float, seed: int) -> str:
+    return f"{config}_scale{scale:g}_seed{seed}"
+
+
+def split_mnist_run_name(config: str, scale: float, seed: int, steps: int) -> str:
+    return f"{glyph_run_name(config, scale, seed)}_at{steps}_{SPLIT_MNIST_STREAM}{SPLIT_MNIST_STEPS}"
+
+
+def declared_runs() -> list[Run]:
+    runs = []
+    for config, scale, seed, steps, split_mnist in GLYPH_RUNS:
+        model = (f"model.feedback_scale={scale}", f"seed={seed}")
+        runs.append(Run(glyph_run_name(config, scale, seed), config, (*model, f"steps={steps}")))
+        if split_mnist:
+            runs.append(Run(split_mnist_run_name(config, scale, seed, steps), SPLIT_MNIST_CONFIGS[config],
+                            (*model, f"steps={SPLIT_MNIST_STEPS}"), after=runs[-1].name))
+    return runs
+
+
+def glyph_row(config: str, scale: float, seed: int, workdir) -> dict:
+    """A run's row: the step it left chance, meta-test terms (%), seconds per step."""
+    training = training_rows(workdir)
+    return {"config": config, "feedback_scale": scale, "seed": seed, "steps": training[-1]["step"],
             "left_chance_at": next((r["step"] for r in training if r["loss"] < LEFT_CHANCE), None),
-            **{name: 100 * test[key] for name, key in TERMS.items()},
-            "sec_per_step": float(np.median([r["sec_per_step"] for r in training])), "workdir": str(workdir)}
+            **meta_test_terms(workdir), "sec_per_step": median_step_seconds(workdir)}
 
 
-def metrics(workdir: Path) -> list[dict]:
-    """The rows of a workdir's metrics.jsonl (training and validation)."""
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+def split_mnist_columns(workdir) -> dict:
+    accuracy = stream_accuracy(workdir, SPLIT_MNIST_STREAM, runs=RUNS)
+    return {"split_mnist_steps": SPLIT_MNIST_STEPS, "split_mnist_runs": RUNS, "split_mnist_ACC": accuracy["ACC"],
+            "split_mnist_ACC_eval_std": accuracy["ACC eval std"]}
 
 
-def split_mnist(glyph_run: dict, steps: int, runs: int) -> dict:
-    """Meta-finetune a glyph run on Split-MNIST domain-IL (its model, scale and seed; ``steps`` steps from its best
-    parameters) or read the finished run; its ACC (%) on ``split_mnist_domain``, mean and std over ``runs``."""
-    workdir = Path(f"{glyph_run['workdir']}_at{glyph_run['steps']}_{SPLIT_MNIST_STREAM}{steps}")
-    if not (workdir / "results.json").exists():
-        meta_train(configs.override(configs.load(SPLIT_MNIST_CONFIGS[glyph_run["config"]]), [
-            f"model.feedback_scale={glyph_run['feedback_scale']}", f"seed={glyph_run['seed']}", f"steps={steps}",
-            f"init_from='{glyph_run['workdir']}'"]), workdir)
-    accuracy = stream_accuracy(str(workdir), SPLIT_MNIST_STREAM, runs)
-    return {"split_mnist_steps": steps, "split_mnist_workdir": str(workdir), "split_mnist_runs": runs,
-            "split_mnist_ACC": accuracy["ACC"], "split_mnist_ACC_eval_std": accuracy["ACC eval std"]}
+def report(workdirs, out):
+    rows = []
+    for config, scale, seed, steps, split_mnist in GLYPH_RUNS:
+        rows.append(glyph_row(config, scale, seed, workdirs[glyph_run_name(config, scale, seed)]))
+        if split_mnist:
+            rows[-1].update(split_mnist_columns(workdirs[split_mnist_run_name(config, scale, seed, steps)]))
+    rows.sort(key=lambda r: (r["config"], r["feedback_scale"], r["steps"], r["seed"]))
+    (out / "feedback_scale.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "feedback_scale.md").write_text(table(rows))
+    return [out / "feedback_scale.json", out / "feedback_scale.md"]
 
 
 def table(rows: list[dict]) -> str:
@@ -107,13 +102,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + (
         f"\n\nLeft chance: the first logged step (every 50) whose mean training loss is below {LEFT_CHANCE} (chance: "
         "ln 5 = 1.61; \"-\": not within the run). Terms: meta-test query accuracy (%) of the best parameters on "
-        "held-out characters. A run's workdir continued to more steps has a row per length. "
+        "held-out characters. "
         f"{SPLIT_MNIST_STREAM} ACC: the run meta-finetuned on Split-MNIST domain-IL "
         f"({', '.join(f'`{c}`' for c in SPLIT_MNIST_CONFIGS.values())} with its model, scale and seed, from its best "
-        "parameters), mean ± std over evaluation runs.\n" + seeds_table(rows))
+        "parameters), mean ± std over evaluation runs.\n" + spread_table(rows))
 
 
-def seeds_table(rows: list[dict]) -> str:
+def spread_table(rows: list[dict]) -> str:
     """Mean ± std over seeds of the Split-MNIST ACC of runs alike but for the seed; empty without such runs."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -132,42 +127,4 @@ def seeds_table(rows: list[dict]) -> str:
                                "last column is the mean over seeds of the std over evaluation runs.\n")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="acl_glyphs_quickstart", help="a shipped config, meta-trained from scratch")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 16.0], help="model.feedback_scale values")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=2000, help="glyph steps (a shorter finished run is continued)")
-    parser.add_argument("--split-mnist-steps", type=int, default=0,
-                        help="also meta-finetune each run on Split-MNIST domain-IL for this many steps (0: not)")
-    parser.add_argument("--runs", type=int, default=10, help="evaluation runs on split_mnist_domain")
-    add_output_arguments(parser, __file__)
-    args = parser.parse_args(argv)
-    out = output_dir(args, __file__)
-    path = out / "feedback_scale.json"
-    if args.split_mnist_steps < 0:
-        parser.error(f"--split-mnist-steps must be 0 (none) or a positive step count, not {args.split_mnist_steps}")
-    if args.split_mnist_steps and args.config not in SPLIT_MNIST_CONFIGS:
-        parser.error(f"--split-mnist-steps needs --config {' or '.join(SPLIT_MNIST_CONFIGS)}, not {args.config}")
-    runs = [(args.config, scale, seed, args.steps) for scale in args.scales for seed in args.seeds]
-    rows = [r for r in (json.loads(path.read_text()) if path.exists() else [])
-            if (r["config"], r["feedback_scale"], r["seed"], r["steps"]) not in runs]  # other runs' entries are kept
-    command = " ".join(["feedback_scale.py", *(sys.argv[1:] if argv is None else argv)])
-    stamp = {"date": time.strftime("%Y-%m-%d"), "command": command, "environment": environment()}  # workdirs here
-    for config_name, scale, seed, steps in runs:
-        row = run(config_name, scale, seed, steps)
-        if args.split_mnist_steps:
-            row.update(split_mnist(row, args.split_mnist_steps, args.runs))
-        rows.append({**row, **stamp})
-        print(f"{config_name}, scale {scale:g}, seed {seed}: left chance at step {rows[-1]['left_chance_at']}",
-              flush=True)
-        path.write_text(json.dumps(rows, indent=1) + "\n")
-    rows.sort(key=lambda r: (r["config"], r["feedback_scale"], r["steps"], r["seed"]))
-    path.write_text(json.dumps(rows, indent=1) + "\n")
-    (out / "feedback_scale.md").write_text(table(rows))
-    print(table(rows) + f"\n-> {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+EXPERIMENT = Experiment("feedback_scale", tuple(declared_runs()), report=report)

@@ -1,6 +1,7 @@
 """Split-MNIST with the parameter-isolation methods beside naive and joint training, and what each adds.
 
-    python experiments/isolation_split_mnist.py [--seeds 5] [--rows ...] [--scenarios task domain class]
+    acljax experiment run isolation_split_mnist      # every row and scenario, 5 seeds
+    acljax experiment report isolation_split_mnist   # -> runs/isolation_split_mnist/report/
 
 Hsu et al.'s training protocol (MLP 784-400-400, 4 epochs per task, batch 128, Adam 1e-3):
 naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 8) or bottleneck adapters
@@ -8,17 +9,17 @@ naive fine-tuning, joint training (the upper bound), per-task LoRA deltas (rank 
 tokens (a learned token per task read first by a frozen SRWM sequence model of the image's rows; these four
 are task-IL only: they need the task id), and a mixture of per-task experts, routed by the task id
 (task-IL) or by the most confident trained expert (every scenario). Each row: ACC, BWT and the parameters
-the method adds beside the network's own. Results go to runs/isolation_split_mnist/ (--out DIR;
---record: experiments/results/); finished (row, scenario) pairs there are kept while their configuration
-and seed count are unchanged, so an interrupted run resumes.
+the method adds beside the network's own. The job (kwargs: seeds, rows, scenarios) writes
+runs/isolation_split_mnist/methods/isolation_split_mnist.json; finished (row, scenario) pairs there are kept
+while their configuration and seed count are unchanged, so an interrupted run resumes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -28,7 +29,7 @@ from acljax.cl.methods import PNN, Adapters, Experts, Joint, LoRA, Method, TaskT
 from acljax.cl.models import mlp_model
 from acljax.cl.trainer import SequentialConfig, migrate_record
 from acljax.data.streams import SCENARIOS
-from acljax.recording import add_output_arguments, output_dir
+from acljax.experiment import Experiment, Job
 
 ROWS = {  # name -> (method, scenarios it runs in)
     "Naive (Adam)": (Method(), SCENARIOS),
@@ -60,36 +61,37 @@ def table(results: dict) -> str:
                                 "parameters; added: beyond it, for the second task and for all five.\n")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
-    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    add_output_arguments(parser, __file__)
-    args = parser.parse_args(argv)
-    out = output_dir(args, __file__)
-    path = out / "isolation_split_mnist.json"
+def methods(workdir: Path, seeds: int = 5, rows: list[str] | None = None, scenarios: list[str] | None = None) -> None:
+    """Each of ``rows`` (default: every one of ROWS) in each of ``scenarios`` it runs in (default: every one), with
+    ``seeds`` seeds, into ``workdir/isolation_split_mnist.json``."""
+    rows, scenarios = rows or list(ROWS), scenarios or list(SCENARIOS)
+    for arg, given, accepted in (("rows", rows, ROWS), ("scenarios", scenarios, SCENARIOS)):
+        if unknown := [g for g in given if g not in accepted]:
+            raise ValueError(f"{arg}: {unknown} are not among {list(accepted)}")
+    path = Path(workdir) / "isolation_split_mnist.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    for name in args.rows:
-        method, scenarios = ROWS[name]
-        for scenario in [s for s in args.scenarios if s in scenarios]:
+    for name in rows:
+        method, runs_in = ROWS[name]
+        for scenario in [s for s in scenarios if s in runs_in]:
             key, config = f"{name}/{scenario}", SequentialConfig(method=method)
             recorded = config.to_dict()
             stored = results.get(key, {"seeds": 0, "config": {}})
-            if stored["seeds"] >= args.seeds and migrate_record(stored["config"]) == recorded:
+            if stored["seeds"] >= seeds and migrate_record(stored["config"]) == recorded:
                 print(f"{key}: skipped, already in {path} with this configuration", flush=True)
                 continue
             start = time.time()
-            report = sequential_report(config, "split:mnist", seeds=args.seeds, scenario=scenario)
-            results[key] = {**report.summary, "seeds": args.seeds, "seconds": round(time.time() - start, 1),
+            report = sequential_report(config, "split:mnist", seeds=seeds, scenario=scenario)
+            results[key] = {**report.summary, "seeds": seeds, "seconds": round(time.time() - start, 1),
                             "config": recorded, "mean_matrix": np.asarray(report.matrices).mean(0).tolist()}
             path.write_text(json.dumps(results, indent=1) + "\n")
-            (out / "isolation_split_mnist.md").write_text(table(results))
             print(f"{key}: ACC {100 * results[key]['ACC']['mean']:.2f} in {results[key]['seconds']} s", flush=True)
-    print(table(results))
-    print(f"-> {path}")
-    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def report(workdirs, out):
+    results = json.loads((workdirs["methods"] / "isolation_split_mnist.json").read_text())
+    (out / "isolation_split_mnist.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "isolation_split_mnist.md").write_text(table(results))
+    return [out / "isolation_split_mnist.json", out / "isolation_split_mnist.md"]
+
+
+EXPERIMENT = Experiment("isolation_split_mnist", jobs=(Job("methods", methods, (("seeds", 5),)),), report=report)

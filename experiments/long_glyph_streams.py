@@ -9,41 +9,43 @@ paper's Split-Omniglot figures (92.3 / 82.0 / 67.6 %, ACL meta-trained on 2-3 ta
   each task's demo half (10 drawings per character: twice the in-context demos), Adam 1e-3, batch 16,
   20 epochs per task, with Hsu et al.'s domain-IL strengths; joint training on every task as a bound.
 
-    python experiments/long_glyph_streams.py [--runs 10] [--lengths 5 10 20] [--models glyphs_2task_acl ...]
+Declared: the two curriculum stages of the shipped models' chain that were not shipped (4 and 16 tasks, from
+the shipped 2- and 8-task models; the 8-, 24- and 32-task models: the shipped ones, and the long_sequences and
+meta_training_seeds experiments), a job training the baselines, and the report, which reads each model in
+context (entries of an earlier report in the same folder are kept while the model's best step is unchanged).
 
-The recorded table (experiments/results/) came from ``--record --models glyphs_2task_acl glyphs_2task_no_acl
-runs/glyphs_4task runs/glyphs_8task runs/glyphs_8task_3000 glyphs_8task_acl runs/glyphs_16task glyphs_24task_acl
-runs/glyphs_32task runs/glyphs_2task_d256 runs/glyphs_8task_d256 runs/conv4_d256_seed0/glyphs_2task
-runs/conv4_d256_seed0/glyphs_4task runs/conv4_d256_seed0/glyphs_8task runs/conv4_d256_seed0/glyphs_16task
-runs/conv4_d256_seed0/glyphs_24task`` (the workdirs: the README's long-task-streams section, the configs'
-docstrings and experiments/conv4_gpu.py, the Conv-4 chain meta-trained on a GPU).
+    acljax experiment run long_glyph_streams      # 2 runs (about 4 + 9 min on 2 cores) and the baselines
+    acljax experiment report long_glyph_streams   # -> runs/long_glyph_streams/report/long_glyph_streams.{json,md,png}
 
-Results: runs/long_glyph_streams/long_glyph_streams.{json,md,png} (--out DIR elsewhere; --record:
-experiments/results/). Finished (learner, N) entries in that file are kept while their configuration and
-run count are unchanged, so an interrupted run resumes where it stopped.
+The job's kwargs: ``lengths`` (tasks per stream; the glyph split holds up to 220), ``runs`` (evaluation runs),
+``names`` (of BASELINES). Finished baseline entries are kept while their configuration and run count are
+unchanged, so an interrupted job resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import time
-
-from hsu_split_mnist import config_for
+from collections.abc import Callable
+from pathlib import Path
 
 from acljax.acl.in_context import in_context_report
 from acljax.cl.evaluate import migrate_settings
+from acljax.cl.hsu2018 import config_for
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.data import channel_statistics
 from acljax.data.benchmarks import GLYPH_STREAM, glyph_stream
 from acljax.data.registry import Preprocessing
 from acljax.eval import evaluate
-from acljax.recording import add_output_arguments, output_dir
+from acljax.experiment import Experiment, Job, Run
+from acljax.pretrained import model_dir
 
 PAPER = {5: 92.3, 10: 82.0, 20: 67.6}  # Irie et al., Split-Omniglot domain-IL accuracy (%), ACL
-MODELS = ("glyphs_2task_acl", "glyphs_2task_no_acl", "glyphs_8task_acl", "glyphs_24task_acl")
+LENGTHS = sorted(PAPER)
+RUNS = 10
+SHIPPED = ("glyphs_2task_acl", "glyphs_2task_no_acl", "glyphs_8task_acl", "glyphs_24task_acl")
+STAGES = (Run("glyphs_4task", "acl_glyphs_4task"), Run("glyphs_16task", "acl_glyphs_16task"))  # from shipped models
 BASELINES = ("Adam", "L2", "EWC", "Online EWC", "SI", "MAS", "LwF", "Offline")  # replay-free, and joint
 TRAINING = dict(batch_size=16, epochs=20)  # a task has 50 training images
 
@@ -58,6 +60,64 @@ def baseline_report(config: SequentialConfig, length: int, runs: int):
     mean, std = channel_statistics("glyphs", pre)
     learner = SequentialLearner(config, stream.num_outputs, (32, 32, 1), mean[0], std[0], progress=False)
     return evaluate(learner, stream.tasks, list(range(runs)), [t.name for t in stream.tasks], progress=False)
+
+
+def entries(path: Path, learners: list[tuple[str, dict, Callable]], lengths, runs: int) -> dict:
+    """{"LEARNER/N": summary} of each (label, setting, evaluate(n) -> report) on each length into ``path``; an entry
+    there with the same setting and run count is kept, not evaluated again."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for label, setting, report_for in learners:
+        for n in lengths:
+            key = f"{label}/{n}"
+            stored = results.get(key, {"runs": None, "setting": None})
+            if stored["runs"] == runs and migrate_settings(stored["setting"]) == setting:
+                print(f"{key}: kept from {path}", flush=True)
+                continue
+            start = time.time()
+            results[key] = {**report_for(n).summary, "runs": runs, "setting": setting,
+                            "seconds": round(time.time() - start, 1)}
+            path.write_text(json.dumps(results, indent=1) + "\n")
+            print(f"{key}: ACC {100 * results[key]['ACC']['mean']:.1f} in {results[key]['seconds']} s", flush=True)
+    return results
+
+
+def baselines(workdir: Path, lengths: list[int] = LENGTHS, runs: int = RUNS, names: list[str] = BASELINES) -> None:
+    """Each baseline of ``names`` trained on each stream of ``lengths`` tasks, ``runs`` seeds, into
+    ``workdir/baselines.json``."""
+    check_lengths(lengths)
+    if unknown := [n for n in names if n not in BASELINES]:
+        raise ValueError(f"names: {unknown} are not among {list(BASELINES)}")
+    entries(Path(workdir) / "baselines.json", [
+        (name, {"config": baseline_config(name).to_dict()},
+         lambda n, name=name: baseline_report(baseline_config(name), n, runs)) for name in names], lengths, runs)
+
+
+def check_lengths(lengths) -> None:
+    if not lengths or min(lengths) < 1 or len(set(lengths)) != len(lengths):
+        raise ValueError(f"lengths must be distinct positive numbers of tasks, got {lengths}")
+
+
+def in_context(models: dict[str, str | Path], path: Path, lengths, runs: int) -> dict:
+    """Each model ({label: shipped name or workdir}) reading each stream in context, 5 demos per class."""
+    def setting(label, model):
+        best = json.loads((model_dir(model) / "best.json").read_text())
+        return {"model": label, "shots": 5, "best_step": best["step"]}
+
+    return entries(path, [(f"in context: {label}", setting(label, model),
+                           lambda n, model=model: in_context_report(str(model), f"{GLYPH_STREAM}{n}", runs=runs,
+                                                                    shots=5, progress=False))
+                          for label, model in models.items()], lengths, runs)
+
+
+def report(workdirs, out):
+    lengths = LENGTHS
+    models = {name: name for name in SHIPPED} | {run.name: workdirs[run.name] for run in STAGES}
+    results = in_context(models, out / "in_context.json", lengths, RUNS)
+    results |= json.loads((workdirs["baselines"] / "baselines.json").read_text())
+    (out / "long_glyph_streams.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "long_glyph_streams.md").write_text(table(results, lengths))
+    plot(results, lengths, out / "long_glyph_streams.png")
+    return [out / "long_glyph_streams.json", out / "long_glyph_streams.md", out / "long_glyph_streams.png"]
 
 
 def learners(results: dict) -> list[str]:
@@ -102,45 +162,4 @@ def plot(results: dict, lengths, path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--lengths", type=int, nargs="+", default=sorted(PAPER),
-                        help="tasks per stream (default: the paper's lengths; the glyph split holds up to 220)")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help="shipped models or workdirs")
-    parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=BASELINES)
-    add_output_arguments(parser, __file__)
-    args = parser.parse_args(argv)
-    if min(args.lengths) < 1:
-        parser.error(f"--lengths must be positive numbers of tasks, got {args.lengths}")
-    args.lengths = list(dict.fromkeys(args.lengths))  # each once, in the order given
-    out = output_dir(args, __file__)
-    path = out / "long_glyph_streams.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    jobs = [(f"in context: {m}", m, None) for m in args.models] + [(b, None, b) for b in args.baselines]
-    for label, model, baseline in jobs:
-        for n in args.lengths:
-            key = f"{label}/{n}"
-            setting = {"model": model, "shots": 5} if model else {
-                "config": baseline_config(baseline).to_dict()}
-            stored = results.get(key, {"runs": None, "setting": None})
-            if stored["runs"] == args.runs and migrate_settings(stored["setting"]) == setting:
-                print(f"{key}: kept from {path}", flush=True)
-                continue
-            start = time.time()
-            if model:
-                report = in_context_report(model, f"{GLYPH_STREAM}{n}", runs=args.runs, shots=5, progress=False)
-            else:
-                report = baseline_report(baseline_config(baseline), n, args.runs)
-            results[key] = {**report.summary, "runs": args.runs, "setting": setting,
-                            "seconds": round(time.time() - start, 1)}
-            path.write_text(json.dumps(results, indent=1) + "\n")
-            print(f"{key}: ACC {100 * results[key]['ACC']['mean']:.1f} in {results[key]['seconds']} s", flush=True)
-    (out / "long_glyph_streams.md").write_text(table(results, args.lengths))
-    plot(results, args.lengths, out / "long_glyph_streams.png")
-    print(table(results, args.lengths) + f"\n-> {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+EXPERIMENT = Experiment("long_glyph_streams", runs=STAGES, jobs=(Job("baselines", baselines),), report=report)

@@ -10,7 +10,8 @@ figures (92.3 / 82.0 / 67.6 %).
 
 import json
 
-from acljax.experiment import Experiment, Run, accuracy_table, stream_accuracies
+from acljax.experiment import Experiment, Run
+from acljax.results import accuracy_table, stream_accuracy
 
 SHIPPED = "glyphs_24task_acl"
 STEPS = 200
@@ -19,8 +20,10 @@ PAPER = "| ACL, Split-Omniglot (paper) | 92.3 | 82.0 | 67.6 |"  # Irie et al., d
 
 
 def report(workdirs, out):
-    accuracies = stream_accuracies({f"{SHIPPED} (shipped, 24 tasks)": SHIPPED} |
-                                   {f"then 32 tasks, {name}": path for name, path in workdirs.items()}, STREAMS)
+    models = {f"{SHIPPED} (shipped, 24 tasks)": SHIPPED} | {f"then 32 tasks, {name}": path
+                                                            for name, path in workdirs.items()}
+    accuracies = {label: {stream: stream_accuracy(model, stream) for stream in STREAMS}
+                  for label, model in models.items()}
     seeds = [f"then 32 tasks, {name}" for name in workdirs]
     table = accuracy_table(accuracies, STREAMS, {f"then 32 tasks, mean ± std over {len(seeds)} seeds": seeds},
                            fixed_rows=(PAPER,))

@@ -8,99 +8,71 @@ models), on the 5-, 10- and 20-task glyph streams. The Split-MNIST models, three
 meta-finetuned from its own chain with the same seed: from the 24-task curriculum model (the configs as they
 are; seed 0: the shipped models), from the 2-task glyph model (the recipe shipped until 2026-11-24), and the
 same with the glyphs' rotations as extra classes (as the paper's Omniglot); on the Split-MNIST streams.
-Stream accuracies: --runs evaluation runs (default 10), each with its own demos. Mean ± std over
-meta-training seeds, and separately the mean over seeds of the std over evaluation runs.
+Stream accuracies: 10 evaluation runs, each with its own demos. Mean ± std over meta-training seeds, and
+separately the mean over seeds of the std over evaluation runs.
 
-    for seed in 1 2; do
-      acljax train --config acl_glyphs_quickstart --workdir runs/glyphs_2task_acl_seed$seed --set seed=$seed
-      acljax train --config acl_glyphs_quickstart --workdir runs/glyphs_2task_no_acl_seed$seed --set seed=$seed --no-acl
-      previous=runs/glyphs_2task_acl_seed$seed
-      for tasks in 4 8 16 24; do  # the length curriculum: 65 min for seeds 1 and 2 side by side on 2 cores
-        acljax train --config acl_glyphs_${tasks}task --workdir runs/glyphs_${tasks}task_seed$seed \
-          --set seed=$seed --set "init_from='$previous'"
-        previous=runs/glyphs_${tasks}task_seed$seed
-      done
-      for scenario in domain class; do
-        acljax train --config acl_split_mnist_$scenario --workdir runs/split_mnist_${scenario}_from24_seed$seed \
-          --set seed=$seed --set "init_from='runs/glyphs_24task_seed$seed'"
-      done
-    done
-    for scenario in domain class; do  # the 2-task recipes; seed 0 starts from the shipped glyph model
-      acljax train --config acl_split_mnist_$scenario --workdir runs/split_mnist_${scenario}_seed0 \
-        --set "init_from='glyphs_2task_acl'"
-      acljax train --config acl_split_mnist_$scenario --workdir runs/rot_split_mnist_${scenario}_seed0 \
-        --set "init_from='glyphs_2task_acl'" --set pools.0.rotations=True
-      for seed in 1 2; do
-        acljax train --config acl_split_mnist_$scenario --workdir runs/split_mnist_${scenario}_seed$seed \
-          --set seed=$seed --set "init_from='runs/glyphs_2task_acl_seed$seed'"
-        acljax train --config acl_split_mnist_$scenario --workdir runs/rot_split_mnist_${scenario}_seed$seed \
-          --set seed=$seed --set "init_from='runs/glyphs_2task_acl_seed$seed'" --set pools.0.rotations=True
-      done
-    done
-    python experiments/meta_training_seeds.py [--record]
+    acljax experiment run meta_training_seeds --dry-run   # 34 runs; the curriculum: 65 min per seed on 2 cores
+    acljax experiment run meta_training_seeds
+    acljax experiment report meta_training_seeds          # -> runs/meta_training_seeds/report/
+
+The recorded tables were reported from workdirs made before experiments were declared, by ``acljax train``
+commands that this graph declares run for run, under the same names: ``--root runs``.
 """
 
-from __future__ import annotations
-
-import argparse
 import json
-import sys
 
 import numpy as np
 
-from acljax.acl.in_context import in_context_report
-from acljax.pretrained import model_dir
-from acljax.recording import add_output_arguments, output_dir
+from acljax.experiment import Experiment, Run, chain
+from acljax.results import SPLIT_MNIST_STREAMS, TERMS, meta_test_terms, seeds_table, stream_accuracy
 
-MODELS = {"ACL": ["glyphs_2task_acl", "runs/glyphs_2task_acl_seed1", "runs/glyphs_2task_acl_seed2"],
-          "no ACL": ["glyphs_2task_no_acl", "runs/glyphs_2task_no_acl_seed1", "runs/glyphs_2task_no_acl_seed2"]}
-CURRICULUM = {"8-task curriculum": ["glyphs_8task_acl", "runs/glyphs_8task_seed1", "runs/glyphs_8task_seed2"],
-              "24-task curriculum": ["glyphs_24task_acl", "runs/glyphs_24task_seed1", "runs/glyphs_24task_seed2"]}
+SEEDS = (1, 2)  # seed 0: the shipped models
+SCENARIOS = ("domain", "class")
+ROTATIONS = "pools.0.rotations=True"
+GLYPH_STREAM = "split_glyphs_domain5"
 LONG_STREAMS = ("split_glyphs_domain5", "split_glyphs_domain10", "split_glyphs_domain20")
-SPLIT_MNIST = {  # recipe -> scenario -> the models of seeds 0, 1, 2
-    "from the 24-task model (shipped)": {scenario: [f"split_mnist_{scenario}_acl"] + [
-        f"runs/split_mnist_{scenario}_from24_seed{seed}" for seed in (1, 2)] for scenario in ("domain", "class")},
-    "from the 2-task model": {scenario: [f"runs/split_mnist_{scenario}_seed{seed}" for seed in range(3)]
-                              for scenario in ("domain", "class")},
-    "from the 2-task model, rotations": {scenario: [f"runs/rot_split_mnist_{scenario}_seed{seed}" for seed in range(3)]
-                                         for scenario in ("domain", "class")},
-}
-SPLIT_MNIST_STREAMS = {"domain-IL (5 tasks)": ("domain", "split_mnist_domain"),
-                       "class-IL (5 tasks)": ("class", "split_mnist_class"),
-                       "class-IL (2 tasks)": ("class", "split_mnist_class2")}
-TERMS = {"A after A": "acc/within_0", "B after A, B": "acc/within_1", "A after A, B": "acc/backward_0_after_1"}
-STREAM = "split_glyphs_domain5"
+RUNS = 10  # evaluation runs per stream
 
 
-def stream_accuracy(model: str, stream: str, runs: int) -> dict:
-    """ACC (%) of ``model`` on ``stream``: mean and std over ``runs`` evaluation runs, 5 demos per class."""
-    report = in_context_report(model, stream, runs=runs, shots=5, progress=False)
-    return {"model": model, "ACC": 100 * report.summary["ACC"]["mean"],
-            "ACC eval std": 100 * report.summary["ACC"]["std"]}
+def seed_runs(seed: int) -> list[Run]:
+    curriculum = chain([(f"glyphs_{tasks}task_seed{seed}", f"acl_glyphs_{tasks}task") for tasks in (4, 8, 16, 24)],
+                       (f"seed={seed}",), after=f"glyphs_2task_acl_seed{seed}")
+    return [Run(f"glyphs_2task_acl_seed{seed}", "acl_glyphs_quickstart", (f"seed={seed}",)),
+            Run(f"glyphs_2task_no_acl_seed{seed}", "acl_glyphs_quickstart", (f"seed={seed}", "use_acl=False")),
+            *curriculum,
+            *(Run(f"split_mnist_{scenario}_from24_seed{seed}", f"acl_split_mnist_{scenario}", (f"seed={seed}",),
+                  after=curriculum[-1].name) for scenario in SCENARIOS)]
 
 
-def seed_results(model: str, runs: int) -> dict:
-    test = json.loads((model_dir(model) / "results.json").read_text())["test"]
-    stream = stream_accuracy(model, STREAM, runs)
-    return {**{name: 100 * test[key] for name, key in TERMS.items()},
-            "stream ACC": stream["ACC"], "stream ACC eval std": stream["ACC eval std"]}
+def two_task_recipe_runs(scenario: str) -> list[Run]:
+    """Split-MNIST from the 2-task glyph model of each seed (seed 0: the shipped one), with and without rotations."""
+    runs = []
+    for prefix, extra in (("", ()), ("rot_", (ROTATIONS,))):
+        config = f"acl_split_mnist_{scenario}"
+        runs.append(Run(f"{prefix}split_mnist_{scenario}_seed0", config, ("init_from='glyphs_2task_acl'", *extra)))
+        runs += [Run(f"{prefix}split_mnist_{scenario}_seed{seed}", config, (f"seed={seed}", *extra),
+                     after=f"glyphs_2task_acl_seed{seed}") for seed in SEEDS]
+    return runs
 
 
-def stream_table(results: dict, runs: int, caption: str) -> str:
-    """results: model recipe -> stream -> one {"ACC", "ACC eval std"} per seed; a row per stream and recipe (the
-    first recipe has every stream)."""
-    lines = ["| stream | recipe | seeds | ACC per seed | ACC: mean ± std over seeds | std over evaluation runs |",
-             "|---|---|---|---|---|---|"]
-    for stream in next(iter(results.values())):
-        for recipe, per_stream in results.items():
-            if stream not in per_stream:  # a recipe run for some of the streams only
-                continue
-            per_seed = per_stream[stream]
-            accs, spread = [r["ACC"] for r in per_seed], np.mean([r["ACC eval std"] for r in per_seed])
-            lines.append(f"| {stream} | {recipe} | {len(per_seed)} | {' / '.join(f'{a:.2f}' for a in accs)} | "
-                         f"{np.mean(accs):.2f} ± {np.std(accs):.2f} | {spread:.2f} |")
-    return "\n".join(lines) + f"\n\n{caption} Per-seed values in seed order 0, 1, 2; population std over seeds; the " \
-        f"last column is the mean over seeds of the std over {runs} evaluation runs.\n"
+def models(workdirs: dict) -> tuple[dict, dict, dict]:
+    """The models of each table, seeds 0, 1, 2 in order: {row: [models]}, {recipe: [models]}, {recipe: {scenario:
+    [models]}}."""
+    def seeds(shipped, run):
+        return [shipped] + [workdirs[run.format(seed)] for seed in SEEDS]
+
+    glyphs = {"ACL": seeds("glyphs_2task_acl", "glyphs_2task_acl_seed{}"),
+              "no ACL": seeds("glyphs_2task_no_acl", "glyphs_2task_no_acl_seed{}")}
+    curriculum = {f"{tasks}-task curriculum": seeds(f"glyphs_{tasks}task_acl", f"glyphs_{tasks}task_seed{{}}")
+                  for tasks in (8, 24)}
+    split_mnist = {
+        "from the 24-task model (shipped)": {s: seeds(f"split_mnist_{s}_acl", f"split_mnist_{s}_from24_seed{{}}")
+                                             for s in SCENARIOS},
+        "from the 2-task model": {s: [workdirs[f"split_mnist_{s}_seed{seed}"] for seed in (0, *SEEDS)]
+                                  for s in SCENARIOS},
+        "from the 2-task model, rotations": {s: [workdirs[f"rot_split_mnist_{s}_seed{seed}"] for seed in (0, *SEEDS)]
+                                             for s in SCENARIOS}}
+    return glyphs, curriculum, split_mnist
 
 
 CURRICULUM_CAPTION = (
@@ -116,7 +88,8 @@ SPLIT_MNIST_CAPTION = (
     "classes, as the paper's Omniglot).")
 
 
-def table(results: dict, runs: int) -> str:
+def glyph_table(results: dict) -> str:
+    """Markdown from {row: [{TERMS label: %, "stream ACC", "stream ACC eval std"} per seed]}."""
     columns = [*TERMS, "stream ACC"]
     lines = ["| model | seeds | " + " | ".join(columns) + " | stream ACC: std over evaluation runs |",
              "|---|---|" + "---|" * (len(columns) + 1)]
@@ -125,31 +98,38 @@ def table(results: dict, runs: int) -> str:
         spread = np.mean([r["stream ACC eval std"] for r in per_seed])
         lines.append(f"| {label} | {len(per_seed)} | " + " | ".join(cells) + f" | {spread:.1f} |")
     return "\n".join(lines) + (
-        f"\n\nMeta-test terms: query accuracy (%) on held-out characters; stream ACC: `{STREAM}` (5 tasks of "
+        f"\n\nMeta-test terms: query accuracy (%) on held-out characters; stream ACC: `{GLYPH_STREAM}` (5 tasks of "
         "5-way held-out characters, domain-incremental, 5 demos per class). Mean ± std over meta-training seeds "
-        f"(population std); the last column is the mean over seeds of the std over {runs} evaluation runs.\n")
+        f"(population std); the last column is the mean over seeds of the std over {RUNS} evaluation runs.\n")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10, help="evaluation runs on the stream")
-    add_output_arguments(parser, __file__)
-    args = parser.parse_args(argv)
-    out = output_dir(args, __file__)
-    results = {label: [{"model": m, **seed_results(m, args.runs)} for m in models] for label, models in MODELS.items()}
-    curriculum = {recipe: {stream: [stream_accuracy(m, stream, args.runs) for m in models] for stream in LONG_STREAMS}
-                  for recipe, models in CURRICULUM.items()}
-    split_mnist = {recipe: {label: [stream_accuracy(m, stream, args.runs) for m in models[scenario]]
-                            for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items()}
-                   for recipe, models in SPLIT_MNIST.items()}
+def report(workdirs, out):
+    glyphs, curriculum, split_mnist = models(workdirs)
+
+    def accuracy(model, stream):
+        return {"model": str(model), **stream_accuracy(model, stream, runs=RUNS)}
+
+    def glyph_row(model):
+        stream = stream_accuracy(model, GLYPH_STREAM, runs=RUNS)
+        return {"model": str(model), **meta_test_terms(model), "stream ACC": stream["ACC"],
+                "stream ACC eval std": stream["ACC eval std"]}
+
+    results = {label: [glyph_row(m) for m in seeds] for label, seeds in glyphs.items()}
+    long_streams = {recipe: {stream: [accuracy(m, stream) for m in seeds] for stream in LONG_STREAMS}
+                    for recipe, seeds in curriculum.items()}
+    mnist = {recipe: {label: [accuracy(m, stream) for m in per_scenario[scenario]]
+                      for label, (scenario, stream) in SPLIT_MNIST_STREAMS.items()}
+             for recipe, per_scenario in split_mnist.items()}
     (out / "meta_training_seeds.json").write_text(
-        json.dumps({**results, "curriculum": curriculum, "split_mnist": split_mnist}, indent=1) + "\n")
-    text = "\n".join([table(results, args.runs), stream_table(curriculum, args.runs, CURRICULUM_CAPTION),
-                      stream_table(split_mnist, args.runs, SPLIT_MNIST_CAPTION)])
-    (out / "meta_training_seeds.md").write_text(text)
-    print(text + f"\n-> {out}")
-    return 0
+        json.dumps({**results, "curriculum": long_streams, "split_mnist": mnist}, indent=1) + "\n")
+    (out / "meta_training_seeds.md").write_text("\n".join([
+        glyph_table(results), seeds_table(long_streams, RUNS, CURRICULUM_CAPTION),
+        seeds_table(mnist, RUNS, SPLIT_MNIST_CAPTION)]))
+    return [out / "meta_training_seeds.json", out / "meta_training_seeds.md"]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+EXPERIMENT = Experiment(
+    "meta_training_seeds",
+    tuple(run for seed in SEEDS for run in seed_runs(seed)) +
+    tuple(run for scenario in SCENARIOS for run in two_task_recipe_runs(scenario)),
+    report=report)

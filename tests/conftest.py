@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -110,17 +109,12 @@ def quickstart_on_empty_cache(installed_acljax, fresh_cache, tmp_path_factory):
 
 
 @pytest.fixture
-def experiment_script(monkeypatch):
-    """Loads a script of experiments/ as a module: ``experiment_script("hsu_split_mnist").main([...])``."""
-    monkeypatch.syspath_prepend(str(ROOT / "experiments"))  # the scripts import each other, as when run there
+def experiment_script():
+    """Loads an experiment file of experiments/ as a module: ``experiment_script("hsu_split_mnist").EXPERIMENT``."""
 
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    from acljax.configs import run_file
 
-    return load
+    return lambda name: run_file(ROOT / "experiments" / f"{name}.py", f"experiment {name}")
 
 
 @pytest.fixture

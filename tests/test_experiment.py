@@ -10,7 +10,7 @@ import tiny_run
 
 from acljax import experiment
 from acljax.cli import main
-from acljax.experiment import Experiment, Run
+from acljax.experiment import Experiment, Job, Run
 from acljax.recording import git_state
 from acljax.workdir import Workdir
 
@@ -23,7 +23,7 @@ def get_config():
 
 EXPERIMENT = '''
 import json
-from acljax.experiment import Experiment, Run
+from acljax.experiment import Experiment, Job, Run
 
 def report(workdirs, out):
     rows = {{name: json.loads((w / "results.json").read_text())["best_validation"]["loss"]
@@ -111,19 +111,63 @@ def test_a_graph_runs_in_order_resumes_after_a_kill_and_reports_from_its_workdir
 
 
 @pytest.mark.parametrize("runs, expected", [
-    (lambda: (Run("a", "x"), Run("a", "y")), "run names must be unique"),
+    (lambda: (Run("a", "x"), Run("a", "y")), "run and job names must be unique"),
     (lambda: (Run("a", "x", after="b"),), "run 'a' starts after 'b', which is not one of its runs (a)"),
     (lambda: (Run("a", "x", after="b"), Run("b", "x", after="a")), "start after each other in a cycle"),
-    (lambda: (Run("../a", "x"),), "Run.name must start with a letter or digit"),
-    (lambda: (Run("report", "x"),), "and not be report; got 'report'"),
+    (lambda: (Run("../a", "x"),), "Run.name names its workdir under the experiment's root: '/'-separated parts"),
+    (lambda: (Run("report/a", "x"),), "the first not report; got 'report/a'"),
+    (lambda: (Run("a", "x"), Run("a/b", "x")), "run 'a/b' would lie inside the workdir of run 'a'"),
     (lambda: (Run("a", "x", ("seed=1")),), "Run 'a': overrides must be a tuple of 'FIELD=VALUE' strings, got 'seed=1'"),
     (lambda: (Run("a", "x", ("init_from='m'",), after="b"),), "give either after='b' or an init_from override"),
     (lambda: [Run("a", "x")], "runs must be a tuple of Run"),
-    (lambda: (), "runs must hold at least one Run"),
+    (lambda: (), "declares no Run and no Job"),
 ])
 def test_a_bad_graph_is_refused_when_declared(runs, expected):
     with pytest.raises(ValueError, match=expected.replace("(", "\\(").replace(")", "\\)")):
         Experiment("bad", runs())
+
+
+def _count(workdir, n=1, label="x"):
+    with open(workdir / "calls", "a") as f:
+        f.write(f"{label}{n}\n")
+
+
+@pytest.mark.parametrize("job, expected", [
+    (lambda: Job("j", _count, (("m", 1),)), "Job 'j': kwargs must be (name, JSON value) pairs that _count(workdir, "
+                                             "**kwargs) accepts, got (('m', 1),) (got an unexpected keyword"),
+    (lambda: Job("j", _count, (("label", {1, 2}),)), "kwargs must be (name, JSON value) pairs"),
+    (lambda: Job("j", "_count"), "Job 'j': function must be callable"),
+    (lambda: Job("a b", _count), "Job.name names its workdir"),
+])
+def test_a_bad_job_is_refused_when_declared(job, expected):
+    with pytest.raises(ValueError, match=expected.replace("(", "\\(").replace(")", "\\)").replace("*", "\\*")):
+        job()
+
+
+def test_a_job_runs_once_per_kwargs_and_reports_with_its_record(tmp_path, capsys):
+    def report(workdirs, out):
+        (out / "calls.md").write_text((workdirs["count"] / "calls").read_text())
+        return [out / "calls.md"]
+
+    declared = Experiment("jobs", jobs=(Job("count", _count, (("n", 2),)),), report=report)
+    with pytest.raises(ValueError, match="run and job names must be unique"):
+        Experiment("jobs", runs=(Run("count", "x"),), jobs=declared.jobs)
+    assert experiment.plan_table(experiment.plan(declared, tmp_path)).endswith("0 steps left in all; 1 job to run.")
+    experiment.run_all(declared, tmp_path)
+    experiment.run_all(declared, tmp_path)  # done: not run again
+    assert (tmp_path / "count" / "calls").read_text() == "x2\n"
+    record = json.loads((tmp_path / "count" / "job.json").read_text())
+    assert record["kwargs"] == {"n": 2} and {"git_commit", "jax", "date", "command"} <= set(record)
+    files = experiment.report(declared, tmp_path, tmp_path / "report")
+    assert (tmp_path / "report" / "calls.md").read_text() == "x2\n" and len(files) == 2
+    assert json.loads(files[-1].read_text())["jobs"]["count"]["kwargs"] == {"n": 2}
+
+    other = Experiment("jobs", jobs=(Job("count", _count, (("n", 3),)),), report=report)
+    assert experiment.plan(other, tmp_path)[0]["status"] == "started"  # other kwargs: the job runs again
+    with pytest.raises(ValueError, match="the report needs every run and job done; not done: count \\(started\\)"):
+        experiment.report(other, tmp_path, tmp_path / "report")
+    experiment.run_all(other, tmp_path)
+    assert (tmp_path / "count" / "calls").read_text() == "x2\nx3\n"
 
 
 def test_a_run_whose_parameters_do_not_fit_the_run_before_is_refused_before_any_step(tmp_path):
@@ -155,13 +199,6 @@ def test_an_unknown_experiment_lists_the_ones_there(tmp_path, monkeypatch):
         experiment.load("mine")
 
 
-def test_accuracy_table_by_hand():
-    acc = {"a": {"s5": {"mean": 50.0, "std": 1.0}}, "b": {"s5": {"mean": 60.0, "std": 2.04}}}
-    assert experiment.accuracy_table(acc, ["s5"], {"both": ["a", "b"]}, fixed_rows=("| paper | 92.3 |",)) == (
-        "| model | s5 |\n|---|---|\n| paper | 92.3 |\n| a | 50.0 ± 1.0 |\n| b | 60.0 ± 2.0 |\n"
-        "| both | **55.0 ± 5.0** |")  # population std of 50 and 60: 5
-
-
 def test_git_state_outside_a_checkout_is_unknown(tmp_path):
     assert git_state(tmp_path) == {"git_commit": None, "git_dirty": None}
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
@@ -187,3 +224,18 @@ def test_the_declared_experiments_plan(monkeypatch):
     for name in declared:
         rows = experiment.plan(experiment.load(name), ROOT / "nonexistent_root")
         assert rows and all(r["status"] == "missing" for r in rows)
+
+
+def test_the_quickstart_experiment_declares_what_acljax_quickstart_runs(experiment_script, tmp_path):
+    import dataclasses
+
+    from acljax import configs
+    from acljax.acl import quickstart
+    from acljax.pretrained import model_dir
+
+    script = experiment_script("acl_quickstart")
+    declared, base = script.EXPERIMENT.configs(tmp_path), configs.load(quickstart.CONFIG)
+    for label, use_acl in quickstart.VARIANTS.items():
+        expected, got = quickstart.variant_config(base, use_acl, 300), declared[script.RUNS[label]]
+        assert model_dir(got.init_from) == model_dir(expected.init_from)  # the shipped model, by name or by path
+        assert dataclasses.replace(got, init_from=None) == dataclasses.replace(expected, init_from=None)

@@ -138,6 +138,31 @@ def result_name(settings: dict) -> str:
             f"{settings['runs']}runs")
 
 
+def evaluate_into(out: str | Path, model: str | Path, stream: str, *, runs: int = 10, shots: int = 5,
+                  classes_per_task: int = 2, scenario: str = "domain", keep: bool = False,
+                  progress: bool = True) -> tuple[Report | None, dict[str, Path]]:
+    """``acljax eval``: ``model``'s accuracy matrices on ``stream`` (:func:`in_context_report`) saved into ``out``
+    as NAME.json, NAME.md and NAME.png (NAME: :func:`result_name`), refused before the work where NAME.json holds
+    another evaluation. ``keep``: an evaluation already there with these settings is kept, not run again (the
+    report is then None). ``progress``: say what is evaluated, and show a progress bar. Returns (report, paths)."""
+    from acljax.eval import report as reports
+
+    settings = evaluation_settings(str(model), stream, runs=runs, shots=shots, classes_per_task=classes_per_task,
+                                   scenario=scenario)
+    out, name = Path(out), result_name(settings)
+    reports.claim(out, name, settings)  # never replaces the results of another evaluation
+    paths = {suffix: out / f"{name}.{suffix}" for suffix in ("json", "md", "png")}
+    if keep and all(p.exists() for p in paths.values()):
+        return None, paths
+    if progress:
+        print(f"Evaluating {model} on {stream}: in-context, {shots} demos per class, {runs} runs (results: "
+              f"{paths['json']})", flush=True)
+    result = in_context_report(model, stream, runs=runs, shots=shots, classes_per_task=classes_per_task,
+                               scenario=scenario, progress=progress)
+    return result, reports.save(result, out, name, f"{model} on {stream}, {shots} demos per class",
+                                settings, over="runs")
+
+
 def in_context_report(model_dir: str | Path, stream_name: str, *, runs: int = 10, shots: int = 5,
                       classes_per_task: int = 2, scenario: str = "domain", progress: bool = True) -> Report:
     """Accuracy matrices of a meta-trained model over ``runs`` evaluation runs (each draws its own demos)."""

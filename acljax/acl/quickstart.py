@@ -35,34 +35,47 @@ def table(results: dict[str, dict[str, float]], chance: float) -> str:
     return "\n".join([head, *rows, f"\nQuery accuracy (%) on held-out characters; chance {100 * chance:.0f}."])
 
 
+def variant_config(base: ACLConfig, use_acl: bool, steps: int, from_scratch: bool = False) -> ACLConfig:
+    """``base`` as one variant of the quickstart: with or without the ACL term, ``steps`` steps (validated once,
+    at the end) from that variant's shipped checkpoint, or from scratch."""
+    init = None if from_scratch else PRETRAINED[use_acl]
+    if init is not None and not (init / "best").is_dir():
+        raise FileNotFoundError(f"pretrained checkpoint {init} is missing; run with --from-scratch")
+    return dataclasses.replace(base, use_acl=use_acl, steps=steps, validate_every=steps,
+                               init_from=None if init is None else str(init))
+
+
 def run(base: ACLConfig, workdir: str | Path, *, steps: int, from_scratch: bool = False,
         progress: bool = True) -> dict:
     """Meta-train both variants into ``workdir/acl`` and ``workdir/no_acl``, meta-test them, write
-    ``summary.json``, ``summary.md`` and plots into ``workdir``; returns the summary."""
+    ``summary.json``, ``summary.md`` and plots into ``workdir`` (:func:`summarize`); returns the summary."""
     workdir = Path(workdir)
-    results, runs = {}, {}
+    runs = {}
     for label, use_acl in VARIANTS.items():
-        init = None if from_scratch else PRETRAINED[use_acl]
-        if init is not None and not (init / "best").is_dir():
-            raise FileNotFoundError(f"pretrained checkpoint {init} is missing; run with --from-scratch")
-        config = dataclasses.replace(base, use_acl=use_acl, steps=steps, validate_every=steps,
-                                     init_from=None if init is None else str(init))
+        config = variant_config(base, use_acl, steps, from_scratch)
         runs[label] = workdir / ("acl" if use_acl else "no_acl")
-        print(f"\n{label}: meta-training {steps} steps" + (f" from the shipped {init.name}" if init else
-                                                          " from scratch"))
-        results[label] = meta_train(config, runs[label], progress=progress)["test"]
+        print(f"\n{label}: meta-training {steps} steps" + (f" from the shipped {PRETRAINED[use_acl].name}"
+                                                          if config.init_from else " from scratch"))
+        meta_train(config, runs[label], progress=progress)
+    return summarize(base, runs, workdir, steps=steps, from_scratch=from_scratch)
+
+
+def summarize(base: ACLConfig, runs: dict[str, Path], out: Path, *, steps: int, from_scratch: bool = False) -> dict:
+    """From the variants' workdirs (``{"ACL": ..., "no ACL": ...}``, each meta-tested in its results.json):
+    ``summary.json``, ``summary.md`` and the plots into ``out``; returns the summary."""
+    results = {label: json.loads((Path(run) / "results.json").read_text())["test"] for label, run in runs.items()}
     chance = 1 / base.tasks[0].n_way
     summary = {"steps": steps, "from": "scratch" if from_scratch else {k: str(PRETRAINED[v]) for k, v in
                                                                        VARIANTS.items()},
                "chance": chance, "test": results, "table": table(results, chance)}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (workdir / "summary.md").write_text(summary["table"] + "\n")
-    term_curves(runs, workdir / "meta_training_terms.png", "this run's meta-training terms")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.md").write_text(summary["table"] + "\n")
+    term_curves(runs, out / "meta_training_terms.png", "this run's meta-training terms")
     if not from_scratch:
-        term_curves({k: PRETRAINED[v] for k, v in VARIANTS.items()}, workdir / "pretraining_terms.png",
+        term_curves({k: PRETRAINED[v] for k, v in VARIANTS.items()}, out / "pretraining_terms.png",
                     "meta-training terms of the shipped checkpoints (the paper's Fig. 2 effect)")
-    term_bars(results, COLUMNS, workdir / "accuracy.png", chance, "held-out glyph tasks: A, then B in context")
-    plot_fast_weights(dataclasses.replace(base, use_acl=True), runs["ACL"], workdir / "fast_weights.png")
+    term_bars(results, COLUMNS, out / "accuracy.png", chance, "held-out glyph tasks: A, then B in context")
+    plot_fast_weights(dataclasses.replace(base, use_acl=True), runs["ACL"], out / "fast_weights.png")
     return summary
 
 

@@ -4,7 +4,7 @@ itself and after every later task, uniform mean over its 10 terms), constant lea
 
     acljax train --config acl_glyphs_4task --workdir runs/glyphs_4task
     acljax eval --model runs/glyphs_4task --stream split_glyphs_domain20
-    python experiments/long_glyph_streams.py --models glyphs_2task_acl runs/glyphs_4task
+    acljax experiment run long_glyph_streams     # declares this run, reports it beside the shipped models
 """
 
 import dataclasses

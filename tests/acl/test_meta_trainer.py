@@ -105,6 +105,10 @@ def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "acl" / "config.json").read_text())["use_acl"] is True
     assert json.loads((tmp_path / "no_acl" / "config.json").read_text())["use_acl"] is False
+    again = tmp_path / "again"  # the summary from the two workdirs alone, as the acl_quickstart experiment reports
+    again.mkdir()
+    runs = {"ACL": tmp_path / "acl", "no ACL": tmp_path / "no_acl"}
+    assert quickstart.summarize(base, runs, again, steps=2, from_scratch=True)["table"] == summary["table"]
 
 
 def test_a_run_that_cannot_start_leaves_no_workdir(npz, tmp_path):

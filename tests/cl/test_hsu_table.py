@@ -1,9 +1,11 @@
-"""experiments/hsu_split_mnist.py end to end on a tiny stand-in for MNIST: the table, and resuming."""
+"""experiments/hsu_split_mnist.py end to end on a tiny stand-in for MNIST: the job, its report beside the published
+numbers, and resuming."""
 
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from acljax.cl.methods import Method
 from acljax.data import ImageSet
@@ -25,9 +27,12 @@ def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, ca
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_mnist(tmp_path / "data", per_class=64)  # 2 digits x (64 + 4) examples: one batch of 128 per epoch
     script = experiment_script("hsu_split_mnist")
-    out = tmp_path / "out"
-    args = ["--seeds", "2", "--methods", "SGD", "--scenarios", "task", "--out", str(out)]
-    assert script.main(args) == 0
+    job, out = tmp_path / "baselines", tmp_path / "out"
+    job.mkdir()
+    out.mkdir()
+    kwargs = dict(seeds=2, methods=["SGD"], scenarios=["task"])
+    script.baselines(job, **kwargs)
+    script.report({"baselines": job}, out)
     results = json.loads((out / "hsu_split_mnist.json").read_text())
     row = results["SGD/task"]
     assert row["seeds"] == 2 and row["config"]["optimizer"] == "sgd" and row["config"]["learning_rate"] == 0.01
@@ -38,14 +43,16 @@ def test_table_beside_the_published_numbers_and_resume(tmp_path, monkeypatch, ca
     assert "| Naive rehearsal-C | - | 99.57 |" in table  # a method not run shows only the published number
 
     capsys.readouterr()
-    assert script.main(args) == 0  # finished with this configuration: kept, not run again, and said so
+    script.baselines(job, **kwargs)  # finished with this configuration: kept, not run again, and said so
     assert "SGD/task: skipped, already in" in capsys.readouterr().out
-    assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"] == row
-    assert script.main([*args, "--importance-samples", "7"]) == 0  # not a setting of SGD: still kept
+    assert json.loads((job / "hsu_split_mnist.json").read_text())["SGD/task"] == row
+    script.baselines(job, **kwargs, importance_samples=7)  # not a setting of SGD: still kept
     assert "SGD/task: skipped, already in" in capsys.readouterr().out
     monkeypatch.setitem(script.METHODS, "SGD", (Method(), {"optimizer": "sgd", "learning_rate": 0.02}))
-    assert script.main(args) == 0  # another configuration: run again
-    assert json.loads((out / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["learning_rate"] == 0.02
+    script.baselines(job, **kwargs)  # another configuration: run again
+    assert json.loads((job / "hsu_split_mnist.json").read_text())["SGD/task"]["config"]["learning_rate"] == 0.02
+    with pytest.raises(ValueError, match=r"methods: \['SDG'\] are not among \['Adam', 'SGD'"):
+        script.baselines(job, methods=["SDG"])
 
 
 def test_two_task_class_incremental_column(tmp_path, monkeypatch, experiment_script):
@@ -55,7 +62,9 @@ def test_two_task_class_incremental_column(tmp_path, monkeypatch, experiment_scr
     assert script.config_for("L2", "class2").method.strength == 2.0 * 100  # Hsu et al.'s class-IL L2 strength, doubled
     assert script.config_for("MAS", "task", importance_samples=7).method.importance_samples == 7
     out = tmp_path / "out"
-    assert script.main(["--seeds", "1", "--methods", "Adam", "--scenarios", "class2", "--out", str(out)]) == 0
+    out.mkdir()
+    script.baselines(out, seeds=1, methods=["Adam"], scenarios=["class2"])
+    script.report({"baselines": out}, out)
     row = json.loads((out / "hsu_split_mnist.json").read_text())["Adam/class2"]
     matrix = np.asarray(row["mean_matrix"])
     assert matrix.shape == (2, 2)  # digits 0-3 in two tasks

@@ -24,13 +24,20 @@ def test_five_task_stream_table_and_resume(tmp_path, monkeypatch, capsys, experi
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_glyphs(tmp_path / "data")  # 25 characters: exactly 5 tasks of 5, each with 5 demos and 5 test drawings
     script = experiment_script("long_glyph_streams")
-    out = tmp_path / "out"
-    args = ["--lengths", "5", "--runs", "2", "--models", "glyphs_2task_acl", "--baselines", "Adam", "--out", str(out)]
-    assert script.main(args) == 0
+    monkeypatch.setattr(script, "LENGTHS", [5])
+    monkeypatch.setattr(script, "RUNS", 2)
+    monkeypatch.setattr(script, "SHIPPED", ("glyphs_2task_acl",))
+    monkeypatch.setattr(script, "STAGES", ())
+    job, out = tmp_path / "baselines", tmp_path / "out"
+    job.mkdir()
+    out.mkdir()
+    script.baselines(job, lengths=[5], runs=2, names=["Adam"])
+    script.report({"baselines": job}, out)
     results = json.loads((out / "long_glyph_streams.json").read_text())
     assert set(results) == {"in context: glyphs_2task_acl/5", "Adam/5"}
-    assert results["in context: glyphs_2task_acl/5"]["setting"] == {"model": "glyphs_2task_acl", "shots": 5}
-    assert results["Adam/5"]["setting"]["config"]["epochs"] == 20  # the script's training, not the default
+    setting = results["in context: glyphs_2task_acl/5"]["setting"]
+    assert setting["model"] == "glyphs_2task_acl" and setting["shots"] == 5
+    assert results["Adam/5"]["setting"]["config"]["epochs"] == 20  # the experiment's training, not the default
     table = (out / "long_glyph_streams.md").read_text()
     assert "| ACL, Split-Omniglot (paper) | 92.3 |" in table
     for learner, entry in (("in context: glyphs_2task_acl", results["in context: glyphs_2task_acl/5"]),
@@ -41,12 +48,14 @@ def test_five_task_stream_table_and_resume(tmp_path, monkeypatch, capsys, experi
     assert (out / "long_glyph_streams.png").stat().st_size > 0
 
     capsys.readouterr()
-    assert script.main(args) == 0  # finished entries with this configuration are kept, not run again
+    script.baselines(job, lengths=[5], runs=2, names=["Adam"])
+    script.report({"baselines": job}, out)  # finished entries with this configuration are kept, not run again
     assert capsys.readouterr().out.count("kept from") == 2
 
-    assert script.main([args[0], "5", "4", *args[2:]]) == 0  # a length of no paper figure: "-" in its column
-    table = (out / "long_glyph_streams.md").read_text()
-    assert "| ACL, Split-Omniglot (paper) | 92.3 | - |" in table
+    monkeypatch.setattr(script, "LENGTHS", [5, 4])
+    script.baselines(job, lengths=[5, 4], runs=2, names=["Adam"])
+    script.report({"baselines": job}, out)  # a length of no paper figure: "-" in its column
+    assert "| ACL, Split-Omniglot (paper) | 92.3 | - |" in (out / "long_glyph_streams.md").read_text()
     assert set(json.loads((out / "long_glyph_streams.json").read_text())) == {
         f"{learner}/{n}" for learner in ("in context: glyphs_2task_acl", "Adam") for n in (4, 5)}
 
@@ -55,8 +64,7 @@ def test_lengths_are_checked(tmp_path, monkeypatch, experiment_script):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "data"))
     _tiny_glyphs(tmp_path / "data")
     script = experiment_script("long_glyph_streams")
-    common = ["--runs", "1", "--models", "glyphs_2task_acl", "--baselines", "--out", str(tmp_path / "out")]
-    with pytest.raises(SystemExit):
-        script.main(["--lengths", "0", *common])
+    with pytest.raises(ValueError, match="lengths must be distinct positive numbers of tasks, got \\[0\\]"):
+        script.baselines(tmp_path, lengths=[0])
     with pytest.raises(ValueError, match="split_glyphs_domain6: the glyph evaluation split has 25 characters"):
-        script.main(["--lengths", "6", *common])
+        script.baselines(tmp_path, lengths=[6], runs=1, names=["Adam"])

@@ -80,6 +80,24 @@ def test_evaluations_that_differ_never_share_a_result_file(tiny, tmp_path):
     assert first.read_bytes() == saved
 
 
+def test_an_evaluation_already_saved_is_kept_when_asked(tiny, tmp_path, capsys):
+    """``evaluate_into(keep=True)``, as the acl_in_context experiment's job resumes: the same evaluation is not run
+    again; without ``keep`` it is (and replaces its own files)."""
+    from acljax.acl.in_context import evaluate_into
+
+    model, npz = tiny
+    result, paths = evaluate_into(tmp_path, model, str(npz), runs=1, shots=2, keep=True, progress=False)
+    saved = paths["json"].read_bytes()
+    assert result is not None and json.loads(saved)["settings"]["shots"] == 2
+    assert evaluate_into(tmp_path, model, str(npz), runs=1, shots=2, keep=True, progress=False)[0] is None
+    assert paths["json"].read_bytes() == saved
+    again, _ = evaluate_into(tmp_path, model, str(npz), runs=1, shots=2, progress=False)
+    assert again is not None and np.array_equal(again.matrices, result.matrices)  # seeded: the same numbers
+    capsys.readouterr()
+    evaluate_into(tmp_path, model, str(npz), runs=1, shots=1, keep=True)  # other settings: evaluated, said so
+    assert capsys.readouterr().out.startswith(f"Evaluating {model} on {npz}: in-context, 1 demos per class, 1 runs")
+
+
 def test_more_shots_than_a_class_has_images_is_one_line_before_any_work(tiny, tmp_path):
     model, npz = tiny  # 4 training images of each class: task 0 holds classes 0 and 1, labels 0 and 1
     code, _, stderr = _acljax("eval", "--model", str(model), "--stream", str(npz), "--shots", "5", "--out",
