@@ -20,7 +20,7 @@ def get_config():
                           test_split="test"),),
         tasks=(TaskSpec(2, 2, 2), TaskSpec(2, 2, 2)),
         model=ModelConfig(encoder="mlp", num_classes=4, mlp_features=(8,), num_features=8, num_heads=2,
-                          hidden_features=8, dropout_rate=0.0),
+                          hidden_features=8, dropout_rate=0.0, num_blocks=1),
         batch_size=2, steps=2, log_every=1, validate_every=2, validation_batches=1, test_batches=1)
 '''
 

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent('''
                           test_split="test"),),
         tasks=(TaskSpec(3, 2, 2), TaskSpec(3, 2, 2)),
         model=ModelConfig(encoder="mlp", mlp_features=(8,), num_features=8, num_heads=2, hidden_features=8,
-                          dropout_rate=0.0),
+                          num_blocks=1, dropout_rate=0.0),
         batch_size=8, steps=4, schedule="constant", learning_rate=LR, adam_eps=1.0, log_every=1, validate_every=2,
         validation_batches=1, test_batches=1)
     pools = build_pools(config, "train")

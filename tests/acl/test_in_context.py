@@ -27,7 +27,7 @@ def _stream(scenario):
 def _learner():
     config = ACLConfig(pools=(PoolConfig(dataset="unused.npz"),), tasks=(TaskSpec(2, 2, 1, label_offset=2),),
                        model=ModelConfig(encoder="mlp", num_classes=4, mlp_features=(8,), num_features=8, num_heads=2,
-                                         hidden_features=8, dropout_rate=0.0))
+                                         hidden_features=8, dropout_rate=0.0, num_blocks=1))
     learner = MetaTrainer(config, SHAPE)
     return learner, learner.params
 

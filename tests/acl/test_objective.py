@@ -25,8 +25,10 @@ EPS = np.finfo(np.float32).eps
 
 
 def _model(num_classes, seed=0):
+    """One block: what the objective does with the model's passes does not depend on its depth (two blocks
+    compile in twice the time)."""
     return InContextLearner(SHAPE, num_classes, encoder="mlp", mlp_features=(8,), num_features=FEATURES, num_heads=2,
-                            hidden_features=8, dropout_rate=0.0, rngs=nnx.Rngs(seed))
+                            num_blocks=1, hidden_features=8, dropout_rate=0.0, rngs=nnx.Rngs(seed))
 
 
 def _jitted(fn, model):
@@ -102,7 +104,8 @@ def test_the_scan_over_tasks_gives_the_loops_gradient_of_every_term(state_gradie
     tasks = tuple(ONE_LAYOUT)
     episodes = sample_episodes(np.random.default_rng(3), [_pool()], list(tasks), 2)
     model = InContextLearner(SHAPE, 6, encoder="mlp", mlp_features=(8,), num_features=FEATURES, num_heads=2,
-                             hidden_features=8, dropout_rate=0.0, options=SRWMOptions(state_gradient=state_gradient),
+                             num_blocks=1, hidden_features=8, dropout_rate=0.0,
+                             options=SRWMOptions(state_gradient=state_gradient),
                              rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 

@@ -41,7 +41,7 @@ def tiny(tmp_path_factory):
              x_test=rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8), y_test=y)
     config = ACLConfig(pools=(PoolConfig(dataset=str(npz), size=None, channels=None),), tasks=(TaskSpec(2, 1, 1),),
                        model=ModelConfig(encoder="mlp", num_classes=4, mlp_features=(8,), num_features=8, num_heads=2,
-                                         hidden_features=8, dropout_rate=0.0))
+                                         hidden_features=8, dropout_rate=0.0, num_blocks=1))
     run = Workdir(tmp / "model")
     run.write_json("config.json", dataclasses.asdict(config))
     run.save_best(1, MetaTrainer(config, (8, 8, 1)).params, {"step": 1})
