@@ -362,7 +362,16 @@ def _experiment(args: argparse.Namespace) -> int:
     from acljax import experiment
 
     declared = experiment.load(args.name)
-    root = args.root or experiment.default_root(declared)
+    if args.device is None:
+        import jax
+
+        args.device = jax.default_backend()
+    at_device = declared.at(args.device)  # checks the device
+    root = args.root or experiment.default_root(declared, args.device)
+    if declared.sizes:
+        print(f"{declared.name} at {args.device} sizes: "
+              f"{', '.join(declared.sizes.get(args.device, ())) or 'the runs as declared'}")
+    declared = at_device
     if args.experiment_command == "report":
         for path in experiment.report(declared, root, args.out or root / "report"):
             print(path)
@@ -386,7 +395,11 @@ def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
         command.add_argument("name", help="experiments/NAME.py under the working folder, or a .py file defining "
                                           "EXPERIMENT = acljax.experiment.Experiment(...)")
         command.add_argument("--root", type=Path, default=None,
-                             help="folder of the runs' and jobs' workdirs (default: runs/<experiment name>)")
+                             help="folder of the runs' and jobs' workdirs (default: runs/<experiment name>, "
+                                  "runs/<experiment name>-<device> where it declares sizes for the device)")
+        command.add_argument("--device", default=None,
+                             help="cpu, gpu or tpu: the device whose sizes the runs take, where the experiment "
+                                  "declares sizes per device (default: the device JAX runs on)")
         command.set_defaults(func=_experiment)
 
 

@@ -12,7 +12,8 @@ An experiment file (``experiments/NAME.py``) defines ``EXPERIMENT``::
 
 and ``acljax experiment run NAME`` runs it (``--dry-run``: the plan only), ``acljax experiment report NAME``
 reports it. Workdirs are ``ROOT/<run or job name>`` (``--root``, default ``runs/<experiment name>``). A job is
-``Job(name, function, kwargs)``: ``function(workdir, **kwargs)``, run after the runs (see :class:`Job`).
+``Job(name, function, kwargs)``: ``function(workdir, **kwargs)``, run after the runs (see :class:`Job`). Where a
+study's sizes differ by device, ``sizes={"cpu": overrides}`` declares them (``--device``; see :meth:`Experiment.at`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from acljax.workdir import Workdir
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 RUN_NAME = re.compile(rf"{NAME}(/{NAME})*")  # a workdir under the root, in subfolders or not
 RESERVED = ("report",)  # ROOT/report is where a report goes by default
+DEVICES = ("cpu", "gpu", "tpu")  # as jax.default_backend() names them
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -92,13 +94,15 @@ JOB_RECORD = "job.json"
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A named graph of meta-training runs (``after`` edges), the jobs that run after them, and the report built
-    from their workdirs."""
+    """A named graph of meta-training runs (``after`` edges), the jobs that run after them, the report built
+    from their workdirs, and ``sizes``: per device kind (``DEVICES``), overrides applied after every run's own
+    when the experiment runs at that device's sizes (:meth:`at`); a device not listed runs the runs as declared."""
 
     name: str
     runs: tuple[Run, ...] = ()
     jobs: tuple[Job, ...] = ()
     report: Callable[[dict[str, Path], Path], list[Path]] | None = None
+    sizes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not re.fullmatch(NAME, self.name):
@@ -123,6 +127,21 @@ class Experiment:
             raise ValueError(f"Experiment {self.name!r}: run {nested[0][1]!r} would lie inside the workdir of run "
                              f"{nested[0][0]!r}")
         self.order()  # refuses a cycle
+        for device, overrides in self.sizes.items():
+            if device not in DEVICES or not isinstance(overrides, tuple) or not all(
+                    isinstance(o, str) and o.partition("=")[0] not in ("init_from", "seed") for o in overrides):
+                raise ValueError(f"Experiment {self.name!r}: sizes maps a device ({', '.join(DEVICES)}) to a tuple "
+                                 f"of 'FIELD=VALUE' overrides (not init_from or seed, which the runs declare), got "
+                                 f"{device!r}: {overrides!r}")
+
+    def at(self, device: str) -> Experiment:
+        """This experiment at ``device``'s sizes: ``sizes[device]`` added after every run's overrides (no sizes for
+        ``device``: the runs as declared)."""
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        extra = self.sizes.get(device, ())
+        return dataclasses.replace(self, sizes={}, runs=tuple(dataclasses.replace(run, overrides=run.overrides + extra)
+                                                             for run in self.runs))
 
     def order(self) -> list[Run]:
         """The runs in dependency order (every run after the one it starts from), else as declared."""
@@ -166,8 +185,9 @@ def load(spec: str) -> Experiment:
     return experiment
 
 
-def default_root(experiment: Experiment) -> Path:
-    return Path("runs") / experiment.name
+def default_root(experiment: Experiment, device: str | None = None) -> Path:
+    """``runs/<name>``; ``runs/<name>-<device>`` where the experiment declares sizes for ``device``."""
+    return Path("runs") / (f"{experiment.name}-{device}" if device in experiment.sizes else experiment.name)
 
 
 def status(config: ACLConfig, workdir: Path, *, moved_ok: bool = False) -> tuple[str, int]:

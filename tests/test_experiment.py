@@ -9,6 +9,7 @@ import pytest
 import tiny_run
 
 from acljax import experiment
+from acljax.acl import ACLConfig
 from acljax.cli import main
 from acljax.experiment import Experiment, Job, Run
 from acljax.recording import git_state
@@ -23,6 +24,7 @@ def get_config():
 
 EXPERIMENT = '''
 import json
+from acljax.acl import ACLConfig
 from acljax.experiment import Experiment, Job, Run
 
 def report(workdirs, out):
@@ -222,8 +224,36 @@ def test_the_declared_experiments_plan(monkeypatch):
     declared = [p.stem for p in (ROOT / "experiments").glob("*.py") if "EXPERIMENT =" in p.read_text()]
     assert "long_sequences" in declared
     for name in declared:
-        rows = experiment.plan(experiment.load(name), ROOT / "nonexistent_root")
-        assert rows and all(r["status"] == "missing" for r in rows)
+        for device in experiment.DEVICES:  # at every device's sizes
+            rows = experiment.plan(experiment.load(name).at(device), ROOT / "nonexistent_root")
+            assert rows and all(r["status"] == "missing" for r in rows)
+
+
+def test_sizes_per_device_follow_each_runs_overrides(tmp_path, capsys, monkeypatch):
+    runs = (Run("a", "acl_glyphs_quickstart", ("steps=7",)), Run("b", "acl_glyphs_4task", ("seed=2",), after="a"))
+    declared = Experiment("sized", runs, sizes={"cpu": ("steps=3", "model.num_heads=4")})
+    for device, steps, heads in (("cpu", 3, 4), ("gpu", None, None)):
+        configs = declared.at(device).configs(tmp_path)
+        assert configs["a"].steps == (steps or 7) and configs["b"].seed == 2  # a run's own settings stay
+        assert configs["b"].init_from == str(tmp_path / "a")
+        expected_heads = heads or experiment.configs.load("acl_glyphs_4task", ACLConfig).model.num_heads
+        assert configs["b"].model.num_heads == expected_heads
+    assert experiment.default_root(declared, "cpu").name == "sized-cpu"
+    assert experiment.default_root(declared, "gpu").name == "sized"
+    with pytest.raises(ValueError, match="device must be one of cpu, gpu, tpu, got 'cuda'"):
+        declared.at("cuda")
+    for sizes in ({"npu": ()}, {"cpu": ("seed=3",)}, {"cpu": "steps=3"}):
+        with pytest.raises(ValueError, match="sizes maps a device"):
+            Experiment("sized", runs, sizes=sizes)
+
+    monkeypatch.chdir(tmp_path)  # the command: --device picks the sizes and the default root
+    (tmp_path / "sized.py").write_text("from acljax.experiment import Experiment, Run\nEXPERIMENT = Experiment("
+                                       f"'sized', {runs!r}, sizes={declared.sizes!r})\n")
+    assert main(["experiment", "run", "sized.py", "--dry-run", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "at cpu sizes: steps=3, model.num_heads=4" in out and "in runs/sized-cpu:" in out and "| 3 | missing" in out
+    assert main(["experiment", "run", "sized.py", "--dry-run", "--device", "npu"]) == 2
+    assert "device must be one of cpu, gpu, tpu, got 'npu'" in capsys.readouterr().err
 
 
 def test_the_quickstart_experiment_declares_what_acljax_quickstart_runs(experiment_script, tmp_path):

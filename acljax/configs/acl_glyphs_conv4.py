@@ -9,19 +9,11 @@ term for 5000 steps; at learning rate 3e-4 seed 1 reached 65 / 43 / 47% and seed
 ``--set model.feedback_scale=11.3137`` (sqrt of the encoder's 128 features) seeds 0, 1, 2 left chance at steps
 700, 500, 1,550 (experiments/feedback_scale.py, on a CPU; after 2,000 steps and 500 of Split-MNIST domain-IL
 meta-finetuning, 78.3 ± 4.8 over the 3 seeds); the shipped Conv-4 models were meta-trained with 1.
-The chain that was run, seed 0:
+The chain that was run (glyphs, then Split-MNIST domain-IL; the length curriculum
+4 -> 8 -> 16 -> 24 tasks, then class-IL) is declared by the experiment ``conv4_gpu``, and with the scaled
+feedback over 3 seeds by ``conv4_recipe``:
 
-    acljax train --config acl_glyphs_conv4 --workdir runs/glyphs_conv4
-    acljax train --config acl_split_mnist_domain_conv4 --workdir runs/split_mnist_domain_conv4
-    CONV4="--set model.encoder='conv4' --set model.num_features=256 --set model.num_heads=16 \\
-           --set model.hidden_features=512"
-    previous=runs/glyphs_conv4
-    for tasks in 4 8 16 24; do  # the length curriculum with this model
-      acljax train --config acl_glyphs_${tasks}task --workdir runs/glyphs_conv4_${tasks}task $CONV4 \\
-        --set "init_from='$previous'"
-      previous=runs/glyphs_conv4_${tasks}task
-    done
-    acljax train --config acl_split_mnist_class_conv4 --workdir runs/split_mnist_class_conv4
+    acljax experiment run conv4_gpu --dry-run     # the runs, their configs and overrides
 """
 
 import dataclasses
