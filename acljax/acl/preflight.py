@@ -79,7 +79,9 @@ def check_init_from(config: ACLConfig, shape: tuple[int, ...], model: nnx.Module
     try:
         folder = model_dir(name)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"init_from={name!r}: {e}") from e
+        raise FileNotFoundError(f"init_from={name!r}: {e}; train the run it names first (a declared experiment runs "
+                                "a whole chain: acljax experiment run NAME), or --set init_from=<a workdir or shipped "
+                                "model>") from e
     if not any(step.name.isdigit() for step in (folder / "best").glob("*")):
         raise FileNotFoundError(f"init_from={name!r}: {folder} has no best/ checkpoint (a run writes it at its first "
                                 "validation); give a workdir that has one, or a shipped model")

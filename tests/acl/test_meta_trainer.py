@@ -519,6 +519,7 @@ def test_init_from_is_resolved_before_the_data_is_loaded(npz, tmp_path, monkeypa
     nothing = tmp_path / "nothing"
     message = _refused_at_start(_config(npz, init_from=str(nothing)), tmp_path / "run", monkeypatch)
     assert message.startswith(f"init_from='{nothing}': {nothing}: neither a workdir nor a shipped model (")
+    assert message.endswith("acljax experiment run NAME), or --set init_from=<a workdir or shipped model>")
     other = tmp_path / "other"  # a workdir of a model 16 wide
     other.mkdir()
     wider = _config(npz, model=dataclasses.replace(_config(npz).model, num_features=16))
