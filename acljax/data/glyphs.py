@@ -99,10 +99,11 @@ def _font(path: Path, px: int) -> ImageFont.FreeTypeFont:
 def fit_to_box(ink: np.ndarray, size: int, margin: int = 2) -> np.ndarray:
     """Crop a uint8 image to its ink, scale it (keeping aspect) into a size x size box with a margin, and
     stretch its contrast to a maximum of 255 (hairlines of large glyphs would otherwise fade to grey)."""
-    rows, cols = np.nonzero(ink > 16)
+    inked = ink > 16
+    rows, cols = np.flatnonzero(inked.any(1)), np.flatnonzero(inked.any(0))
     if len(rows) == 0:
         return np.zeros((size, size), np.uint8)
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     scale = (size - 2 * margin) / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
     small = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR))
@@ -113,12 +114,19 @@ def fit_to_box(ink: np.ndarray, size: int, margin: int = 2) -> np.ndarray:
     return out if peak in (0, 255) else np.clip(np.rint(out * (255.0 / peak)), 0, 255).astype(np.uint8)
 
 
-def render(font_path: Path, cp: int, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """White-on-black (size, size) uint8 rendering; with ``rng``, a random stroke width and affine warp."""
+@lru_cache(maxsize=8)  # a character's drawers reuse its few (font, stroke) drawings
+def _drawn(font_path: Path, cp: int, stroke: int) -> Image.Image:
+    """The character centred on the canvas, white on black; not to be changed (it is shared)."""
     canvas = Image.new("L", (CANVAS_PX, CANVAS_PX), 0)
-    stroke = 0 if rng is None else int(rng.integers(0, 3))
     ImageDraw.Draw(canvas).text((CANVAS_PX / 2, CANVAS_PX / 2), chr(cp), fill=255, font=_font(font_path, RENDER_PX),
                                 anchor="mm", stroke_width=stroke, stroke_fill=255)
+    return canvas
+
+
+def render(font_path: Path, cp: int, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """White-on-black (size, size) uint8 rendering; with ``rng``, a random stroke width and affine warp."""
+    stroke = 0 if rng is None else int(rng.integers(0, 3))
+    canvas = _drawn(font_path, cp, stroke)
     if rng is not None:
         angle = np.deg2rad(rng.uniform(-12, 12))
         shear = rng.uniform(-0.2, 0.2)

@@ -26,6 +26,7 @@ def _max_rel_err(a_tree, b_tree):
                for a, b in zip(jax.tree.leaves(a_tree), jax.tree.leaves(b_tree)))
 
 
+@pytest.mark.xdist_group("srwm_memory_reference")  # one worker: the reference of a case is computed once
 @pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("steps, chunk_size, n_beta, input_softmax", [
     (11, 4, 4, False),   # chunk does not divide T
@@ -34,15 +35,22 @@ def _max_rel_err(a_tree, b_tree):
     (12, None, 4, False),  # default chunk size
 ])
 def test_outputs_and_gradients_match_reference(impl, steps, chunk_size, n_beta, input_softmax):
-    state = init_state(jax.random.key(0), 2, 4, d_out=5, n_beta=n_beta, q_init_scale=1.0)
-    x = jax.random.normal(jax.random.key(1), (2, steps, 2, 4))
+    state, x, (outputs_ref, grads_ref) = _reference_case(steps, n_beta, input_softmax)
     kw = dict(chunk_size=chunk_size, input_softmax=input_softmax)
-    y_ref, final_ref = srwm_scan(state, x, impl="reference", **kw)
-    y, final = jax.jit(lambda s, x: srwm_scan(s, x, impl=impl, **kw))(state, x)
-    assert _max_rel_err((y, final), (y_ref, final_ref)) < 1e-5
-    grads_ref = jax.grad(_loss, (0, 1))(state, x, "reference", **kw)
+    outputs = jax.jit(lambda s, x: srwm_scan(s, x, impl=impl, **kw))(state, x)
+    assert _max_rel_err(outputs, outputs_ref) < 1e-5
     grads = jax.jit(jax.grad(lambda s, x: _loss(s, x, impl, **kw), (0, 1)))(state, x)
     assert _max_rel_err(grads, grads_ref) < 1e-5
+
+
+@functools.cache
+def _reference_case(steps, n_beta, input_softmax):
+    """Inputs and the reference loop's outputs and gradients, once per case (every implementation is checked
+    against the same; the reference takes no chunk size)."""
+    state = init_state(jax.random.key(0), 2, 4, d_out=5, n_beta=n_beta, q_init_scale=1.0)
+    x = jax.random.normal(jax.random.key(1), (2, steps, 2, 4))
+    outputs = srwm_scan(state, x, impl="reference", input_softmax=input_softmax)
+    return state, x, (outputs, jax.grad(_loss, (0, 1))(state, x, "reference", input_softmax=input_softmax))
 
 
 @pytest.mark.parametrize("impl", ["scan_remat", "reversible"])
