@@ -4,13 +4,15 @@
     python benchmarks/srwm_throughput.py --quick    # a small smoke sweep
     python benchmarks/srwm_throughput.py --long-sequence 20000   # process peak memory of one training step
 
-Each row: compile seconds, steady-state seconds (median of --repeats timed runs after a warm-up,
-``block_until_ready``; the implementations of one size are timed round-robin), tokens/s (B*T per
-second), achieved FLOP/s from an analytic count, XLA's temporary memory (``compiled.memory_analysis()``),
-device peak memory where the device reports it, and the device and versions. On a CPU the sweep adds
-``reversible_whole_batch``: ``reversible`` with the whole batch as one block instead of its cache-sized
-default (``batch_block``), to show what the blocks gain. Rows go to
-``runs/srwm_throughput/*.json`` (``--record``: ``benchmarks/results/``); a Markdown table is printed.
+Each row: compile seconds, seconds per call as min / median / max of --repeats timed runs after a warm-up
+(``block_until_ready``; the implementations of one size are timed round-robin), tokens/s (B*T per second at the
+median), the speed-up against ``scan`` of the same size and mode, achieved FLOP/s from an analytic count, the
+largest error against ``scan`` in float64 (outputs and final state; forward+backward: the gradients; relative to
+the largest entry), XLA's temporary memory and its peak estimate (temporaries + arguments + outputs,
+``compiled.memory_analysis()``), device peak memory where the device reports it, and the device and versions.
+On a CPU the sweep adds ``reversible_whole_batch``: ``reversible`` with the whole batch as one block instead of
+its cache-sized default (``batch_block``), to show what the blocks gain. Rows go to ``runs/srwm_throughput/*.json``
+(``--record``: ``benchmarks/results/``); a Markdown table is printed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from acljax.recording import add_output_arguments, environment, output_dir
 from acljax.srwm import init_state, srwm_scan
@@ -54,6 +57,35 @@ def make_fn(impl: str, backward: bool):
     return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
 
 
+def checked_values(impl: str, backward: bool, state, x):
+    """What the error column compares: (y, final state) of a call, or the gradients of ``make_fn``'s loss."""
+    if backward:
+        return make_fn(impl, True)(state, x)
+    options = {"impl": "reversible", "batch_block": x.shape[0]} if impl == WHOLE_BATCH else {"impl": impl}
+    return jax.jit(lambda s, x: srwm_scan(s, x, **options))(state, x)
+
+
+def max_relative_error(got, truth) -> float:
+    """max |got - truth| / max |truth| over the leaves of two pytrees, in float64 (NumPy)."""
+    pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
+             for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(truth))]
+    return max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in pairs)
+
+
+def errors_against_float64_scan(impls, state, x, backward) -> dict[str, float]:
+    """Each implementation's float32 result against ``scan`` run in float64 on the same inputs."""
+    got = {impl: jax.device_get(checked_values(impl, backward, state, x)) for impl in impls}
+    with jax.enable_x64(True):
+        wide = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (state, x))
+        truth = checked_values("scan", backward, *wide)
+        return {impl: max_relative_error(got[impl], truth) for impl in impls}
+
+
+def _peak_bytes(memory) -> int | None:
+    sizes = [getattr(memory, f"{part}_size_in_bytes", None) for part in ("temp", "argument", "output")]
+    return None if None in sizes else sum(sizes)
+
+
 def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> list[dict]:
     """Compile every implementation for one size and mode, then time them round-robin (run i of each
     implementation back to back), so that drift in the machine's speed hits all of them alike."""
@@ -66,7 +98,7 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
         memory = compiled[impl].memory_analysis()
         rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
                      "T": steps, "compile_s": round(time.perf_counter() - start, 3),
-                     "temp_bytes": getattr(memory, "temp_size_in_bytes", None)})
+                     "temp_bytes": getattr(memory, "temp_size_in_bytes", None), "xla_peak_bytes": _peak_bytes(memory)})
     if not run:
         return rows
     times = {impl: [] for impl in impls}
@@ -78,10 +110,14 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
             jax.block_until_ready(compiled[impl](state, x))
             times[impl].append(time.perf_counter() - start)
     flops = analytic_flops(batch, heads, d, steps, backward)
+    errors = errors_against_float64_scan(impls, state, x, backward)
     for row in rows:
         median = statistics.median(times[row["impl"]])
-        row.update(steady_s=median, min_s=min(times[row["impl"]]), tokens_per_s=batch * steps / median,
-                   achieved_flops=flops / median, analytic_flops=flops)
+        row.update(steady_s=median, min_s=min(times[row["impl"]]), max_s=max(times[row["impl"]]),
+                   tokens_per_s=batch * steps / median, achieved_flops=flops / median, analytic_flops=flops,
+                   max_rel_error=errors[row["impl"]])
+        if "scan" in times:
+            row["speedup_vs_scan"] = statistics.median(times["scan"]) / median
         stats = jax.devices()[0].memory_stats()
         if stats and "peak_bytes_in_use" in stats:
             row["device_peak_bytes"] = stats["peak_bytes_in_use"]  # cumulative over the group on GPU
@@ -89,15 +125,22 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
 
 
 def markdown(rows) -> str:
-    lines = ["| impl | mode | B | H | d | T | compile s | steady s (median) | tokens/s | GFLOP/s | temp MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| impl | mode | B | H | d | T | compile s | s per call: min / median / max | tokens/s | x scan | "
+             "GFLOP/s | error vs float64 | temp MiB | peak MiB |", "|---" * 14 + "|"]
+
+    def mib(r, key):
+        return f"{r[key] / 2**20:,.1f}" if r.get(key) is not None else "-"
+
     for r in rows:
-        steady = f"{r['steady_s']:.4f}" if "steady_s" in r else "not run"
+        steady = (f"{r['min_s']:.4f} / {r['steady_s']:.4f} / {r['max_s']:.4f}" if "max_s" in r
+                  else f"{r['steady_s']:.4f} (median)" if "steady_s" in r else "not run")
         tps = f"{r['tokens_per_s']:,.0f}" if "tokens_per_s" in r else "-"
+        speedup = f"{r['speedup_vs_scan']:.2f}" if "speedup_vs_scan" in r else "-"
         gf = f"{r['achieved_flops'] / 1e9:.2f}" if "achieved_flops" in r else "-"
-        temp = f"{r['temp_bytes'] / 2**20:,.1f}" if r.get("temp_bytes") is not None else "-"
+        error = f"{r['max_rel_error']:.1e}" if "max_rel_error" in r else "-"
         lines.append(f"| {r['impl']} | {r['mode']} | {r['B']} | {r['H']} | {r['d']} | {r['T']} | "
-                     f"{r['compile_s']:.2f} | {steady} | {tps} | {gf} | {temp} |")
+                     f"{r['compile_s']:.2f} | {steady} | {tps} | {speedup} | {gf} | {error} | {mib(r, 'temp_bytes')} | "
+                     f"{mib(r, 'xla_peak_bytes')} |")
     return "\n".join(lines)
 
 

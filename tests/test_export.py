@@ -19,6 +19,7 @@ from acljax.acl.trainer import MetaTrainer
 from acljax.cl.methods import METHODS, Masks
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
 from acljax.srwm import init_state, srwm_scan
+from acljax.srwm.pallas import GPULayout
 
 PLATFORMS = ("cuda", "tpu")
 # The Pallas GPU kernel is a Triton custom call, which jax.export refuses by default because its target has
@@ -49,6 +50,17 @@ def test_srwm_scan_lowers_forward_and_backward(platform, impl, steps):  # each p
 
 
 KERNEL_CALLS = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
+
+
+def test_the_gpu_layout_reaches_the_triton_kernels():
+    """Another GPULayout lowers for CUDA with its warps and its grid: B*H = 512 lanes, 32 per program -> 16."""
+    w0 = init_state(jax.random.key(0), 16, 16)
+    x = jax.ShapeDtypeStruct((32, 150, 16, 16), jnp.float32)
+    layout = GPULayout(lanes=32, num_warps=2)
+    grad = jax.grad(lambda w, x: srwm_scan(w, x, impl="pallas", gpu_layout=layout)[0].sum(), argnums=(0, 1))
+    module = _lowers(grad, w0, x, platforms=["cuda"])
+    calls = [line for line in module.splitlines() if KERNEL_CALLS["cuda"] in line]
+    assert len(calls) == 2 and all("num_warps = 2 :" in call and "grid_x = 16 :" in call for call in calls), calls
 
 
 # "scan" for both platforms in one module; each kernel alone (a two-platform module with the Pallas kernels fails:

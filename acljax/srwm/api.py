@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from acljax.srwm.memory import reversible_impl, scan_remat_impl
-from acljax.srwm.pallas import pallas_impl
+from acljax.srwm.pallas import GPULayout, pallas_impl
 from acljax.srwm.reference import reference_impl
 from acljax.srwm.state import SRWMState, broadcast_state
 from acljax.srwm.step import PRECISIONS, Precision, check_precision, scan_impl
@@ -108,7 +108,7 @@ def check_impl(impl: str) -> None:
 
 def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_softmax: bool = False,
               chunk_size: int | None = None, precision: Precision = "highest", batch_block: int | None = None,
-              check_finite: bool = False):
+              gpu_layout: GPULayout | None = None, check_finite: bool = False):
     """Run the self-referential weight matrix over a sequence.
 
     Args:
@@ -128,6 +128,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
       batch_block: "reversible" only: sequences taken through the whole sequence together, a divisor of B
         (default on a CPU: as many as fit half a core's L2 cache with their cotangents, see
         ``acljax.srwm.memory.default_batch_block``; elsewhere all B); ignored by the others.
+      gpu_layout: "pallas" only: the GPU programs' shape, an ``acljax.srwm.pallas.GPULayout`` (heads per
+        program, warps; default ``GPULayout()``); ignored by the others.
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
@@ -149,22 +151,26 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
     if batch_block is not None and (not isinstance(batch_block, int) or batch_block < 1 or batch % batch_block):
         raise ValueError(f"batch_block must be None or a positive int that divides the batch size {batch}, "
                          f"got {batch_block!r}")
+    if gpu_layout is not None and not isinstance(gpu_layout, GPULayout):
+        raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if check_finite:
         check_all_finite(x, "x")
         for name, w in state._asdict().items():
             check_all_finite(w, f"state.{name}")
     run = _run_implementation if impl == "reference" else _run_compiled  # a Python loop is not worth compiling
     return run(state, x, impl=impl, input_softmax=input_softmax, chunk_size=chunk_size if impl in CHUNKED else None,
-               precision=precision, batch_block=batch_block if impl == "reversible" else None)
+               precision=precision, batch_block=batch_block if impl == "reversible" else None,
+               gpu_layout=gpu_layout if impl == "pallas" else None)
 
 
 def _run_implementation(state: SRWMState, x: jax.Array, *, impl: str, input_softmax: bool,
-                        chunk_size: int | None, precision: Precision, batch_block: int | None):
+                        chunk_size: int | None, precision: Precision, batch_block: int | None,
+                        gpu_layout: GPULayout | None):
     """``IMPLEMENTATIONS[impl]`` from ``state`` broadcast to the batch in the state's dtype; y in x's dtype."""
     dtype = state_dtype(state, x)
     start = SRWMState(*(w.astype(dtype) for w in broadcast_state(state, x.shape[0])))
-    options = {name: value for name, value in (("chunk_size", chunk_size), ("batch_block", batch_block))
-               if value is not None}
+    options = {name: value for name, value in (("chunk_size", chunk_size), ("batch_block", batch_block),
+                                               ("gpu_layout", gpu_layout)) if value is not None}
     y, final = IMPLEMENTATIONS[impl](start, x, input_softmax=input_softmax, precision=precision, **options)
     return y.astype(x.dtype), final
 
@@ -172,7 +178,8 @@ def _run_implementation(state: SRWMState, x: jax.Array, *, impl: str, input_soft
 # Compiled once per shape and option, so that eager calls (a notebook, a layer called outside jit) do not
 # dispatch the scan op by op; under an outer jit it is simply inlined.
 _run_compiled = jax.jit(_run_implementation,
-                        static_argnames=("impl", "input_softmax", "chunk_size", "precision", "batch_block"))
+                        static_argnames=("impl", "input_softmax", "chunk_size", "precision", "batch_block",
+                                         "gpu_layout"))
 
 
 def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False,

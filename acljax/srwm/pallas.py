@@ -7,7 +7,8 @@ shared memory on GPUs, VMEM on TPUs) while an in-kernel loop runs over time. Eve
 elementwise multiply and a reduction over rows or columns, in float32: a head's mat-vecs (16 x 52) are
 far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU lanes busy.
 
-- GPU: Pallas' Triton lowering, grid (N / 8, 1), each program loops over all T steps. Chosen over
+- GPU: Pallas' Triton lowering, grid (N / G, 1) with G lanes per program (:class:`GPULayout`, default 8),
+  each program loops over all T steps. Chosen over
   Mosaic GPU because the step is small elementwise/reduction work with no matmul to feed warpgroup
   MMA, and Triton runs on every CUDA GPU since Ampere (and on ROCm) where Mosaic GPU needs Hopper.
   Triton needs power-of-two block sizes, so d and d_out are padded up to one (masked / exact no-op).
@@ -23,6 +24,7 @@ hand-derived gradient (the same derivation as :func:`acljax.srwm.memory.step_bac
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -37,9 +39,23 @@ from acljax.srwm.state import SRWMState
 from acljax.srwm.step import Precision, prepare_inputs
 
 LAYOUTS = ("gpu", "tpu")
-GPU_LANE_BLOCK = 8  # lanes (heads) per Triton program; untuned (no GPU was available to tune it)
-GPU_NUM_WARPS = 4
 TPU_LANE_BLOCK = 128  # one vreg row of lanes
+
+
+@dataclasses.dataclass(frozen=True)
+class GPULayout:
+    """The Triton programs' shape (``srwm_scan(..., gpu_layout=...)``): ``lanes`` (heads) per program, a power of
+    two up to 128, and ``num_warps``. The default is untuned (no GPU was available to tune it);
+    ``benchmarks/gpu_check.py`` sweeps both."""
+
+    lanes: int = 8
+    num_warps: int = 4
+
+    def __post_init__(self):
+        for name, value, top in (("lanes", self.lanes, TPU_LANE_BLOCK), ("num_warps", self.num_warps, 32)):
+            if not isinstance(value, int) or value < 1 or value > top or value & (value - 1):
+                raise ValueError(f"GPULayout.{name} must be a power of two from 1 to {top}, got {value!r}")
+
 
 
 # ---- the kernel body: vectors are "rows" (d, 1, G) or "columns" (1, e, G) ----------------------------
@@ -198,15 +214,16 @@ def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs):
 
 # ---- pallas_call wiring per layout ---------------------------------------------------------------------
 
-def _lane_block(layout: str, lanes: int) -> int:
+def _lane_block(layout: str, lanes: int, gpu: GPULayout) -> int:
     if layout == "gpu":
-        return GPU_LANE_BLOCK
+        return gpu.lanes
     return lanes if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
 
 
-def padded_lanes(lanes: int) -> int:
-    """N rounded up so that both layouts tile it: to 8 up to 128 lanes, to 128 beyond."""
-    step = GPU_LANE_BLOCK if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
+def padded_lanes(lanes: int, gpu: GPULayout = GPULayout()) -> int:
+    """N rounded up so that both layouts tile it: to the GPU layout's lanes (default 8) up to 128 lanes, to 128
+    beyond."""
+    step = gpu.lanes if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
     return -(-lanes // step) * step
 
 
@@ -215,8 +232,8 @@ class _Specs:
     (the whole sequence on GPUs, one chunk per grid step on TPUs), per-chunk arrays (chunks, d, e, N)
     likewise, per-lane arrays (rows, cols, N) are one block per lane block."""
 
-    def __init__(self, layout: str, steps: int, chunk: int, lanes: int, reverse: bool = False):
-        self.layout, self.lanes = layout, _lane_block(layout, lanes)
+    def __init__(self, layout: str, steps: int, chunk: int, lanes: int, gpu: GPULayout, reverse: bool = False):
+        self.layout, self.lanes, self.num_warps = layout, _lane_block(layout, lanes, gpu), gpu.num_warps
         chunks = steps // chunk
         self.time_blocks = 1 if layout == "gpu" else chunks
         self.steps_per_block, self.chunks_per_block = steps // self.time_blocks, chunks // self.time_blocks
@@ -235,13 +252,13 @@ class _Specs:
 
     def compiler_params(self):
         if self.layout == "gpu":
-            return pltriton.CompilerParams(num_warps=GPU_NUM_WARPS)
+            return pltriton.CompilerParams(num_warps=self.num_warps)
         return pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary"))
 
 
-def _forward_call(layout, interpret, head_dim, chunk, keep, ws0, xs):
+def _forward_call(layout, interpret, head_dim, chunk, gpu, keep, ws0, xs):
     steps, d, _, lanes = xs.shape
-    specs = _Specs(layout, steps, chunk, lanes)
+    specs = _Specs(layout, steps, chunk, lanes, gpu)
     cols = [w.shape[1] for w in ws0]
     dtype = xs.dtype
     out_specs = [specs.per_step(1, cols[0]), *(specs.per_lane(d, e) for e in cols)]
@@ -267,9 +284,9 @@ def _forward_call(layout, interpret, head_dim, chunk, keep, ws0, xs):
     return ws, y, (q, k, b, diffs, anchors)
 
 
-def _backward_call(layout, interpret, chunk, xs, q, k, b, diffs, ends, dy, dws_final):
+def _backward_call(layout, interpret, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final):
     steps, d, _, lanes = xs.shape
-    specs = _Specs(layout, steps, chunk, lanes, reverse=True)
+    specs = _Specs(layout, steps, chunk, lanes, gpu, reverse=True)
     cols = [w.shape[1] for w in dws_final]
     outs = pl.pallas_call(
         _backward_kernel, grid=specs.grid,
@@ -299,24 +316,24 @@ def _on_platform(call, interpret, *args):
 
 # ---- the differentiable core over lane-layout arrays ---------------------------------------------------
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _pallas_core(head_dim, chunk, interpret, ws0, xs):
-    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, keep=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _pallas_core(head_dim, chunk, interpret, gpu, ws0, xs):
+    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, gpu=gpu, keep=False)
     return _on_platform(lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x),
                         interpret, ws0, xs)
 
 
-def _pallas_core_fwd(head_dim, chunk, interpret, ws0, xs):
-    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, keep=True)
+def _pallas_core_fwd(head_dim, chunk, interpret, gpu, ws0, xs):
+    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, gpu=gpu, keep=True)
     ws, y, (q, k, b, diffs, ends) = _on_platform(
         lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x), interpret, ws0, xs)
     return (ws, y), (xs, q, k, b, diffs, ends)
 
 
-def _pallas_core_bwd(head_dim, chunk, interpret, residuals, cotangents):
+def _pallas_core_bwd(head_dim, chunk, interpret, gpu, residuals, cotangents):
     xs, q, k, b, diffs, ends = residuals
     dws_final, dy = cotangents
-    dws0, dxs = _on_platform(lambda layout, interpret, *args: _backward_call(layout, interpret, chunk, *args),
+    dws0, dxs = _on_platform(lambda layout, interpret, *args: _backward_call(layout, interpret, chunk, gpu, *args),
                              interpret, xs, q, k, b, diffs, ends, dy, dws_final)
     return dws0, dxs
 
@@ -344,7 +361,8 @@ def _from_lanes(w: jax.Array, batch: int, heads: int, rows: int, cols: int) -> j
 
 
 def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
-                precision: Precision = "highest", interpret: str | pltpu.InterpretParams | None = None):
+                precision: Precision = "highest", interpret: str | pltpu.InterpretParams | None = None,
+                gpu_layout: GPULayout | None = None):
     """state batched (B, H, ...), x: (B, T, H, d) -> (y (B, T, H, d_out), final state).
 
     Products are float32 elementwise multiply-adds whatever ``precision`` says (it selects MXU/tensor-core
@@ -352,21 +370,25 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
     backward (default 64). ``interpret``: None (the platform being compiled for picks its kernel; other
     platforms, the CPU, run the TPU layout in Pallas interpret mode: for tests, slow), "gpu" or "tpu" (that
     layout's grid in interpret mode on any platform), or a ``pltpu.InterpretParams`` (the TPU layout in
-    the TPU interpreter, which models HBM/VMEM block copies and multiple cores).
+    the TPU interpreter, which models HBM/VMEM block copies and multiple cores). ``gpu_layout``: the GPU
+    programs' shape (default ``GPULayout()``).
     """
     del precision
+    gpu = GPULayout() if gpu_layout is None else gpu_layout
+    if not isinstance(gpu, GPULayout):
+        raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):
         raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
     batch, steps, heads, d = x.shape
     d_out, n_beta = state.d_out, state.n_beta
     chunk = chunk_size or DEFAULT_ANCHOR_INTERVAL
-    d_pad, e_pad, lanes = _next_power_of_two(d), _next_power_of_two(d_out), padded_lanes(batch * heads)
+    d_pad, e_pad, lanes = _next_power_of_two(d), _next_power_of_two(d_out), padded_lanes(batch * heads, gpu)
     padded_steps = math.ceil(steps / chunk) * chunk
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d); zero steps appended are no-ops
     xs = jnp.transpose(xs, (0, 3, 1, 2)).reshape(steps, d, 1, batch * heads)
     xs = jnp.pad(xs, [(0, padded_steps - steps), (0, d_pad - d), (0, 0), (0, lanes - batch * heads)])
     ws0 = tuple(_to_lanes(w, d_pad, cols, lanes) for w, cols in zip(state, (e_pad, d_pad, d_pad, n_beta)))
-    ws, y = _pallas_core(d, chunk, interpret, ws0, xs)
+    ws, y = _pallas_core(d, chunk, interpret, gpu, ws0, xs)
     y = y[:steps, 0, :d_out, :batch * heads].reshape(steps, d_out, batch, heads)
     final = SRWMState(*(_from_lanes(w, batch, heads, d, cols) for w, cols in zip(ws, (d_out, d, d, n_beta))))
     return jnp.transpose(y, (2, 0, 3, 1)), final

@@ -14,7 +14,7 @@ from jax.test_util import check_grads
 
 from acljax.srwm import broadcast_state, init_state, srwm_scan
 from acljax.srwm.api import resolve_impl
-from acljax.srwm.pallas import padded_lanes, pallas_impl
+from acljax.srwm.pallas import GPULayout, padded_lanes, pallas_impl
 from acljax.srwm.reference import reference_impl
 
 TPU_INTERPRETER = pltpu.InterpretParams(num_cores_or_threads=2, uninitialized_memory="nan")
@@ -145,6 +145,29 @@ def test_auto_picks_the_kernels_on_gpus_and_tpus_only():
 @pytest.mark.parametrize("lanes, expected", [(1, 8), (8, 8), (9, 16), (128, 128), (129, 256), (512, 512)])
 def test_lanes_are_padded_for_both_layouts(lanes, expected):
     assert padded_lanes(lanes) == expected
+    wide = GPULayout(lanes=32)  # a GPU layout of 32 lanes per program: padded to 32 up to 128, to 128 beyond
+    assert padded_lanes(lanes, wide) == (-(-lanes // 32) * 32 if lanes <= 128 else expected)
+
+
+@pytest.mark.parametrize("layout", [GPULayout(lanes=1, num_warps=1), GPULayout(lanes=32, num_warps=8)])
+def test_other_gpu_layouts_compute_the_same(layout):
+    """Other lanes per program (a grid of 12 or 1 programs here, against 2 by default) in the GPU layout's
+    interpret mode: the same outputs and gradients as the reference."""
+    case = "d_out != d, neither a power of two (padded for Triton)"
+    state, x, expected = _case(case)
+    chunk = CASES[case][-1]
+    got = jax.jit(_outputs_and_gradients, static_argnums=0)(
+        lambda s, x: pallas_impl(s, x, interpret="gpu", chunk_size=chunk, gpu_layout=layout), state, x)
+    _assert_close(got, expected, rtol=2e-5)
+
+
+@pytest.mark.parametrize("lanes, num_warps", [(3, 4), (0, 4), (256, 4), (8, 64), (8, 2.0)])
+def test_bad_gpu_layouts_are_refused(lanes, num_warps):
+    name = "lanes" if lanes != 8 else "num_warps"
+    with pytest.raises(ValueError, match=f"GPULayout.{name} must be a power of two from 1 to"):
+        GPULayout(lanes=lanes, num_warps=num_warps)
+    with pytest.raises(ValueError, match="gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got 8"):
+        srwm_scan(init_state(jax.random.key(0), 2, 4), jnp.ones((1, 3, 2, 4)), impl="pallas", gpu_layout=8)
 
 
 def test_bad_interpret_option():
