@@ -52,6 +52,18 @@ def test_srwm_scan_lowers_forward_and_backward(platform, impl, steps):  # each p
 KERNEL_CALLS = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
 
 
+@pytest.mark.parametrize("steps, kernel_steps", [(5, 5), (150, 150), (131, 192)])
+def test_the_kernels_pad_time_only_where_the_anchor_interval_needs_it(steps, kernel_steps):
+    """reversible's anchor rule: T itself up to 128 steps, a divisor of T in [32, 128] beyond (150 = 2 x 75), else
+    64 and padding (131 is prime: 3 chunks of 64)."""
+    w0 = init_state(jax.random.key(0), 2, 16)
+    x = jax.ShapeDtypeStruct((2, steps, 2, 16), jnp.float32)
+    grad = jax.grad(lambda w, x: srwm_scan(w, x, impl="pallas")[0].sum(), argnums=(0, 1))
+    module = _lowers(grad, w0, x, platforms=["cuda"])
+    calls = [line for line in module.splitlines() if KERNEL_CALLS["cuda"] in line]
+    assert len(calls) == 2 and all(f"(tensor<{kernel_steps}x16x1x8xf32>" in call for call in calls), calls
+
+
 def test_the_gpu_layout_reaches_the_triton_kernels():
     """Another GPULayout lowers for CUDA with its warps and its grid: B*H = 512 lanes, 32 per program -> 16."""
     w0 = init_state(jax.random.key(0), 16, 16)
