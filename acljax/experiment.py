@@ -122,10 +122,12 @@ class Experiment:
         names += [job.name for job in self.jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"Experiment {self.name!r}: run and job names must be unique, got {names}")
+        kinds = {**{job.name: "job" for job in self.jobs}, **{run.name: "run" for run in self.runs}}
         nested = [(a, b) for a in names for b in names if b.startswith(a + "/")]
         if nested:
-            raise ValueError(f"Experiment {self.name!r}: run {nested[0][1]!r} would lie inside the workdir of run "
-                             f"{nested[0][0]!r}")
+            (outer, inner), = nested[:1]
+            raise ValueError(f"Experiment {self.name!r}: {kinds[inner]} {inner!r} would lie inside the workdir of "
+                             f"{kinds[outer]} {outer!r}")
         self.order()  # refuses a cycle
         for device, overrides in self.sizes.items():
             if device not in DEVICES or not isinstance(overrides, tuple) or not all(

@@ -146,6 +146,11 @@ def test_a_bad_job_is_refused_when_declared(job, expected):
         job()
 
 
+def test_a_job_inside_a_runs_workdir_is_named_as_a_job():
+    with pytest.raises(ValueError, match="job 'a/eval' would lie inside the workdir of run 'a'"):
+        Experiment("nested", (Run("a", "x"),), (Job("a/eval", _count),))
+
+
 def test_a_job_runs_once_per_kwargs_and_reports_with_its_record(tmp_path, capsys):
     def report(workdirs, out):
         (out / "calls.md").write_text((workdirs["count"] / "calls").read_text())
