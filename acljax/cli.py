@@ -362,15 +362,16 @@ def _experiment(args: argparse.Namespace) -> int:
     from acljax import experiment
 
     declared = experiment.load(args.name)
-    if args.device is None:
+    given = args.device is not None
+    if not given:
         import jax
 
         args.device = jax.default_backend()
-    at_device = declared.at(args.device)  # checks the device
-    root = args.root or experiment.default_root(declared, args.device)
+    at_device = declared.at(args.device) if given or declared.sizes else declared  # JAX's own only where it counts
     if declared.sizes:
         print(f"{declared.name} at {args.device} sizes: "
               f"{', '.join(declared.sizes.get(args.device, ())) or 'the runs as declared'}")
+    root = args.root or experiment.default_root(declared, args.device)
     declared = at_device
     if args.experiment_command == "report":
         for path in experiment.report(declared, root, args.out or root / "report"):

@@ -129,6 +129,9 @@ class Experiment:
             raise ValueError(f"Experiment {self.name!r}: {kinds[inner]} {inner!r} would lie inside the workdir of "
                              f"{kinds[outer]} {outer!r}")
         self.order()  # refuses a cycle
+        if not isinstance(self.sizes, dict):
+            raise ValueError(f"Experiment {self.name!r}: sizes must be a dict of device -> overrides, got "
+                             f"{self.sizes!r}")
         for device, overrides in self.sizes.items():
             if device not in DEVICES or not isinstance(overrides, tuple) or not all(
                     isinstance(o, str) and o.partition("=")[0] not in ("init_from", "seed") for o in overrides):

@@ -5,8 +5,9 @@ measured at the paper's sizes, and one paper-config meta-training step per imple
     python benchmarks/gpu_check.py --smoke      # anywhere: steps 1-3 at tiny sizes, scan and pallas only (on a
                                                 # CPU the kernels run in Pallas interpret mode)
 
-Steps, all in one JSON (``gpu_check_<platform>.json``) and one Markdown report beside it (``.md``), under
-``runs/gpu_check/`` (``--record``: ``benchmarks/results/``):
+Steps, all in one JSON (``gpu_check_<platform>.json``, rewritten after each step, so a later failure keeps the
+earlier steps) and one Markdown report beside it (``.md``, at the end), under ``runs/gpu_check/``
+(``--record``: ``benchmarks/results/``):
 
 1. **Kernels against float64.** Every implementation (on a GPU ``"pallas"`` is the compiled Triton kernels)
    against ``scan`` in float64 on odd shapes (d = 17, d_out != d, n_beta 1 and 4, T = 1, a prime T, bfloat16
@@ -17,10 +18,10 @@ Steps, all in one JSON (``gpu_check_<platform>.json``) and one Markdown report b
    forward+backward at B=32, H=16, d=16, T=500, timed round-robin; the fastest is named.
 3. **Throughput** at B=32, H=16, d=16, T=150 / 500 / 2000 (``srwm_throughput.bench_group``: min / median / max
    seconds, tokens/s, speed-up over ``scan``, error against float64, memory), each with its fraction of the
-   device's FP32 peak (analytic FLOPs) and of a latency bound: a step of
-   one head depends on the step before, so T steps take at least T x ``LATENCY_FLOOR_S`` whatever the
-   parallelism (forward+backward: 3 T, the backward step being about twice the forward's work), and tokens/s
-   <= B / (steps per token x ``LATENCY_FLOOR_S``).
+   device's FP32 peak (analytic FLOPs) and of a latency model's bound: a step of one head depends on the step
+   before, so if a step takes ``LATENCY_FLOOR_S`` (an estimate, not a measurement) T steps take T times that
+   whatever the parallelism (forward+backward: 3 T, the backward step being about twice the forward's work),
+   and tokens/s are at most B / (steps per token x ``LATENCY_FLOOR_S``).
 4. **One meta-training step** of the paper's config (``acl_glyphs_2task``: Conv-4, D = 256, 16 heads, batch
    32) per SRWM implementation (``benchmarks/meta_step.py --impls``).
 """
@@ -57,7 +58,8 @@ SWEEP_SIZE = (32, 16, 16, 500)  # (B, H, d, T)
 SIZES = srwm_throughput.PAPER_SIZES
 SMOKE_SWEEP, SMOKE_SIZE = [GPULayout(8, 4), GPULayout(1, 1)], (2, 2, 4, 16)
 LATENCY_FLOOR_S = 0.2e-6  # one dependent step of one head, one warp with its state in registers (estimate)
-FP32_PEAK_FLOPS = {"H100 PCIe": 51e12, "H100": 67e12, "H200": 67e12, "A100": 19.5e12, "L40S": 91.6e12}
+FP32_PEAK_FLOPS = {"H100 PCIe": 51e12, "H100 NVL": 60e12, "H100": 67e12, "H200 NVL": 60e12, "H200": 67e12,
+                   "A100": 19.5e12, "L40S": 91.6e12}  # NVIDIA's data sheets, non-tensor-core FP32
 
 
 def fp32_peak(device_kind: str) -> float | None:
@@ -164,31 +166,37 @@ def main(argv=None) -> int:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     out = output_dir(args, __file__)
     start, env = time.perf_counter(), environment()
+    name = f"gpu_check_{env['platform']}{'_smoke' if args.smoke else ''}"
+    report = {"command": " ".join(["gpu_check.py", *(sys.argv[1:] if argv is None else argv)]),
+              "date": time.strftime("%Y-%m-%d"), "environment": env}
+
+    def save(**results):  # after every step: what was measured survives a later failure
+        report.update(results, seconds=time.perf_counter() - start)
+        (out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+
     print(f"gpu_check on {env['device']} ({env['platform']}){' --smoke' if args.smoke else ''}", flush=True)
     impls = SMOKE_IMPLS if args.smoke else IMPLS
     checks = [row for case in (SMOKE_CASES if args.smoke else CASES) for row in check_case(case, impls)]
+    save(checks=checks)
     print(f"1. kernels against float64: {sum(r['passed'] for r in checks)} of {len(checks)} passed", flush=True)
     batch, heads, d, steps = SMOKE_SIZE if args.smoke else SWEEP_SIZE
     layouts = time_layouts(SMOKE_SWEEP if args.smoke else SWEEP, batch, heads, d, steps, args.repeats)
     best = min(layouts, key=lambda r: r["median_s"])
+    save(layouts=layouts, best_layout={"lanes": best["lanes"], "num_warps": best["num_warps"]})
     print(f"2. fastest GPU layout: {best['lanes']} lanes, {best['num_warps']} warps", flush=True)
     throughput = []
     for size in ([SMOKE_SIZE] if args.smoke else SIZES):
         for backward in (False, True):
             throughput += srwm_throughput.bench_group(impls, *size, backward, args.repeats)
     add_fractions(throughput, env["device"])
+    save(throughput=throughput)
     print("3. throughput measured", flush=True)
     meta_rows = []
     if not args.smoke:
         meta_out = out / "meta_step"
         meta_step.main(["--impls", *IMPLS, "--out", str(meta_out)])
         meta_rows = json.loads((meta_out / f"meta_step_impls_{env['platform']}.json").read_text())
-    report = {"command": " ".join(["gpu_check.py", *(sys.argv[1:] if argv is None else argv)]),
-              "date": time.strftime("%Y-%m-%d"), "environment": env, "checks": checks, "layouts": layouts,
-              "best_layout": {"lanes": best["lanes"], "num_warps": best["num_warps"]}, "throughput": throughput,
-              "meta_step": meta_rows, "seconds": time.perf_counter() - start}
-    name = f"gpu_check_{env['platform']}{'_smoke' if args.smoke else ''}"
-    (out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    save(meta_step=meta_rows)
     (out / f"{name}.md").write_text(markdown(report))
     print(markdown(report))
     print(f"-> {out / name}.json, .md")

@@ -8,7 +8,7 @@ the 20-task glyph stream > 67.6 (the paper's Split-Omniglot figure).
 
     acljax experiment run conv4_recipe --device gpu --dry-run
     acljax experiment run conv4_recipe                # on a GPU: 42,000 steps in all
-    acljax experiment report conv4_recipe
+    acljax experiment report conv4_recipe --device gpu   # the GPU runs' workdirs, on any machine
 
 On a CPU (``--device cpu``, the default there; workdirs in ``runs/conv4_recipe-cpu``) the same graph runs with the
 quickstart's MLP model in place of Conv-4 (label feedback scaled by sqrt of its 256 MLP features): the paper-sized

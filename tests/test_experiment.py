@@ -24,7 +24,6 @@ def get_config():
 
 EXPERIMENT = '''
 import json
-from acljax.acl import ACLConfig
 from acljax.experiment import Experiment, Job, Run
 
 def report(workdirs, out):

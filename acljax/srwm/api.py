@@ -121,8 +121,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
         same function, to float rounding).
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
       chunk_size: steps per checkpointed chunk ("scan_remat", default about sqrt(T)) or between
-        exact anchor states ("reversible" and "pallas": default about 64, a divisor of T where one is near,
-        T itself up to 128); ignored by the others.
+        exact anchor states ("reversible": default about 64, a divisor of T where one is near, T itself up to
+        128; "pallas" the same with at most 64); ignored by the others.
       precision: matmul precision of every product, "highest" (full float32), "high" or "default"
         (faster on GPUs and TPUs, less accurate; see ``acljax.srwm.step.PRECISIONS``).
       batch_block: "reversible" only: sequences taken through the whole sequence together, a divisor of B

@@ -28,13 +28,14 @@ def default_remat_chunk(steps: int) -> int:
     return min(divisors, key=lambda c: abs(c - root)) if divisors else math.ceil(root)
 
 
-def default_anchor_interval(steps: int) -> int:
-    """``reversible``'s steps between anchor states: T itself up to 2 x 64 steps (one chunk), else the
-    smallest divisor of T in [64, 128], else the largest in [32, 64) (no padding either way), else 64."""
-    if steps <= 2 * DEFAULT_ANCHOR_INTERVAL:
+def default_anchor_interval(steps: int, longest: int = 2 * DEFAULT_ANCHOR_INTERVAL) -> int:
+    """Steps between anchor states (``reversible``; the Pallas kernels with ``longest`` = 64): T itself up to
+    ``longest`` steps (one chunk), else the smallest divisor of T in [64, longest], else the largest in [32, 64)
+    (no padding either way), else 64."""
+    if steps <= longest:
         return steps
-    low, high = DEFAULT_ANCHOR_INTERVAL // 2, 2 * DEFAULT_ANCHOR_INTERVAL
-    for candidate in [*range(DEFAULT_ANCHOR_INTERVAL, high + 1), *range(DEFAULT_ANCHOR_INTERVAL - 1, low - 1, -1)]:
+    low = DEFAULT_ANCHOR_INTERVAL // 2
+    for candidate in [*range(DEFAULT_ANCHOR_INTERVAL, longest + 1), *range(DEFAULT_ANCHOR_INTERVAL - 1, low - 1, -1)]:
         if steps % candidate == 0:
             return candidate
     return DEFAULT_ANCHOR_INTERVAL

@@ -17,8 +17,8 @@ far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU l
 - The kernel body is the same on both; only the grid and block shapes differ.
 
 The backward (``jax.custom_vjp``) is the official CUDA kernel's reversible scheme: the forward keeps
-per-step q, k, b, v - vbar and an exact anchor state every C steps (default: ``reversible``'s anchor interval,
-about 64 without padding T); the backward walks
+per-step q, k, b, v - vbar and an exact anchor state every C steps (default: ``reversible``'s anchor rule
+with C at most 64, no padding where T has a divisor in [32, 64]); the backward walks
 time in reverse, reverting each update on-chip from the next anchor and applying the step's
 hand-derived gradient (the same derivation as :func:`acljax.srwm.memory.step_backward`).
 """
@@ -35,7 +35,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 from jax.experimental.pallas import triton as pltriton
 
-from acljax.srwm.memory import default_anchor_interval
+from acljax.srwm.memory import DEFAULT_ANCHOR_INTERVAL, default_anchor_interval
 from acljax.srwm.state import SRWMState
 from acljax.srwm.step import Precision, prepare_inputs
 
@@ -54,7 +54,7 @@ class GPULayout:
 
     def __post_init__(self):
         for name, value, top in (("lanes", self.lanes, TPU_LANE_BLOCK), ("num_warps", self.num_warps, 32)):
-            if not isinstance(value, int) or value < 1 or value > top or value & (value - 1):
+            if type(value) is not int or value < 1 or value > top or value & (value - 1):
                 raise ValueError(f"GPULayout.{name} must be a power of two from 1 to {top}, got {value!r}")
 
 
@@ -368,9 +368,9 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
 
     Products are float32 elementwise multiply-adds whatever ``precision`` says (it selects MXU/tensor-core
     passes, which these kernels do not use). ``chunk_size``: steps between exact anchor states of the
-    backward (default: ``reversible``'s, :func:`acljax.srwm.memory.default_anchor_interval`: T itself up to
-    128 steps, else a divisor of T near 64; time is padded to a multiple of it, so only where T has no such
-    divisor). ``interpret``: None (the platform being compiled for picks its kernel; other
+    backward (default: :func:`acljax.srwm.memory.default_anchor_interval` with chunks of at most 64 steps: T
+    itself up to 64, else a divisor of T in [32, 64]; time is padded to a multiple of it, so only where T has no
+    such divisor). ``interpret``: None (the platform being compiled for picks its kernel; other
     platforms, the CPU, run the TPU layout in Pallas interpret mode: for tests, slow), "gpu" or "tpu" (that
     layout's grid in interpret mode on any platform), or a ``pltpu.InterpretParams`` (the TPU layout in
     the TPU interpreter, which models HBM/VMEM block copies and multiple cores). ``gpu_layout``: the GPU
@@ -384,7 +384,8 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
         raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
     batch, steps, heads, d = x.shape
     d_out, n_beta = state.d_out, state.n_beta
-    chunk = chunk_size or default_anchor_interval(steps)  # reversible's rule: no padding where T allows
+    # reversible's rule, chunks of at most 64 steps: a TPU time block is one chunk, held twice in VMEM
+    chunk = chunk_size or default_anchor_interval(steps, longest=DEFAULT_ANCHOR_INTERVAL)
     d_pad, e_pad, lanes = _next_power_of_two(d), _next_power_of_two(d_out), padded_lanes(batch * heads, gpu)
     padded_steps = math.ceil(steps / chunk) * chunk
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d); zero steps appended are no-ops

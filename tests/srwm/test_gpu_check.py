@@ -16,7 +16,8 @@ gpu_check = run_file(ROOT / "benchmarks" / "gpu_check.py", "benchmarks/gpu_check
 def test_the_smoke_run_writes_every_step(tmp_path):
     assert gpu_check.main(["--smoke", "--repeats", "1", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu_check_cpu_smoke.json").read_text())
-    assert {r["impl"] for r in report["checks"]} == {"scan", "pallas"} and all(r["passed"] for r in report["checks"])
+    [kernel] = [r for r in report["checks"] if r["impl"] == "pallas"]
+    assert kernel["passed"] and kernel["max_rel_error"] <= kernel["tolerance"]
     assert len(report["layouts"]) == 2 and report["best_layout"] in [
         {"lanes": r["lanes"], "num_warps": r["num_warps"]} for r in report["layouts"]]
     rows = report["throughput"]
@@ -24,7 +25,6 @@ def test_the_smoke_run_writes_every_step(tmp_path):
     for r in rows:
         assert r["min_s"] <= r["steady_s"] <= r["max_s"] and r["max_rel_error"] < 1e-4
         assert r["of_fp32_peak"] is None  # a CPU has no entry in the table
-    assert [r["speedup_vs_scan"] for r in rows if r["impl"] == "scan"] == [1.0, 1.0]
     text = (tmp_path / "gpu_check_cpu_smoke.md").read_text()
     assert "## 1. Kernels against float64" in text and "## 3. Throughput" in text and "**no**" not in text
 

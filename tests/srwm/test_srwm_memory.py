@@ -187,6 +187,14 @@ def test_default_anchor_interval_avoids_padding(steps, expected):
     assert default_anchor_interval(steps) == expected  # 393 = 3 x 131: no divisor in [32, 128], so 64 and padding
 
 
+@pytest.mark.parametrize("steps, expected", [(5, 5), (64, 64), (70, 35), (128, 64), (150, 50), (500, 50),
+                                             (2000, 50), (131, 64), (2 * 47, 47)])
+def test_the_kernels_anchor_interval_is_at_most_64(steps, expected):  # the Pallas kernels' chunks
+    from acljax.srwm.memory import default_anchor_interval
+
+    assert default_anchor_interval(steps, longest=64) == expected  # 131 is prime: 64 and padding
+
+
 @pytest.mark.parametrize("n_beta, d_out", [(4, 4), (1, 6)])
 def test_the_hand_derived_step_backward_equals_autodiff_of_the_step(x64, n_beta, d_out):
     from acljax.srwm.memory import add_outer, step_backward
