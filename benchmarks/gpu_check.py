@@ -2,8 +2,8 @@
 measured at the paper's sizes, and one paper-config meta-training step per implementation.
 
     python benchmarks/gpu_check.py --record     # on a GPU machine: a few minutes on one H100 / H200
-    python benchmarks/gpu_check.py --smoke      # anywhere: steps 1-3 at tiny sizes, scan and pallas only (on a
-                                                # CPU the kernels run in Pallas interpret mode)
+    python benchmarks/gpu_check.py --smoke      # anywhere: steps 1-3 at tiny sizes, scan and pallas only, step 3
+                                                # forward+backward only (on a CPU the kernels run in interpret mode)
 
 Steps, all in one JSON (``gpu_check_<platform>.json``, rewritten after each step, so a later failure keeps the
 earlier steps) and one Markdown report beside it (``.md``, at the end), under ``runs/gpu_check/``
@@ -157,8 +157,8 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one case, two layouts, scan and pallas, no "
-                                                             "meta-training step")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one case, two layouts, scan and pallas, "
+                                                             "forward+backward throughput, no meta-training step")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per row")
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     print(f"2. fastest GPU layout: {best['lanes']} lanes, {best['num_warps']} warps", flush=True)
     throughput = []
     for size in ([SMOKE_SIZE] if args.smoke else SIZES):
-        for backward in (False, True):
+        for backward in ((True,) if args.smoke else (False, True)):
             throughput += srwm_throughput.bench_group(impls, *size, backward, args.repeats)
     add_fractions(throughput, env["device"])
     save(throughput=throughput)

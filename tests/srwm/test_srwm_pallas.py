@@ -48,10 +48,9 @@ def _assert_close(got, expected, rtol):
 CASES = {  # (B, T, H, d, d_out, n_beta, input_softmax, chunk_size)
     "T=1": (2, 1, 3, 4, 4, 4, False, 8),
     "T not a multiple of the chunk": (2, 13, 3, 4, 4, 4, False, 4),
-    "one learning rate, input softmax": (2, 9, 2, 4, 4, 1, True, 4),
+    "one learning rate, input softmax, the default anchor interval": (2, 9, 2, 4, 4, 1, True, None),  # one chunk
     "d_out != d, neither a power of two (padded for Triton)": (3, 10, 2, 6, 5, 4, False, 4),
     "more lanes than one TPU block": (9, 6, 16, 4, 4, 4, False, 4),  # B*H = 144 -> two 128-lane blocks
-    "the default anchor interval, T prime": (2, 13, 2, 4, 4, 4, False, None),  # one chunk of 13 steps
 }
 
 
@@ -150,10 +149,10 @@ def test_lanes_are_padded_for_both_layouts(lanes, expected):
     assert padded_lanes(lanes, GPULayout(lanes=32)) == with_32[lanes]
 
 
-@pytest.mark.parametrize("layout", [GPULayout(lanes=1, num_warps=1), GPULayout(lanes=2, num_warps=8)])
-def test_other_gpu_layouts_compute_the_same(layout):
-    """Other lanes per program (B*H = 6 lanes: a grid of 6 or 3 programs, against 1 of 8 lanes by default) in
-    the GPU layout's interpret mode: the same outputs and gradients as the reference."""
+def test_another_gpu_layout_computes_the_same():
+    """One lane per program (B*H = 6 lanes: a grid of 6 programs, against 1 of 8 lanes by default) in the GPU
+    layout's interpret mode: the same outputs and gradients as the reference."""
+    layout = GPULayout(lanes=1, num_warps=1)
     case = "d_out != d, neither a power of two (padded for Triton)"
     state, x, expected = _case(case)
     chunk = CASES[case][-1]
