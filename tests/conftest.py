@@ -59,6 +59,18 @@ def empty_data_cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture
+def new_meta_trainers():
+    """For a test that patches what meta-training programs are traced from, or counts their compilations:
+    ``meta_train`` builds its programs anew instead of reusing those ``trainer_for`` kept from an earlier run of
+    the same configuration in this process (another test's)."""
+    from acljax.acl.trainer import trainer_for
+
+    trainer_for.cache_clear()
+    yield
+    trainer_for.cache_clear()  # nor does a later test get this one's patched programs
+
+
 @pytest.fixture(scope="session")
 def installed_acljax(tmp_path_factory):
     """acljax as a user gets it: a wheel built from this checkout, installed (not editable) into a new

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -88,6 +89,14 @@ class MetaTrainer:
 
     def model(self, params, rest, *, train: bool, key=None) -> InContextLearner:
         return merged_model(self.graphdef, params, rest, train=train, key=key)
+
+
+@functools.lru_cache(maxsize=2)
+def trainer_for(config: ACLConfig, image_shape: tuple[int, ...]) -> MetaTrainer:
+    """``MetaTrainer(config, image_shape)``, kept for the next run of the same configuration in this process (a
+    resume after an interruption, a repeated run): its programs are traced once. Nothing in it changes after it
+    is built (its params are the starting point of each run, copied before training)."""
+    return MetaTrainer(config, image_shape)
 
 
 def sample(config: ACLConfig, pools, rng: np.random.Generator, order: list[int], batch_size: int):
@@ -194,7 +203,7 @@ def meta_train(config: ACLConfig, workdir: str | Path, *, progress: bool = True,
     shape, mesh = check_start(config, workdir, progress=progress, profile_dir=profile_dir)
     train_pools = build_pools(config, "train", progress=progress)
     valid_pools = build_pools(config, "validation", progress=progress)
-    trainer = MetaTrainer(config, shape)
+    trainer = trainer_for(config, tuple(shape))
     run = Workdir(workdir, async_checkpoints=config.async_checkpoints)  # created once data and model are usable
     with run.exclusive():
         if tensorboard:

@@ -30,7 +30,7 @@ def npz(tmp_path_factory):
 _config = tiny_run.config
 
 
-def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog):
+def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog, new_meta_trainers):
     config = _config(npz)
     with caplog.at_level(logging.WARNING), jax.log_compiles():
         full = meta_train(config, tmp_path / "full", progress=False)
@@ -322,7 +322,7 @@ def _nan_images_at(patch, steps):
     patch.setattr(trainer, "sample_sharded", poisoned)
 
 
-def _recording_train_steps(patch, seen):
+def _recording_train_steps(patch, seen):  # the tests using it need the fixture new_meta_trainers
     """Every train step records (a host copy of) the parameters and optimiser state it starts from."""
     from acljax.acl import trainer
 
@@ -340,7 +340,7 @@ def _recording_train_steps(patch, seen):
     patch.setattr(trainer, "make_train_step", recording)
 
 
-def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatch):
+def test_non_finite_steps_can_be_skipped_up_to_a_limit(npz, tmp_path, monkeypatch, new_meta_trainers):
     """A step whose loss is NaN is discarded inside the compiled step (parameters and optimiser state unchanged)
     while no more than ``skip_nonfinite_steps`` came in a row; the next non-finite one stops the run."""
     seen = []
@@ -374,7 +374,8 @@ def test_each_step_key_draws_its_own_dropout():
     np.testing.assert_array_equal(a, again)
 
 
-def test_a_failure_inside_a_log_window_names_its_step_and_changes_nothing_after_it(npz, tmp_path, monkeypatch):
+def test_a_failure_inside_a_log_window_names_its_step_and_changes_nothing_after_it(npz, tmp_path, monkeypatch,
+                                                                                   new_meta_trainers):
     """NaN at step 2 only, no skipping, metrics fetched after step 6: the run stops at that fetch naming step 2,
     and neither step 2 nor the finite steps 3-6 after it changed parameters or optimiser state."""
     seen = []
