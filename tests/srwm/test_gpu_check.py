@@ -16,12 +16,12 @@ gpu_check = run_file(ROOT / "benchmarks" / "gpu_check.py", "benchmarks/gpu_check
 def test_the_smoke_run_writes_every_step(tmp_path):
     assert gpu_check.main(["--smoke", "--repeats", "1", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu_check_cpu_smoke.json").read_text())
-    [kernel] = [r for r in report["checks"] if r["impl"] == "pallas"]
-    assert kernel["passed"] and kernel["max_rel_error"] <= kernel["tolerance"]
+    [checked] = [r for r in report["checks"] if r["impl"] == "reversible"]
+    assert checked["passed"] and checked["max_rel_error"] <= checked["tolerance"]
     assert len(report["layouts"]) == 2 and report["best_layout"] in [
         {"lanes": r["lanes"], "num_warps": r["num_warps"]} for r in report["layouts"]]
     rows = report["throughput"]
-    assert {(r["impl"], r["mode"]) for r in rows} == {("scan", "fwd+bwd"), ("pallas", "fwd+bwd")}
+    assert {(r["impl"], r["mode"]) for r in rows} == {("scan", "fwd+bwd"), ("reversible", "fwd+bwd")}
     for r in rows:
         assert r["min_s"] <= r["steady_s"] <= r["max_s"] and r["max_rel_error"] < 1e-4
         assert r["of_fp32_peak"] is None  # a CPU has no entry in the table
