@@ -17,7 +17,7 @@ from acljax.acl.config import ACLConfig, ModelConfig, PoolConfig, config_from_di
 from acljax.acl.model import image_shape, load_params
 from acljax.acl.objective import Term
 from acljax.acl.pools import build_pools
-from acljax.acl.trainer import MetaTrainer, learning_rate_schedule, meta_train
+from acljax.acl.trainer import MetaTrainer, learning_rate_schedule, meta_train, trainer_for
 from acljax.data.episodes import TaskSpec
 from acljax.srwm import SRWMOptions
 
@@ -52,6 +52,19 @@ def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog, 
     assert [r["step"] for r in valid] == [3, 6]
     assert full["best_step"] == min(valid, key=lambda r: r["valid/loss"])["step"]
     assert set(full["test"]) == set(full["best_validation"]) - {"step"}
+
+
+def test_a_kept_trainer_is_the_one_its_configuration_builds(npz, new_meta_trainers):
+    """trainer_for gives a run of the same configuration the trainer it kept, and another configuration its own:
+    each as a new MetaTrainer of that configuration would be (same settings, same initial parameters)."""
+    config, shape = _config(npz), (8, 8, 1)
+    other = dataclasses.replace(config, learning_rate=config.learning_rate / 2, seed=config.seed + 1)
+    kept = trainer_for(config, shape)
+    assert trainer_for(dataclasses.replace(config), shape) is kept
+    for got, wanted in ((kept, config), (trainer_for(other, shape), other)):
+        fresh = MetaTrainer(wanted, shape)
+        assert got.config == wanted
+        chex.assert_trees_all_equal(got.params, fresh.params)
 
 
 def test_warmup_schedule_peaks_as_in_the_paper():
