@@ -82,10 +82,7 @@ def check_case(name: str, impls) -> list[dict]:
 
         return jax.jit(lambda s, x: (srwm_scan(s, x, impl=impl), jax.grad(loss, (0, 1))(s, x)))(state, x)
 
-    got = {impl: jax.device_get(values(impl, state, x)) for impl in dict.fromkeys(("scan", *impls))}
-    with jax.enable_x64(True):
-        truth = values("scan", *jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (state, x)))
-        errors = {impl: srwm_throughput.max_relative_error(got[impl], truth) for impl in got}
+    errors = srwm_throughput.errors_against_float64_scan(dict.fromkeys(("scan", *impls)), state, x, values)
     bound = 2 * errors["scan"] + 1e-6
     return [{"case": name, "impl": impl, "max_rel_error": errors[impl], "tolerance": bound,
              "passed": errors[impl] <= bound} for impl in impls]

@@ -72,12 +72,12 @@ def max_relative_error(got, truth) -> float:
     return max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in pairs)
 
 
-def errors_against_float64_scan(impls, state, x, backward) -> dict[str, float]:
-    """Each implementation's float32 result against ``scan`` run in float64 on the same inputs."""
-    got = {impl: jax.device_get(checked_values(impl, backward, state, x)) for impl in impls}
+def errors_against_float64_scan(impls, state, x, values) -> dict[str, float]:
+    """Each implementation's float32 ``values(impl, state, x)`` (a pytree) against ``scan``'s in float64 on the same
+    inputs (:func:`max_relative_error`)."""
+    got = {impl: jax.device_get(values(impl, state, x)) for impl in impls}
     with jax.enable_x64(True):
-        wide = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (state, x))
-        truth = checked_values("scan", backward, *wide)
+        truth = values("scan", *jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (state, x)))
         return {impl: max_relative_error(got[impl], truth) for impl in impls}
 
 
@@ -119,7 +119,7 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
             row["speedup_vs_scan"] = statistics.median(times["scan"]) / median
         if stats and "peak_bytes_in_use" in stats:
             row["device_peak_bytes"] = stats["peak_bytes_in_use"]  # cumulative over the group on GPU
-    errors = errors_against_float64_scan(impls, state, x, backward)
+    errors = errors_against_float64_scan(impls, state, x, lambda impl, s, x: checked_values(impl, backward, s, x))
     for row in rows:
         row["max_rel_error"] = errors[row["impl"]]
     return rows
