@@ -5,7 +5,7 @@
 #   l2-unreadable           /sys's cache sizes hidden (a private mount namespace; needs root): the 1 MiB fallback
 #   avx2                    XLA's CPU code limited to AVX2 (XLA_FLAGS=--xla_cpu_max_isa=AVX2)
 #   one-core                the whole run pinned to one core (taskset)
-#   xla-default             XLA's CPU backend at its default optimisation level (tests/conftest.py sets level 0)
+#   xla-default             XLA's CPU backend at its defaults (tests/conftest.py sets FAST_COMPILE_FLAGS)
 # Usage: bash scripts/test_on_other_cpus.sh [VARIANT ...] [-- PYTEST ARGS]   (default: every variant, whole suite)
 # One line per variant goes to stdout and runs/test_on_other_cpus.log; the full output of each to runs/.
 set -uo pipefail
@@ -27,7 +27,8 @@ for variant in "${variants[@]}"; do
       'mount -t tmpfs none /sys/devices/system/cpu/cpu0/cache && exec "$@"' sh "${pytest[@]}") ;;
     avx2) cmd=(env XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_max_isa=AVX2" "${pytest[@]}") ;;
     one-core) cmd=(taskset -c 0 "${pytest[@]}") ;;
-    xla-default) cmd=(env XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=3" "${pytest[@]}") ;;
+    xla-default) cmd=(env XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true" \
+      "${pytest[@]}") ;;
     *) echo "unknown variant '$variant'; known: ${all[*]}" >&2; exit 2 ;;
   esac
   start=$(date +%s)
