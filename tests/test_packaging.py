@@ -8,6 +8,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).parents[1]
 
@@ -47,3 +48,25 @@ def test_dependencies_are_declared_exactly_as_imported():
     assert inner <= core | extras, f"imported but declared nowhere: {inner - core - extras}"
     assert core <= top | inner, f"declared but never imported: {core - top - inner}"
     assert "tensorflow-datasets" in inner and "tensorflow-datasets" not in core  # an extra, imported lazily
+
+
+def test_the_dependency_ranges_admit_every_recorded_run():
+    """No cap excludes a version acljax is recorded to have run with (.ci/tested_versions.json), and the gpu
+    extra asks for the same JAX as the dependencies."""
+    import json
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    ranges = {_normal(r.name): r.specifier for r in map(Requirement, project["dependencies"])}
+    [gpu_jax] = [Requirement(r) for r in project["optional-dependencies"]["gpu"] if Requirement(r).name == "jax"]
+    assert gpu_jax.specifier == ranges["jax"]
+    runs = json.loads((ROOT / ".ci" / "tested_versions.json").read_text())["runs"]
+    for run in runs:
+        for package, version in run["versions"].items():
+            if package == "python":
+                admitted = SpecifierSet(project["requires-python"])
+            elif package == "jaxlib":
+                admitted = ranges["jax"]  # jax pins its jaxlib to its own version
+            else:
+                admitted = ranges.get(package)
+            assert admitted is not None, f"{package} is recorded but not a dependency"
+            assert admitted.contains(version), f"{package} {version} ({run['where']}) is outside {admitted}"

@@ -25,7 +25,8 @@ IMPLEMENTATIONS: dict[str, Callable] = {
 }
 CHUNKED = ("scan_remat", "reversible", "pallas")  # the implementations that take chunk_size
 Impl = Literal["auto", "reference", "scan", "scan_remat", "reversible", "pallas"]
-ACCELERATORS = ("gpu", "tpu")  # jax.default_backend() values on which "auto" picks the Pallas kernels
+# The JAX release from which Pallas' Triton backend (the GPU kernel's) is deprecated: "auto" does not pick it there
+TRITON_DEPRECATED_FROM = (0, 11)
 
 
 def _describe(a) -> str:
@@ -91,14 +92,19 @@ def state_dtype(state: SRWMState, x: jax.Array):
     return jnp.result_type(jnp.float32, x, *state)
 
 
-def resolve_impl(impl: str, backend: str | None = None) -> str:
-    """``"auto"``: ``"pallas"`` on GPUs and TPUs (``backend``, default ``jax.default_backend()``, the
-    platform being traced for), ``"reversible"`` elsewhere: on a CPU it trains fastest at every length
-    measured (150 to 20,000 steps) and needs far less memory than ``"scan"`` (benchmarks/README.md)."""
+def resolve_impl(impl: str, backend: str | None = None, jax_version: tuple[int, ...] | None = None) -> str:
+    """What ``"auto"`` runs, the one place that decides it: ``"pallas"`` on TPUs (Mosaic TPU kernels), and on GPUs
+    with a JAX older than 0.11 (Triton kernels); ``"reversible"`` elsewhere: on a CPU it trains fastest at every
+    length measured (150 to 20,000 steps) and needs far less memory than ``"scan"`` (benchmarks/README.md), and
+    from JAX 0.11 on, Pallas' Triton backend is deprecated (``impl="pallas"`` still runs the Triton kernels
+    there, with JAX's warning). ``backend``: default ``jax.default_backend()``, the platform being traced for;
+    ``jax_version``: default the installed one's ``jax.__version_info__``."""
     check_impl(impl)
     if impl != "auto":
         return impl
-    return "pallas" if (backend or jax.default_backend()) in ACCELERATORS else "reversible"
+    backend = backend or jax.default_backend()
+    triton_current = (jax_version or jax.__version_info__)[:2] < TRITON_DEPRECATED_FROM
+    return "pallas" if backend == "tpu" or (backend == "gpu" and triton_current) else "reversible"
 
 
 def check_impl(impl: str) -> None:

@@ -31,9 +31,9 @@ class SRWMOptions:
 
     W_0's initialisation (:func:`acljax.srwm.init_state`): ``n_beta`` learning rates per head (4: one per
     block of W, 1: one shared), ``init_scale`` (w_y, w_k), ``q_init_scale`` (w_q), ``beta_init`` (mean of w_b).
-    The sequence scan (:func:`acljax.srwm.srwm_scan`): ``impl`` (``"auto"``: Pallas kernels on GPU/TPU,
-    ``"reversible"`` on CPU) and ``chunk_size`` (steps per chunk of ``"scan_remat"``, ``"reversible"`` and
-    ``"pallas"``; None: their default).
+    The sequence scan (:func:`acljax.srwm.srwm_scan`): ``impl`` (``"auto"``: as
+    :func:`acljax.srwm.api.resolve_impl` decides by device and JAX version) and ``chunk_size`` (steps per chunk
+    of ``"scan_remat"``, ``"reversible"`` and ``"pallas"``; None: their default).
     Every step: ``input_softmax`` (softmax over each head's input) and ``precision`` of the products
     (``"highest"``: float32; ``"high"``, ``"default"``: faster on GPU/TPU).
     A continued sequence: ``state_gradient`` (:func:`acljax.srwm.continue_from`, ``"exact"`` or ``"official"``).

@@ -12,6 +12,8 @@ far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU l
   Mosaic GPU because the step is small elementwise/reduction work with no matmul to feed warpgroup
   MMA, and Triton runs on every CUDA GPU since Ampere (and on ROCm) where Mosaic GPU needs Hopper.
   Triton needs power-of-two block sizes, so d and d_out are padded up to one (masked / exact no-op).
+  Pallas' Triton backend is deprecated from JAX 0.11: there ``impl="auto"`` runs ``"reversible"`` on GPUs
+  (:func:`acljax.srwm.api.resolve_impl`), and these kernels run when asked for by name.
 - TPU: Mosaic, grid (N / 128, T / C) with time "arbitrary": the state is carried in the resident
   output block across time blocks of C steps, inputs stream in per block.
 - The kernel body is the same on both; only the grid and block shapes differ.
@@ -33,7 +35,6 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
-from jax.experimental.pallas import triton as pltriton
 
 from acljax.srwm.memory import DEFAULT_ANCHOR_INTERVAL, default_anchor_interval
 from acljax.srwm.state import SRWMState
@@ -228,6 +229,17 @@ def padded_lanes(lanes: int, gpu: GPULayout = GPULayout()) -> int:
     return -(-lanes // step) * step
 
 
+def _triton():
+    """Pallas' Triton module, imported only where a GPU kernel is built: deprecated from JAX 0.11 (importing acljax
+    must not warn) and to be removed from JAX; an ImportError says what to run instead."""
+    try:
+        from jax.experimental.pallas import triton
+    except ImportError as error:
+        raise ImportError(f"impl='pallas' on a GPU needs Pallas' Triton backend, which jax {jax.__version__} does "
+                          "not have; use impl='auto' or 'reversible'") from error
+    return triton
+
+
 class _Specs:
     """Grid and BlockSpecs of one layout. Time-major arrays (T, rows, cols, N) are split in time blocks
     (the whole sequence on GPUs, one chunk per grid step on TPUs), per-chunk arrays (chunks, d, e, N)
@@ -253,7 +265,7 @@ class _Specs:
 
     def compiler_params(self):
         if self.layout == "gpu":
-            return pltriton.CompilerParams(num_warps=self.num_warps)
+            return _triton().CompilerParams(num_warps=self.num_warps)
         return pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary"))
 
 

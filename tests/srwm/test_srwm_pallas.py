@@ -136,10 +136,24 @@ def test_segments_continue_from_the_returned_state():
     _assert_close((jnp.concatenate([y1, y2], 1), end), (y, final), rtol=1e-5)
 
 
-def test_auto_picks_the_kernels_on_gpus_and_tpus_only():
-    assert resolve_impl("auto", backend="gpu") == "pallas"
-    assert resolve_impl("auto", backend="tpu") == "pallas"
-    assert resolve_impl("auto", backend="cpu") == "reversible"
+def test_auto_picks_the_kernels_on_tpus_and_on_gpus_while_triton_is_not_deprecated():
+    for version in [(0, 10, 2), (0, 11, 0), (0, 12, 1), (1, 0)]:
+        assert resolve_impl("auto", backend="tpu", jax_version=version) == "pallas"
+        assert resolve_impl("auto", backend="cpu", jax_version=version) == "reversible"
+        assert resolve_impl("pallas", backend="gpu", jax_version=version) == "pallas"  # by name, on any
+    assert resolve_impl("auto", backend="gpu", jax_version=(0, 10, 2)) == "pallas"
+    for deprecated in [(0, 11, 0), (0, 12, 1), (1, 0)]:
+        assert resolve_impl("auto", backend="gpu", jax_version=deprecated) == "reversible"
+
+
+def test_importing_acljax_does_not_import_the_triton_backend():
+    """Deprecated from JAX 0.11: only a GPU kernel being built imports it."""
+    import subprocess
+    import sys
+
+    code = "import sys, acljax, acljax.srwm.pallas; print('jax.experimental.pallas.triton' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("lanes, expected", [(1, 8), (8, 8), (9, 16), (128, 128), (129, 256), (512, 512)])
