@@ -22,20 +22,22 @@ def term_curves(runs: dict[str, str | Path], out: str | Path, title: str = "") -
     data = {label: [r for r in _read(path) if "loss" in r] for label, path in runs.items()}
     terms = list(dict.fromkeys(k.split("/", 1)[1] for rows in data.values() for k in rows[0]  # objective order
                                if k.startswith("loss/")))
-    fig = Figure(figsize=(4 * len(terms), 6))
-    axes = fig.subplots(2, len(terms), squeeze=False, sharex=True)
+    fig = Figure(figsize=(3.6 * len(terms) + 1.6, 5.6))
+    axes = fig.subplots(2, len(terms), squeeze=False, sharex=True, sharey="row")  # one scale per row: comparable
     for label, rows in data.items():
         steps = [r["step"] for r in rows]
-        style = {"label": label, "marker": "o" if len(steps) < 20 else None}  # a single logged step still shows
+        style = {"label": label, "marker": "o" if len(steps) < 20 else None, "markersize": 4}  # few points show
         for col, term in enumerate(terms):
             axes[0, col].plot(steps, [r.get(f"loss/{term}", np.nan) for r in rows], **style)
-            axes[1, col].plot(steps, [r.get(f"acc/{term}", np.nan) for r in rows], **style)
+            axes[1, col].plot(steps, [100 * r.get(f"acc/{term}", np.nan) for r in rows], **style)
     for col, term in enumerate(terms):
         axes[0, col].set_title(f"{term_label(term)}" + (" (ACL term)" if term.startswith("backward") else ""))
         axes[1, col].set_xlabel("meta-training step")
+    axes[0, 0].set_ylim(bottom=0)
+    axes[1, 0].set_ylim(0, 100)
     axes[0, 0].set_ylabel("query cross-entropy")
-    axes[1, 0].set_ylabel("query accuracy")
-    axes[0, 0].legend()
+    axes[1, 0].set_ylabel("query accuracy (%)")
+    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.suptitle(title or "meta-training terms")
     fig.tight_layout()
     return _save(fig, out)
@@ -45,19 +47,21 @@ def term_bars(results: dict[str, dict[str, float]], terms: dict[str, str], out: 
               title: str = "") -> Path:
     """Grouped bars: for each model (``results[label]`` = term metrics), the accuracy of ``terms``
     (metric name -> caption), with the chance level."""
-    fig = Figure(figsize=(2 + 1.6 * len(terms), 4))
+    fig = Figure(figsize=(3.5 + 1.6 * len(terms), 4))
     ax = fig.subplots()
     width = 0.8 / len(results)
     for i, (label, metrics) in enumerate(results.items()):
         values = [100 * metrics[name] for name in terms]
         bars = ax.bar(np.arange(len(terms)) + i * width, values, width, label=label)
-        ax.bar_label(bars, fmt="%.0f")
+        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
     ax.axhline(100 * chance, color="grey", linestyle="--", label="chance")
     ax.set_xticks(np.arange(len(terms)) + width * (len(results) - 1) / 2, list(terms.values()))
     ax.set_ylabel("query accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 110)  # room for the labels of bars near 100
+    ax.set_yticks(range(0, 101, 20))
+    ax.spines[["top", "right"]].set_visible(False)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # beside the bars, never over one
     fig.tight_layout()
     return _save(fig, out)
 
@@ -81,9 +85,11 @@ def fast_weight_evolution(model, objective, images, feedback, out: str | Path, *
         limit = float(np.abs(w).max()) or 1.0
         image = ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(caption)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(image, ax=ax, fraction=0.046)
+        ax.set_xlabel(f"output unit (of {w.shape[1]})")
+        ax.set_ylabel(f"input unit (of {w.shape[0]})")
+        ax.set_xticks([0, w.shape[1] - 1])
+        ax.set_yticks([0, w.shape[0] - 1])
+        fig.colorbar(image, ax=ax, fraction=0.046, label="weight" if caption == "W_0" else "change")
     fig.suptitle(title or f"block {block}, head {head}: fast weights W_y over a sequence")
     fig.tight_layout()
     return _save(fig, out)

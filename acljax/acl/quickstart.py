@@ -41,8 +41,17 @@ def variant_config(base: ACLConfig, use_acl: bool, steps: int, from_scratch: boo
     init = None if from_scratch else PRETRAINED[use_acl]
     if init is not None and not (init / "best").is_dir():
         raise FileNotFoundError(f"pretrained checkpoint {init} is missing; run with --from-scratch")
-    return dataclasses.replace(base, use_acl=use_acl, steps=steps, validate_every=steps,
-                               init_from=None if init is None else str(init))
+    return dataclasses.replace(base, use_acl=use_acl, steps=steps, validate_every=steps, log_every=curve_interval(base,
+                               steps), init_from=None if init is None else str(init))
+
+
+def curve_interval(base: ACLConfig, steps: int) -> int:
+    """Steps between logged points of the run's curves: about 30 points (at most every step), the base's own
+    interval when that is finer, and a divisor of its ``checkpoint_every``."""
+    every = min(base.log_every, max(1, steps // 30))
+    while base.checkpoint_every is not None and base.checkpoint_every % every:
+        every -= 1
+    return every
 
 
 def run(base: ACLConfig, workdir: str | Path, *, steps: int, from_scratch: bool = False,

@@ -27,7 +27,12 @@ def markdown(report: Report, title: str = "", over: str = "seeds") -> str:
     return head + metrics + matrix
 
 
+SHORT_NAME = 16  # task names longer than this (e.g. a glyph task's class list) are shown by their number
+
+
 def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
+    """The mean accuracy matrix (%) as a heatmap with its values; tasks named as in ``report.task_names``, or
+    numbered 1..T when a name is longer than ``SHORT_NAME`` characters."""
     mean = 100 * report.matrices.mean(0)
     n = len(report.task_names)
     fig = Figure(figsize=(1.2 * n + 2, 1.0 * n + 1.5))
@@ -36,9 +41,11 @@ def heatmap(report: Report, path: str | Path, title: str = "") -> Path:
     for i in range(n):
         for j in range(n):
             ax.text(j, i, f"{mean[i, j]:.0f}", ha="center", va="center", color="white" if mean[i, j] < 60 else "black")
-    ax.set_xticks(range(n), report.task_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), report.task_names)
-    ax.set_xlabel("accuracy on task")
+    short = max(map(len, report.task_names)) <= SHORT_NAME
+    labels = report.task_names if short else [str(i + 1) for i in range(n)]  # long names (class lists): the JSON
+    ax.set_xticks(range(n), labels, rotation=45 if short else 0, ha="right" if short else "center")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("accuracy on task" + ("" if short else " (its number in the stream)"))
     ax.set_ylabel("after learning task")
     ax.set_title(title or "accuracy matrix (%)")
     fig.colorbar(image, ax=ax)

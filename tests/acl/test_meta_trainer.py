@@ -4,6 +4,7 @@ import dataclasses
 import json
 import logging
 import os
+import types
 
 import chex
 import jax
@@ -596,3 +597,12 @@ def test_meta_training_lowers_the_loss_on_a_learnable_problem(tmp_path):
     assert first.mean() - last.mean() > 3 * np.sqrt(first.var(ddof=1) / 20 + last.var(ddof=1) / 20)
 
 
+
+
+@pytest.mark.parametrize("steps, log_every, checkpoint_every, expected", [
+    (300, 50, None, 10), (5000, 50, None, 50), (2, 50, None, 1), (300, 50, 15, 5), (300, 4, None, 4)])
+def test_the_quickstart_logs_about_thirty_points_of_each_curve(steps, log_every, checkpoint_every, expected):
+    from acljax.acl.quickstart import curve_interval
+
+    base = types.SimpleNamespace(log_every=log_every, checkpoint_every=checkpoint_every)
+    assert curve_interval(base, steps) == expected
