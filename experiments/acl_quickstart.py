@@ -16,7 +16,9 @@ RUNS = {label: "acl" if use_acl else "no_acl" for label, use_acl in quickstart.V
 
 def declared_runs() -> tuple[Run, ...]:
     """``acljax quickstart``'s two variants (:func:`acljax.acl.quickstart.variant_config`), as runs."""
+    every = quickstart.curve_interval(configs.load(quickstart.CONFIG), STEPS)
     return tuple(Run(RUNS[label], quickstart.CONFIG, (f"use_acl={use_acl}", f"steps={STEPS}", f"validate_every={STEPS}",
+                                                      f"log_every={every}",
                                                       f"init_from='{quickstart.PRETRAINED[use_acl].name}'"))
                  for label, use_acl in quickstart.VARIANTS.items())
 

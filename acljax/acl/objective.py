@@ -9,7 +9,8 @@ Demos update the fast weights; queries never do. With W_i the state after task i
 
 - ``within_j``: task j's queries scored with W_j (T terms);
 - ``backward_j_after_i``: task j's queries scored with W_i, i > j (T(T-1)/2 terms, the ACL terms);
-- ``first_shot_j`` (tasks with ``first_shot``): task j's queries after its N first-shot demos only.
+- ``first_shot_j`` (tasks with ``first_shot``): task j's queries after every earlier task and task j's N
+  first-shot demos (one per class), before its own demos.
 
 All queries scored against one state are read in one batched pass (``update=False``).
 """
@@ -51,6 +52,7 @@ class Term(NamedTuple):
 
     @property
     def name(self) -> str:
+        """The term's name in metrics and configs: ``within_j``, ``backward_j_after_i`` or ``first_shot_j``."""
         if self.kind == "backward":
             return f"backward_{self.query_task}_after_{self.after_task}"
         return f"{self.kind}_{self.query_task}"

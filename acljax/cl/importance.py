@@ -94,7 +94,8 @@ def fisher_diagonal(apply_fn: ApplyFn, params, x: jax.Array, y: jax.Array | None
 
 
 def mas_importance(apply_fn: ApplyFn, params, x: jax.Array, *, chunk_size: int | None = None):
-    """MAS: mean over the N examples of ``x`` (N, ...) of |d ||f(x)||^2 / d theta| (unsupervised; f = the logits)."""
+    """MAS: mean over the N examples of ``x`` (N, ...) of ``|d ||f(x)||^2 / d theta|`` (unsupervised; f = the
+    logits)."""
     _check_data(x)
     return _mean_over_examples(_mas_per_example(apply_fn), params, (jnp.asarray(x),), _check_chunk(chunk_size))
 

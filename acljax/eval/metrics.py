@@ -46,5 +46,6 @@ def forgetting(R) -> float:
 
 
 def summarize(R, b) -> dict[str, float]:
+    """ACC, BWT, FWT and forgetting of one accuracy matrix R (T, T) with the untrained baseline b (T,)."""
     return {"ACC": average_accuracy(R), "BWT": backward_transfer(R), "FWT": forward_transfer(R, b),
             "forgetting": forgetting(R)}

@@ -15,7 +15,7 @@ from acljax.srwm.reference import reference_impl
 from acljax.srwm.state import SRWMState, broadcast_state
 from acljax.srwm.step import PRECISIONS, Precision, check_precision, scan_impl
 
-# name -> fn(batched state in the compute dtype, x (B, T, H, d), *, input_softmax, precision) -> (y, final state)
+#: name -> fn(batched state in the compute dtype, x (B, T, H, d), *, input_softmax, precision) -> (y, final state)
 IMPLEMENTATIONS: dict[str, Callable] = {
     "reference": reference_impl,
     "scan": scan_impl,
@@ -139,8 +139,9 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
-      y: (B, T, H, d_out) in x's dtype, and the final state (B, H, ...) (float32, or float64 for
-      float64 inputs) that includes every step's update (pass it back in to continue the sequence).
+      y: (B, T, H, d_out) in x's dtype, and the final state (B, H, ...) (in ``result_type(float32, x, state)``:
+      float32, or float64 when x or the state is) that includes every step's update (pass it back in to continue
+      the sequence).
     """
     validate_input(x)
     validate_state(state, num_heads=x.shape[2], head_dim=x.shape[3])
