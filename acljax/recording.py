@@ -41,9 +41,18 @@ def git_state(repository: str | Path = Path(__file__).parents[1]) -> dict:
     return {"git_commit": head.stdout.strip(), "git_dirty": bool(dirty.stdout.strip())}
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name as Linux reports it ("Intel(R) Xeon(R) Processor"), None where it does not."""
+    try:
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+
+
 def environment() -> dict:
-    """Device (kind, platform, count), versions (jax, jaxlib, flax, optax, orbax, numpy, Python) and the git
-    commit of this process, stored beside every recorded figure."""
+    """Device (kind, platform, count), versions (jax, jaxlib, flax, optax, orbax, numpy, Python), the CPU (model,
+    cores, architecture) and the git commit of this process, stored beside every recorded figure."""
     from importlib.metadata import PackageNotFoundError, version
 
     import jax  # here, not at import: scripts set XLA_FLAGS before jax starts
@@ -57,7 +66,8 @@ def environment() -> dict:
     device = jax.devices()[0]
     return {"device": device.device_kind, "platform": device.platform, "device_count": jax.device_count(),
             "jax": jax.__version__, **{package.removesuffix("-checkpoint"): installed(package) for package in PACKAGES},
-            "python": platform.python_version(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
             **git_state()}
 
 

@@ -56,3 +56,14 @@ def test_the_environment_names_code_versions_and_devices():
     assert (env["jax"], env["numpy"], env["orbax"]) == (jax.__version__, np.__version__, version("orbax-checkpoint"))
     assert (env["flax"], env["optax"]) == (version("flax"), version("optax"))
     assert (env["device"], env["device_count"]) == (jax.devices()[0].device_kind, jax.device_count())
+
+
+def test_the_cpu_model_is_read_from_cpuinfo(tmp_path):
+    from acljax.recording import cpu_model
+
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) "
+                                      "Processor\nflags\t: fpu\n\nprocessor\t: 1\nmodel name\t: Other\n")
+    assert cpu_model(tmp_path / "cpuinfo") == "Intel(R) Xeon(R) Processor"
+    assert cpu_model(tmp_path / "missing") is None
+    (tmp_path / "arm").write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # no model name line (some ARM kernels)
+    assert cpu_model(tmp_path / "arm") is None
