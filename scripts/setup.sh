@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (Python >= 3.11) and install acljax into it. Usage: bash scripts/setup.sh [EXTRAS]
-# EXTRAS: e.g. "dev" for the test tools. On Debian as root it also installs the offline data
-# sources (Noto fonts and Unifont for the glyph set, the Fashion-MNIST package); while another apt or
+# EXTRAS: e.g. "dev" for the test tools, "docs" for the docs site. On Debian as root it also installs the offline
+# data sources (Noto fonts and Unifont for the glyph set, the Fashion-MNIST package), and with "docs" Debian's
+# chromium (the docs' browser check); while another apt or
 # dpkg holds the package locks it waits for them, up to APT_LOCK_TIMEOUT seconds (default 600).
 # Re-running is cheap: apt and pip skip what is installed.
 set -euo pipefail
@@ -49,6 +50,8 @@ main() {
     echo "acljax needs Python >= 3.11; set PYTHON=/path/to/python3.11" >&2; exit 1; }
 
   local system_packages=(fonts-noto-core fonts-unifont dataset-fashion-mnist) missing=() p
+  # the docs' browser check (scripts/build_docs.sh) opens the built site in Debian's chromium
+  [[ ",$extras," == *,docs,* ]] && system_packages+=(chromium)
   for p in "${system_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done

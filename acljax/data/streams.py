@@ -1,10 +1,12 @@
 """Task streams for continual learning: Split-X, Permuted-X and Rotated-X for any image data set.
 
 Label mappings (Hsu et al. 2018, "Re-evaluating Continual Learning Scenarios"):
+
 - ``task``: labels ``t * C + c`` over ``T * C`` outputs, and each task's ``output_mask`` allows only its own
   C outputs (equivalent to one head per task; the task id is given).
 - ``domain``: labels ``c`` over C outputs, no task id.
 - ``class``: labels ``t * C + c`` over ``T * C`` outputs, no task id (masks allow every output).
+
 Here C is the number of classes per task (Split) or the data set's classes (Permuted, Rotated).
 """
 

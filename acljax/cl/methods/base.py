@@ -97,7 +97,7 @@ class Method:
         return model.init(key)
 
     def apply(self, model: Model, params, memory, x: jax.Array, task: jax.Array, training: bool) -> jax.Array:
-        """One seed's logits (B, K) of x (B, *input_shape) for task index ``task`` (a traced int: in training
+        """One seed's logits (B, K) of ``x (B, *input_shape)`` for task index ``task`` (a traced int: in training
         the task being learned, in testing the task being tested)."""
         return model.apply(params, x)
 
@@ -111,7 +111,7 @@ class Method:
 
     def loss(self, apply: ApplyFn, params, memory, x: jax.Array, y: jax.Array, masks: Masks,
              key: jax.Array) -> jax.Array:
-        """One seed's training loss on the minibatch x (B, *input_shape), y (B,)."""
+        """One seed's training loss on the minibatch ``x (B, *input_shape)``, y (B,)."""
         return cross_entropy(apply, params, x, y, masks.current).mean()
 
     def adjust_gradients(self, apply: ApplyFn, params, memory, grads, masks: Masks, key: jax.Array):
@@ -123,7 +123,7 @@ class Method:
         return end.opt_state, end.memory
 
     def samples(self, params, key: jax.Array, n: int, input_shape: tuple[int, ...]) -> jax.Array | None:
-        """A generative method's n generated inputs (n, *input_shape) from one seed's params; None otherwise."""
+        """A generative method's n generated inputs ``(n, *input_shape)`` from one seed's params; None otherwise."""
         return None
 
     def training_tasks(self, seen: list) -> list:

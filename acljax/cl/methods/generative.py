@@ -165,7 +165,7 @@ class DGR(GenerativeReplay):
         return new_weight * current + (1.0 - new_weight) * replay
 
     def samples(self, params, key: jax.Array, n: int, input_shape) -> jax.Array:
-        """n inputs from one seed's generator, (n, *input_shape), normalised as the learner's inputs."""
+        """n inputs from one seed's generator, ``(n, *input_shape)``, normalised as the learner's inputs."""
         return self._sample(params["vae"], key, n, input_shape)
 
 

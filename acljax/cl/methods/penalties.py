@@ -126,7 +126,7 @@ class OnlineEWC(EWC):
 
 @dataclasses.dataclass(frozen=True)
 class MAS(ImportancePenalty):
-    """Memory-aware synapses (Aljundi et al. 2018): importance = mean |d ||f(x)||^2 / d theta|."""
+    """Memory-aware synapses (Aljundi et al. 2018): importance = ``mean |d ||f(x)||^2 / d theta|``."""
 
     def importance(self, apply, params, x, y, key):
         return mas_importance(apply, params, x)
