@@ -26,7 +26,7 @@ extensions = [
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 source_suffix = {".md": "myst-nb"}
-exclude_patterns = ["_build", "README.md", "jupyter_execute"]
+exclude_patterns = ["_build", "jupyter_execute"]
 
 # Every tutorial runs when the docs build (small sizes), so a page that no longer runs fails the build.
 nb_execution_mode = "force"

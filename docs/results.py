@@ -17,8 +17,8 @@ ROOT = Path(__file__).parents[1]
 EXPERIMENTS = ROOT / "experiments"
 BENCHMARKS = ROOT / "benchmarks"
 # fields that describe where and how a row was measured: shown once under the table when every row agrees
-CONTEXT = ("device", "device_kind", "platform", "jax", "jaxlib", "flax", "optax", "orbax", "numpy", "python",
-           "cpu_count", "cores", "cpu", "machine", "date", "command", "git_commit", "git_dirty")
+CONTEXT = ("device", "device_kind", "device_count", "platform", "jax", "jaxlib", "flax", "optax", "orbax", "numpy",
+           "python", "cpu_model", "cpu_count", "cores", "cpu", "machine", "date", "command", "git_commit", "git_dirty")
 
 
 def _number(value) -> str:
@@ -62,8 +62,7 @@ def experiment_page(name: str, out: Path) -> str:
              f"Declared in `experiments/{name}.py`; regenerate with `acljax experiment report {name}` (runs: "
              f"`acljax experiment run {name}`). What its report wrote to `experiments/results/`:", ""]
     results = EXPERIMENTS / "results"
-    files = sorted(results.glob(f"{name}.*")) + sorted((results / name).rglob("*") if (results / name).is_dir() else [])
-    for path in files:
+    for path in experiment_files(name):
         relative = path.relative_to(results)
         if path.suffix == ".md":
             parts += [f"## `{relative}`", "", path.read_text().strip(), ""]
@@ -72,6 +71,8 @@ def experiment_page(name: str, out: Path) -> str:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
             parts += [f"## `{relative}`", "", f"![{relative}](figures/{target.name})", ""]
+        elif path.suffix == ".json" and "table" in (recorded := json.loads(path.read_text())):
+            parts += [f"## `{relative}`", "", recorded["table"].strip(), ""]  # a summary a run wrote (the spread)
         elif path.name == "provenance.json":
             recorded = json.loads(path.read_text())
             parts += [f"## `{relative}`", ""]
@@ -85,19 +86,22 @@ def experiment_page(name: str, out: Path) -> str:
 
 
 def benchmark_page(path: Path) -> str:
+    """A benchmark results file as a table; the command that wrote it is among the shared fields below it."""
     rows, shared = rows_of(json.loads(path.read_text()))
-    return "\n".join([f"# {path.stem}", "", f"`benchmarks/results/{path.name}`, written by "
-                      f"`benchmarks/{_script_of(path.stem)}.py --record` (benchmarks/README.md says what it "
-                      "measures).", "", table(rows, shared), ""])
-
-
-def _script_of(stem: str) -> str:
-    scripts = sorted((p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "__init__"), key=len, reverse=True)
-    return next((s for s in scripts if stem.startswith(s)), "srwm_throughput" if stem.startswith("srwm") else stem)
+    return "\n".join([f"# {path.stem}", "", f"`benchmarks/results/{path.name}` (benchmarks/README.md says what "
+                      "its script measures).", "", table(rows, shared), ""])
 
 
 def experiment_names() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS.glob("*.py") if not p.stem.startswith("_"))
+
+
+def experiment_files(name: str) -> list[Path]:
+    """What experiment ``name``'s report recorded: ``experiments/results/NAME.*``, ``NAME_*.*`` (e.g. a plan) and
+    every file under ``experiments/results/NAME/``."""
+    results = EXPERIMENTS / "results"
+    folder = sorted(p for p in (results / name).rglob("*") if p.is_file()) if (results / name).is_dir() else []
+    return sorted([*results.glob(f"{name}.*"), *results.glob(f"{name}_*.*")]) + folder
 
 
 README = ROOT / "README.md"
@@ -109,8 +113,11 @@ def readme_block() -> str:
     """The README's results block: the quickstart's table as its run wrote it, and where it was recorded."""
     folder = EXPERIMENTS / "results" / "acl_quickstart"
     summary = json.loads((folder / "summary.json").read_text())
-    report = json.loads((folder / "provenance.json").read_text())["report"]
-    return "\n".join([README_BLOCK[0], summary["table"], f"Recorded on: {machine(report)}.", README_BLOCK[1]])
+    runs = json.loads((folder / "provenance.json").read_text())["runs"]
+    started = [run[-1] for run in runs.values()]  # each run's last start: the one that finished it
+    where = "; ".join(dict.fromkeys(machine(entry) for entry in started))
+    return "\n".join([README_BLOCK[0], summary["table"], f"Meta-trained and meta-tested on: {where}.",
+                      README_BLOCK[1]])
 
 
 def machine(provenance: dict) -> str:
@@ -118,6 +125,7 @@ def machine(provenance: dict) -> str:
     device = (f"{provenance.get('cpu_count')}-core {provenance.get('cpu_model') or provenance.get('machine')} CPU"
               if provenance.get("platform") == "cpu" else f"{provenance.get('device_count')} x {provenance['device']}")
     commit = str(provenance.get("git_commit") or "unknown")[:7]
+    commit += " with changes" if provenance.get("git_dirty") else ""
     return (f"{device}, jax {provenance['jax']}, commit {commit}, {provenance['date'][:10]} "
             f"(`{provenance['command']}`)")
 
@@ -128,11 +136,18 @@ def readme_with_block(text: str) -> str:
     return text[:start] + readme_block() + text[end:]
 
 
+MARKER = ".written-by-docs-results-py"  # in a folder of results pages: it may be replaced
+
+
 def write_pages(out: Path) -> None:
-    """Write the results pages and their index into ``out`` (replacing what is there)."""
+    """Write the results pages and their index into ``out``, replacing the pages an earlier call wrote there; a
+    folder that holds anything else is refused."""
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise SystemExit(f"{out}: not a folder of results pages this script wrote; give a new or empty folder")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    experiments = [n for n in experiment_names() if any((EXPERIMENTS / "results").glob(f"{n}*"))]
+    (out / MARKER).touch()
+    experiments = [name for name in experiment_names() if experiment_files(name)]
     benchmarks = sorted((BENCHMARKS / "results").glob("*.json"))
     for name in experiments:
         (out / f"{name}.md").write_text(experiment_page(name, out))

@@ -18,6 +18,15 @@ FAST_COMPILE_FLAGS = {
     "xla_backend_optimization_level": "0",  # no LLVM optimisation
     "xla_cpu_use_fusion_emitters": "false",  # the CPU backend's older loop emitters for fusions
 }
+# XLA aborts on a flag it does not know, and the older emitters are on their way out of XLA: that flag only with the
+# jaxlib releases it was tested with (.ci/tested_versions.json)
+FLAGS_TESTED_UP_TO = {"xla_cpu_use_fusion_emitters": (0, 10)}
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in version("jaxlib").split(".")[:2] if part.isdigit())
 
 
 def pytest_configure(config):
@@ -34,6 +43,8 @@ def pytest_configure(config):
     compiled again. Made empty by the process that starts the run (the xdist controller, or the only process)
     and removed at its end; a cache the caller set (the variable already there) is used as it is."""
     for flag, value in FAST_COMPILE_FLAGS.items():
+        if flag in FLAGS_TESTED_UP_TO and _jaxlib_version() > FLAGS_TESTED_UP_TO[flag]:
+            continue
         if flag not in os.environ.get("XLA_FLAGS", ""):
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{flag}={value}".strip()
     if COMPILE_CACHE not in os.environ:

@@ -52,5 +52,19 @@ def test_the_readme_is_short_shows_the_two_commands_first_and_its_results_block_
     assert "bash scripts/setup.sh && .venv/bin/acljax quickstart" in first_screen
     assert "bash scripts/setup.sh dev && .venv/bin/python -m pytest -q" in "\n".join(lines[:60])
     assert results.readme_with_block(text) == text  # the block is what the results files give
-    summary = (ROOT / "experiments" / "results" / "acl_quickstart" / "summary.md").read_text().split("\n\n")[0]
-    assert summary.strip() in text
+
+
+def test_every_recorded_result_is_on_a_results_page():
+    recorded = {p for p in (ROOT / "experiments" / "results").rglob("*") if p.suffix in (".md", ".png")}
+    shown = {p for name in results.experiment_names() for p in results.experiment_files(name)}
+    assert recorded and recorded <= shown, sorted(str(p) for p in recorded - shown)
+
+
+def test_the_results_pages_replace_only_their_own_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(SystemExit, match="not a folder of results pages"):
+        results.write_pages(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep"
+    results.write_pages(tmp_path / "pages")
+    results.write_pages(tmp_path / "pages")  # its own folder: replaced
+    assert (tmp_path / "pages" / "index.md").exists() and (tmp_path / "pages" / "acl_quickstart.md").exists()

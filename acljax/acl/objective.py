@@ -52,15 +52,15 @@ class Term(NamedTuple):
 
     @property
     def name(self) -> str:
-        """The term's name in metrics and configs: ``within_j``, ``backward_j_after_i`` or ``first_shot_j``."""
+        """Names the term in metrics and configs (``within_j``, ``backward_j_after_i`` or ``first_shot_j``)."""
         if self.kind == "backward":
             return f"backward_{self.query_task}_after_{self.after_task}"
         return f"{self.kind}_{self.query_task}"
 
     @property
     def label(self) -> str:
-        """"<queries> after <tasks read>": within_0 "A after A", within_1 "B after A, B", backward_0_after_1
-        "A after A, B" (the ACL term), first_shot_1 "B after 1 shot"."""
+        """Names the term as tables do, "<queries> after <tasks read>" (within_0 "A after A", within_1 "B after A,
+        B", backward_0_after_1 "A after A, B" (the ACL term), first_shot_1 "B after 1 shot")."""
         if self.kind == "first_shot":
             return f"{task_letter(self.query_task)} after 1 shot"
         return f"{task_letter(self.query_task)} after {tasks_read(self.after_task)}"

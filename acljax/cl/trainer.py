@@ -75,7 +75,7 @@ class SequentialConfig:
 
     @property
     def method_name(self) -> str:
-        """The method's name in METHODS (a method from outside acljax: its class's name)."""
+        """Names the method as METHODS does (a method from outside acljax by its class's name)."""
         return next((name for name, kind in METHODS.items() if type(self.method) is kind), type(self.method).__name__)
 
     def to_dict(self) -> dict:

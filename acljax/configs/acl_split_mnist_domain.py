@@ -2,7 +2,8 @@
 classes, labels {0, 1} in every task, uniform mean over the 15 terms (5 within + 10 backward),
 constant learning rate 1e-3. Starts from the shipped end of the glyph length curriculum
 (``glyphs_24task_acl``: 2 -> 4 -> 8 -> 16 -> 24-task sequences), a better starting point than the 2-task
-model ``glyphs_2task_acl`` (``--set "init_from='glyphs_2task_acl'"``, the recipe until 2026-11-24; README);
+model ``glyphs_2task_acl`` (``--set "init_from='glyphs_2task_acl'"``, the recipe until 2026-11-24: the
+meta_training_seeds experiment);
 meta-validates on 5-task sequences from MNIST's validation split (never the test set).
 
     acljax train --config acl_split_mnist_domain --workdir runs/split_mnist_domain
