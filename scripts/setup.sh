@@ -65,7 +65,8 @@ main() {
 
   [ -x .venv/bin/python ] || "$python" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  # --no-compile: Python compiles the modules it imports on first import, not all of every package now
+  .venv/bin/python -m pip install -q --no-compile -e ".${extras:+[$extras]}"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then  # run, not sourced (the tests source it for its functions)
