@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/_build/html}"
+# a fresh site (pages left from an earlier build would be checked too): only a folder Sphinx built is removed
+if [ -e "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -f "$out/.buildinfo" ]; then
+  echo "$out: not a Sphinx output folder; give a new one" >&2; exit 2
+fi
+rm -rf "$out"
 start=$(date +%s)
 .venv/bin/python -m sphinx -E -W --keep-going -b html -d "$out/../doctrees" docs "$out"
 echo "built in $(( $(date +%s) - start )) s: $out/index.html"
