@@ -17,6 +17,7 @@ from acljax.cl.methods.replay import AGEM, ERACE, DERpp, Replay
 from acljax.cl.methods.si import SI
 from acljax.cl.methods.task_tokens import TaskTokens
 
+#: Every method acljax ships, by the name configs and ``acljax cl --method`` use.
 METHODS: dict[str, type[Method]] = {
     "naive": Method, "joint": Joint, "l2": L2, "ewc": EWC, "online_ewc": OnlineEWC, "si": SI, "mas": MAS,
     "replay": Replay, "agem": AGEM, "gem": GEM, "er_ace": ERACE, "derpp": DERpp, "lwf": LwF,
