@@ -31,8 +31,8 @@ def _jaxlib_version() -> tuple[int, ...]:
 
 def pytest_configure(config):
     """XLA compiling for speed of compilation: most of the suite's time is compiling small programs once (many of
-    them single operations run eagerly), and ``FAST_COMPILE_FLAGS`` compile them in about half the time (level 0
-    alone: about 60%; the older fusion emitters cut the rest by about 40%, tests/srwm/test_srwm_core.py and
+    them single operations run eagerly), and ``FAST_COMPILE_FLAGS`` compile them in about a third of the time (level 0
+    alone: about 60%; the older fusion emitters take about 40% off that, tests/srwm/test_srwm_core.py and
     tests/nn/test_modules.py 95 -> 51 s on a 2-core Intel Xeon VM). Results round differently from XLA's defaults,
     as they do from CPU to CPU, which the tests hold to. A flag already in XLA_FLAGS is kept
     (scripts/test_on_other_cpus.sh xla-default runs the suite at XLA's defaults). Set here, before any test module

@@ -97,8 +97,8 @@ def resolve_impl(impl: str, backend: str | None = None, jax_version: tuple[int, 
     with a JAX older than 0.11 (Triton kernels); ``"reversible"`` elsewhere: on a CPU it trains fastest at every
     length measured (150 to 20,000 steps) and needs far less memory than ``"scan"`` (benchmarks/README.md), and
     from JAX 0.11 on, Pallas' Triton backend is deprecated (``impl="pallas"`` still runs the Triton kernels
-    there, with JAX's warning). ``backend``: default ``jax.default_backend()``, the platform being traced for;
-    ``jax_version``: default the installed one's ``jax.__version_info__``."""
+    there, on a backend JAX has deprecated). ``backend``: default ``jax.default_backend()``, the platform being
+    traced for; ``jax_version``: default the installed one's ``jax.__version_info__``."""
     check_impl(impl)
     if impl != "auto":
         return impl
