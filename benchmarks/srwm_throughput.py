@@ -11,15 +11,20 @@ largest error against ``scan`` in float64 (outputs and final state; forward+back
 the largest entry), XLA's temporary memory and its peak estimate (temporaries + arguments + outputs,
 ``compiled.memory_analysis()``), device peak memory where the device reports it, and the device and versions.
 On a CPU the sweep adds ``reversible_whole_batch``: ``reversible`` with the whole batch as one block instead of
-its cache-sized default (``batch_block``), to show what the blocks gain. Rows go to ``runs/srwm_throughput/*.json``
+its cache-sized default (``batch_block``), to show what the blocks gain. ``--baseline REV`` adds, for every
+implementation, a row ``impl@REV`` run by the acljax of git revision REV, timed round-robin with today's (a
+before/after comparison in one run). Rows go to ``runs/srwm_throughput/*.json``
 (``--record``: ``benchmarks/results/``); a Markdown table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -48,10 +53,43 @@ def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> f
     return 3 * forward if backward else forward
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def srwm_scan_at(revision: str):
+    """``srwm_scan`` of the acljax in git revision ``revision``, imported beside today's as package
+    ``acljax_<commit>`` (its sources copied to runs/, every ``acljax`` import renamed)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    name = f"acljax_{commit}"
+    parent = ROOT / "runs" / "baselines"
+    if not (parent / name).exists():
+        files = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "acljax"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.split()
+        for path in files:
+            if path.endswith(".py"):
+                text = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True,
+                                      check=True).stdout
+                target = parent / name / Path(path).relative_to("acljax")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(re.sub(r"\bacljax\b", name, text))
+    sys.path.insert(0, str(parent))
+    srwm = importlib.import_module(f"{name}.srwm")
+    return lambda state, x, **options: srwm.srwm_scan(srwm.SRWMState(*state), x, **options)
+
+
+def scan_options(impl: str, batch: int):
+    """``impl`` or ``impl@REV`` -> (srwm_scan, its options)."""
+    impl, _, revision = impl.partition("@")
+    run = srwm_scan_at(revision) if revision else srwm_scan
+    return run, {"impl": "reversible", "batch_block": batch} if impl == WHOLE_BATCH else {"impl": impl}
+
+
 def make_fn(impl: str, backward: bool):
     def forward(state, x):
-        options = {"impl": "reversible", "batch_block": x.shape[0]} if impl == WHOLE_BATCH else {"impl": impl}
-        y, final = srwm_scan(state, x, **options)
+        run, options = scan_options(impl, x.shape[0])
+        y, final = run(state, x, **options)
         return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
 
     return jax.jit(jax.grad(forward, (0, 1)) if backward else forward)
@@ -61,8 +99,8 @@ def checked_values(impl: str, backward: bool, state, x):
     """What the error column compares: (y, final state) of a call, or the gradients of ``make_fn``'s loss."""
     if backward:
         return make_fn(impl, True)(state, x)
-    options = {"impl": "reversible", "batch_block": x.shape[0]} if impl == WHOLE_BATCH else {"impl": impl}
-    return jax.jit(lambda s, x: srwm_scan(s, x, **options))(state, x)
+    run, options = scan_options(impl, x.shape[0])
+    return jax.jit(lambda s, x: run(s, x, **options))(state, x)
 
 
 def max_relative_error(got, truth) -> float:
@@ -176,6 +214,8 @@ def main(argv=None) -> int:
     parser.add_argument("--long-sequence", type=int, metavar="T",
                         help="instead of the sweep: peak process memory of one B=16 H=16 d=16 training step "
                              "of length T per implementation (scan is only compiled: it would not fit)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also time every implementation as of git revision REV (rows 'impl@REV'), round-robin")
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     if args.repeats < 10 and not args.quick:
@@ -183,6 +223,9 @@ def main(argv=None) -> int:
     env = environment()
     on_cpu = jax.default_backend() == "cpu"
     args.impls = args.impls or list(CPU_IMPLS if on_cpu else IMPLS)
+    if args.baseline:
+        srwm_scan_at(args.baseline)  # a bad revision fails here, before any timing
+        args.impls = [name for impl in args.impls for name in (impl, f"{impl}@{args.baseline}")]
     sizes = QUICK_SIZES if args.quick else FULL_SIZES if (args.sizes or ("cpu" if on_cpu else "paper")) == "cpu" \
         else PAPER_SIZES
     if args.long_sequence:
@@ -193,7 +236,8 @@ def main(argv=None) -> int:
     else:
         rows = [row for size in sizes for backward in (False, True)
                 for row in bench_group(args.impls, *size, backward, args.repeats)]
-        name = f"srwm_throughput_{env['platform']}{'_quick' if args.quick else ''}.json"
+        name = (f"srwm_throughput_{env['platform']}{'_quick' if args.quick else ''}"
+                f"{f'_vs_{args.baseline}' if args.baseline else ''}.json")
     for row in rows:
         row.update(env)
     out = output_dir(args, __file__) / name

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from acljax.srwm.state import SRWMState
-from acljax.srwm.step import PRECISIONS, Precision, column_learning_rates, fuse, fused_step, prepare_inputs, unfuse
+from acljax.srwm.step import FusedLayout, Precision, add_outer, fuse, fused_step, prepare_inputs, step_backward, unfuse
 
 DEFAULT_ANCHOR_INTERVAL = 64
 
@@ -63,13 +62,6 @@ def _scan_steps(w, xs, d_out, precision):
         return w_next, (y_t, kept)
 
     return jax.lax.scan(body, w, xs)
-
-
-def add_outer(w: jax.Array, rows, cols) -> jax.Array:
-    """``w + sum_v outer(rows[v], cols[v])``: w (..., d, E), each row (..., d), each column (..., E)."""
-    for row, col in zip(rows, cols):
-        w = w + row[..., :, None] * col[..., None, :]
-    return w
 
 
 def scan_remat_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
@@ -137,7 +129,7 @@ def reversible_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = Fal
     about 64 steps without padding T); the backward, chunk by
     chunk in reverse, recomputes the chunk's per-step vectors (q, k, b, v - vbar) from its start state,
     then walks its steps in reverse, rebuilding each earlier state by reverting the update and applying
-    the step's hand-derived gradient (:func:`step_backward`).
+    the step's hand-derived gradient (:func:`acljax.srwm.step.step_backward`).
 
     ``batch_block`` sequences go through the whole sequence at a time (a ``lax.map`` over blocks), so that
     their state and its cotangent stay in cache. Default on a CPU: :func:`default_batch_block` with half
@@ -185,59 +177,17 @@ def _reversible_fwd(d_out, precision, w0, xs):
     return (w_final, y), (starts, xs)
 
 
-def _group_sums(d_rates: jax.Array, d_out: int, d: int, n_beta: int, level) -> jax.Array:
-    """Gradient of the per-column learning rates (..., E) -> of the n_beta rates (..., n_beta): one product
-    with the (E, n_beta) block-indicator matrix at the products' precision ``level``."""
-    if n_beta == 1:
-        return d_rates.sum(-1, keepdims=True)
-    blocks = np.repeat(np.eye(n_beta, dtype=d_rates.dtype), (d_out, d, d, n_beta), axis=0)
-    return jnp.einsum("...e,eg->...g", d_rates, blocks, precision=level)
-
-
-def step_backward(w: jax.Array, x_t: jax.Array, kept, dw: jax.Array, dy_t: jax.Array, d_out: int,
-                  precision: Precision):
-    """One step of :func:`acljax.srwm.step.fused_step` backwards, by hand: from the state after the step
-    ``w`` (B, H, d, E), its input ``x_t`` (B, H, d), the kept vectors (q, k, b, v - vbar) and the
-    cotangents of the state after it and of its output -> (revert, dw_update, dx_t), where the state before
-    the step is ``add_outer(w, *revert)`` and its cotangent ``add_outer(dw, *dw_update)``.
-
-    Forward: ``out = x W``; ``q, k = softmax``, ``b = sigmoid`` of its blocks; ``diff = (q - k) W``;
-    ``delta = rates(b) * diff``; ``W' = W + k delta^T``. Products with the state before the step are taken
-    from ``w`` (``W v = W' v - k (delta . v)``), and both matrices come back as low-rank updates for the
-    caller to apply from loop-carried arrays: fused with the vectors' arithmetic, XLA would redo that
-    arithmetic for every matrix entry (on a CPU that made the backward about a third slower)."""
-    q, k, b, diff = kept
-    d, n_beta = w.shape[-2], b.shape[-1]
-    rates = column_learning_rates(b, d_out, d)
-    delta = rates * diff
-    level = PRECISIONS[precision]
-
-    def times_w_prev(v):  # W_prev v for v (..., E), from the state after the step
-        return jnp.einsum("...ie,...e->...i", w, v, precision=level) - k * (delta * v).sum(-1, keepdims=True)
-
-    dk = jnp.einsum("...ie,...e->...i", dw, delta, precision=level)  # through the outer product's k
-    d_delta = jnp.einsum("...i,...ie->...e", k, dw, precision=level)
-    d_diff = rates * d_delta
-    db = _group_sums(diff * d_delta, d_out, d, n_beta, level) * b * (1 - b)  # through the sigmoid
-    d_qk = times_w_prev(d_diff)
-    dq, dk = d_qk, dk - d_qk
-    dq = q * (dq - (q * dq).sum(-1, keepdims=True))  # through the softmaxes
-    dk = k * (dk - (k * dk).sum(-1, keepdims=True))
-    d_out_vec = jnp.concatenate([dy_t, dq, dk, db], -1)  # cotangent of out = x W
-    dx_t = times_w_prev(d_out_vec)
-    return ((-k,), (delta,)), ((q - k, x_t), (d_diff, d_out_vec)), dx_t
-
-
 def _reversible_bwd(d_out, precision, residuals, cotangents):
     starts, xs = residuals
     dw_final, dy = cotangents
+    layout = FusedLayout(d_out, xs.shape[-1], precision)
 
     def step_back(carry, inputs):
         # the state after step t + 1 and its cotangent, with step t + 1's low-rank updates still to apply
         w, dw, pending_w, pending_dw = carry
-        w, dw = add_outer(w, *pending_w), add_outer(dw, *pending_dw)  # now after step t
+        w, dw = add_outer(layout, w, *pending_w), add_outer(layout, dw, *pending_dw)  # now after step t
         x_t, kept_t, dy_t = inputs
-        revert, dw_update, dx_t = step_backward(w, x_t, kept_t, dw, dy_t, d_out, precision)
+        revert, dw_update, dx_t = step_backward(layout, w, x_t, kept_t, dw, dy_t)
         return (w, dw, revert, dw_update), dx_t
 
     def chunk_back(dw, inputs):
@@ -247,7 +197,7 @@ def _reversible_bwd(d_out, precision, residuals, cotangents):
         nothing_pending = (w_end, dw, ((zero_row,), (zero_col,)), ((zero_row,) * 2, (zero_col,) * 2))
         (_, dw, _, last_update), dxc = jax.lax.scan(step_back, nothing_pending, (xc, kept_c, dy_c),
                                                     reverse=True)
-        return add_outer(dw, *last_update), dxc
+        return add_outer(layout, dw, *last_update), dxc
 
     dw0, dxs = jax.lax.scan(chunk_back, dw_final, (starts, xs, dy), reverse=True)
     return dw0, dxs

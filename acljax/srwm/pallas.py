@@ -38,7 +38,7 @@ from jax.experimental.pallas import tpu as pltpu
 
 from acljax.srwm.memory import DEFAULT_ANCHOR_INTERVAL, default_anchor_interval
 from acljax.srwm.state import SRWMState
-from acljax.srwm.step import Precision, prepare_inputs
+from acljax.srwm.step import Precision, add_outer, prepare_inputs, step_backward, step_forward
 
 LAYOUTS = ("gpu", "tpu")
 TPU_LANE_BLOCK = 128  # one vreg row of lanes
@@ -97,48 +97,51 @@ def _softmax_col(logits, size):
     return e / jnp.sum(e, axis=1, keepdims=True)
 
 
-def _block_rates(b):
-    """(1, n_beta, G) learning rates -> one (1, 1, G) rate per block (y, q, k, b)."""
-    if b.shape[1] == 1:
-        return (b,) * 4
-    index = jax.lax.broadcasted_iota(jnp.int32, b.shape, 1)
-    return tuple(jnp.sum(jnp.where(index == i, b, 0.0), axis=1, keepdims=True) for i in range(4))
+@dataclasses.dataclass(frozen=True)
+class _LaneBlocks:
+    """The kernels' :class:`acljax.srwm.step.StepLayout`: the matrix as its four blocks (d, e, G), rows
+    (d, 1, G), columns as four (1, e, G) blocks; q and k logits are masked to the first ``head_dim`` rows."""
 
+    head_dim: int
 
-def _forward_step(ws, x_row, head_dim):
-    """One SRWM step on the four blocks (each (d, e, G)); x_row (d, 1, G)."""
-    y, q_logits, k_logits, b_logits = (_read(x_row, w) for w in ws)
-    q = _col_to_row(_softmax_col(q_logits, head_dim))
-    k = _col_to_row(_softmax_col(k_logits, head_dim))
-    b = 1.0 / (1.0 + jnp.exp(-b_logits))
-    diffs = tuple(_read(q - k, w) for w in ws)  # v - vbar per block, from the weights before the update
-    ws = tuple(w + k * (rate * diff) for w, rate, diff in zip(ws, _block_rates(b), diffs))
-    return ws, y, (q, k, b, diffs)
+    def read(self, row, ws):
+        return tuple(_read(row, w) for w in ws)
 
+    def apply(self, ws, cols):
+        return sum(_apply(w, col) for w, col in zip(ws, cols))
 
-def _backward_step(ws, dws, x_row, q, k, b, diffs, dy):
-    """The step backwards: state after it and its cotangent -> state before it, its cotangent, dx."""
-    rates = _block_rates(b)
-    deltas = tuple(rate * diff for rate, diff in zip(rates, diffs))
-    ws_prev = tuple(w - k * delta for w, delta in zip(ws, deltas))  # revert the update
-    dk = sum(_apply(dw, delta) for dw, delta in zip(dws, deltas))  # through the outer product's k
-    d_deltas = tuple(_read(k, dw) for dw in dws)
-    d_diffs = tuple(rate * d_delta for rate, d_delta in zip(rates, d_deltas))
-    d_rates = tuple(jnp.sum(diff * d_delta, axis=1, keepdims=True) for diff, d_delta in zip(diffs, d_deltas))
-    if b.shape[1] == 1:
-        db = sum(d_rates)
-    else:
+    def outer(self, ws, row, cols):
+        return tuple(w + row * col for w, col in zip(ws, cols))
+
+    def split(self, cols):
+        return cols
+
+    def join(self, y, q_row, k_row, b):
+        return y, _row_to_col(q_row), _row_to_col(k_row), b
+
+    def softmax_row(self, logits):
+        return _col_to_row(_softmax_col(logits, self.head_dim))
+
+    def rates(self, b):
+        """(1, n_beta, G) learning rates -> one (1, 1, G) rate per block (y, q, k, b)."""
+        if b.shape[1] == 1:
+            return (b,) * 4
         index = jax.lax.broadcasted_iota(jnp.int32, b.shape, 1)
-        db = sum(jnp.where(index == i, d_rate, 0.0) for i, d_rate in enumerate(d_rates))
-    db = db * b * (1.0 - b)  # through the sigmoid
-    d_qk = sum(_apply(w, d_diff) for w, d_diff in zip(ws_prev, d_diffs))
-    dq, dk = d_qk, dk - d_qk
-    dq = q * (dq - jnp.sum(q * dq, axis=0, keepdims=True))  # through the softmaxes
-    dk = k * (dk - jnp.sum(k * dk, axis=0, keepdims=True))
-    d_outs = (dy, _row_to_col(dq), _row_to_col(dk), db)  # cotangents of x W per block
-    dx = sum(_apply(w, d_out) for w, d_out in zip(ws_prev, d_outs))
-    dws_prev = tuple(dw + (q - k) * d_diff + x_row * d_out for dw, d_diff, d_out in zip(dws, d_diffs, d_outs))
-    return ws_prev, dws_prev, dx
+        return tuple(jnp.sum(jnp.where(index == i, b, 0.0), axis=1, keepdims=True) for i in range(4))
+
+    def group_sums(self, cols):
+        sums = tuple(jnp.sum(col, axis=1, keepdims=True) for col in cols)
+        n_beta = cols[3].shape[1]
+        if n_beta == 1:
+            return sum(sums)
+        index = jax.lax.broadcasted_iota(jnp.int32, (1, n_beta, sums[0].shape[2]), 1)
+        return sum(jnp.where(index == i, block_sum, 0.0) for i, block_sum in enumerate(sums))
+
+    def col_dot(self, a, b):
+        return sum(jnp.sum(x * y, axis=1, keepdims=True) for x, y in zip(a, b))
+
+    def row_sum(self, row):
+        return jnp.sum(row, axis=0, keepdims=True)
 
 
 def _forward_kernel(x_ref, *refs, head_dim, keep):
@@ -153,8 +156,10 @@ def _forward_kernel(x_ref, *refs, head_dim, keep):
         for w0_ref, w_ref in zip(w0_refs, w_refs):
             w_ref[...] = w0_ref[...]
 
+    layout = _LaneBlocks(head_dim)
+
     def step(t, ws):
-        ws, y, (q, k, b, diffs) = _forward_step(ws, x_ref[t], head_dim)
+        ws, y, (q, k, b, diffs) = step_forward(layout, ws, x_ref[t])
         y_ref[t] = y
         if keep:
             q_ref, k_ref, b_ref = rest[4:7]
@@ -182,7 +187,7 @@ def _forward_kernel(x_ref, *refs, head_dim, keep):
         w_ref[...] = w
 
 
-def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs):
+def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs, head_dim):
     """refs: diffs (4), chunk end states (4), dy, d(final state) (4); outputs dx, d(W_0) (4)."""
     diff_refs, end_refs, (dy_ref,), dw_final_refs, (dx_ref,), dw_refs = (
         refs[0:4], refs[4:8], refs[8:9], refs[9:13], refs[13:14], refs[14:18])
@@ -194,6 +199,7 @@ def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs):
 
     chunks = end_refs[0].shape[0]
     chunk = x_ref.shape[0] // chunks
+    layout = _LaneBlocks(head_dim)
 
     def run_chunk(c_back, dws):
         c = chunks - 1 - c_back
@@ -202,10 +208,9 @@ def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs):
         def step(s, carry):
             t = (c + 1) * chunk - 1 - s
             ws, dws = carry
-            ws, dws, dx = _backward_step(ws, dws, x_ref[t], q_ref[t], k_ref[t], b_ref[t],
-                                         tuple(diff_ref[t] for diff_ref in diff_refs), dy_ref[t])
-            dx_ref[t] = dx
-            return ws, dws
+            kept = q_ref[t], k_ref[t], b_ref[t], tuple(diff_ref[t] for diff_ref in diff_refs)
+            revert, dw_update, dx_ref[t] = step_backward(layout, ws, x_ref[t], kept, dws, dy_ref[t])
+            return add_outer(layout, ws, *revert), add_outer(layout, dws, *dw_update)
 
         return jax.lax.fori_loop(0, chunk, step, (ws, dws))[1]
 
@@ -297,12 +302,12 @@ def _forward_call(layout, interpret, head_dim, chunk, gpu, keep, ws0, xs):
     return ws, y, (q, k, b, diffs, anchors)
 
 
-def _backward_call(layout, interpret, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final):
+def _backward_call(layout, interpret, head_dim, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final):
     steps, d, _, lanes = xs.shape
     specs = _Specs(layout, steps, chunk, lanes, gpu, reverse=True)
     cols = [w.shape[1] for w in dws_final]
     outs = pl.pallas_call(
-        _backward_kernel, grid=specs.grid,
+        functools.partial(_backward_kernel, head_dim=head_dim), grid=specs.grid,
         in_specs=[specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, cols[3]),
                   *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols),
                   specs.per_step(1, cols[0]), *(specs.per_lane(d, e) for e in cols)],
@@ -346,7 +351,8 @@ def _pallas_core_fwd(head_dim, chunk, interpret, gpu, ws0, xs):
 def _pallas_core_bwd(head_dim, chunk, interpret, gpu, residuals, cotangents):
     xs, q, k, b, diffs, ends = residuals
     dws_final, dy = cotangents
-    dws0, dxs = _on_platform(lambda layout, interpret, *args: _backward_call(layout, interpret, chunk, gpu, *args),
+    dws0, dxs = _on_platform(lambda layout, interpret, *args: _backward_call(layout, interpret, head_dim, chunk, gpu,
+                                                                                *args),
                              interpret, xs, q, k, b, diffs, ends, dy, dws_final)
     return dws0, dxs
 

@@ -197,8 +197,7 @@ def test_the_kernels_anchor_interval_is_at_most_64(steps, expected):  # the Pall
 
 @pytest.mark.parametrize("n_beta, d_out", [(4, 4), (1, 6)])
 def test_the_hand_derived_step_backward_equals_autodiff_of_the_step(x64, n_beta, d_out):
-    from acljax.srwm.memory import add_outer, step_backward
-    from acljax.srwm.step import fuse, fused_step
+    from acljax.srwm.step import FusedLayout, add_outer, fuse, fused_step, step_backward
 
     state = broadcast_state(init_state(jax.random.key(0), 2, 4, d_out=d_out, n_beta=n_beta, q_init_scale=1.0,
                                        dtype=jnp.float64), 3)
@@ -209,8 +208,8 @@ def test_the_hand_derived_step_backward_equals_autodiff_of_the_step(x64, n_beta,
     autodiff = jax.jit(lambda w_, x_, cotangents: jax.vjp(lambda a, b: fused_step(a, b, d_out)[:2], w_, x_)[1](
         cotangents))
     expected_dw, expected_dx = autodiff(w_prev, x_t, (dw, dy))
-    by_hand = jax.jit(step_backward, static_argnums=(5, 6))
-    revert, dw_update, got_dx = by_hand(w, x_t, kept, dw, dy, d_out, "highest")
-    np.testing.assert_allclose(add_outer(w, *revert), w_prev, atol=1e-12)
-    np.testing.assert_allclose(add_outer(dw, *dw_update), expected_dw, atol=1e-12)
+    layout = FusedLayout(d_out, 4)
+    revert, dw_update, got_dx = jax.jit(functools.partial(step_backward, layout))(w, x_t, kept, dw, dy)
+    np.testing.assert_allclose(add_outer(layout, w, *revert), w_prev, atol=1e-12)
+    np.testing.assert_allclose(add_outer(layout, dw, *dw_update), expected_dw, atol=1e-12)
     np.testing.assert_allclose(got_dx, expected_dx, atol=1e-12)
