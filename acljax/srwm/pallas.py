@@ -18,11 +18,14 @@ far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU l
   output block across time blocks of C steps, inputs stream in per block.
 - The kernel body is the same on both; only the grid and block shapes differ.
 
-The backward (``jax.custom_vjp``) is the official CUDA kernel's reversible scheme: the forward keeps
-per-step q, k, b, v - vbar and an exact anchor state every C steps (default: ``reversible``'s anchor rule
-with C at most 64, no padding where T has a divisor in [32, 64]); the backward walks
-time in reverse, reverting each update on-chip from the next anchor and applying the step's
-hand-derived gradient (the same derivation as :func:`acljax.srwm.memory.step_backward`).
+The step and its backward are :func:`acljax.srwm.step.step_forward` / :func:`~acljax.srwm.step.step_backward`, the
+same code ``reversible`` runs, on the kernels' layout (:class:`_LaneBlocks`). So is the residual policy
+(``jax.custom_vjp``): the forward keeps only the state at the start of every chunk of C steps (default:
+``reversible``'s anchor rule with C at most 64: a TPU time block holds one chunk of every per-step array in VMEM);
+the backward first recomputes each chunk's per-step vectors (q, k, b, v - vbar) and end state from its anchor, all
+chunks of a lane block in parallel (one program each), then walks time in reverse, reverting each update on-chip
+from the chunk's end state and applying the step's hand-derived gradient. Between forward and backward a layer holds
+O(T / C) states; the recomputed vectors exist only during its backward.
 """
 
 from __future__ import annotations
@@ -145,9 +148,8 @@ class _LaneBlocks:
 
 
 def _forward_kernel(x_ref, *refs, head_dim, keep):
-    """refs: W_0 blocks (4), then outputs y, final state (4) and, if ``keep``, q, k, b, diffs (4),
-    anchors (4) (the state at the end of each chunk of the program's time block: where the backward
-    starts reverting)."""
+    """refs: W_0 blocks (4), then outputs y, final state (4) and, if ``keep``, anchors (4): the state at the start
+    of each chunk of the program's time block, from which the backward recomputes the chunk's vectors."""
     w0_refs, (y_ref, *rest) = refs[:4], refs[4:]
     w_refs = rest[:4]
 
@@ -159,32 +161,42 @@ def _forward_kernel(x_ref, *refs, head_dim, keep):
     layout = _LaneBlocks(head_dim)
 
     def step(t, ws):
-        ws, y, (q, k, b, diffs) = step_forward(layout, ws, x_ref[t])
-        y_ref[t] = y
-        if keep:
-            q_ref, k_ref, b_ref = rest[4:7]
-            q_ref[t], k_ref[t], b_ref[t] = q, k, b
-            for diff_ref, diff in zip(rest[7:11], diffs):
-                diff_ref[t] = diff
+        ws, y_ref[t], _ = step_forward(layout, ws, x_ref[t])
         return ws
 
     ws = tuple(w_ref[...] for w_ref in w_refs)
     if keep:
-        anchor_refs = rest[11:15]
+        anchor_refs = rest[4:8]
         chunks = anchor_refs[0].shape[0]
         chunk = x_ref.shape[0] // chunks
 
         def run_chunk(c, ws):
-            ws = jax.lax.fori_loop(c * chunk, (c + 1) * chunk, step, ws)
             for anchor_ref, w in zip(anchor_refs, ws):
                 anchor_ref[c] = w
-            return ws
+            return jax.lax.fori_loop(c * chunk, (c + 1) * chunk, step, ws)
 
         ws = jax.lax.fori_loop(0, chunks, run_chunk, ws)
     else:
         ws = jax.lax.fori_loop(0, x_ref.shape[0], step, ws)
     for w_ref, w in zip(w_refs, ws):
         w_ref[...] = w
+
+
+def _recompute_kernel(x_ref, *refs, head_dim):
+    """One chunk of one lane block, from its anchor: refs: the anchor (4); outputs q, k, b, diffs (4) per step and
+    the state at the chunk's end (4), where the backward starts reverting."""
+    anchor_refs, (q_ref, k_ref, b_ref), diff_refs, end_refs = refs[:4], refs[4:7], refs[7:11], refs[11:15]
+    layout = _LaneBlocks(head_dim)
+
+    def step(t, ws):
+        ws, _, (q_ref[t], k_ref[t], b_ref[t], diffs) = step_forward(layout, ws, x_ref[t])
+        for diff_ref, diff in zip(diff_refs, diffs):
+            diff_ref[t] = diff
+        return ws
+
+    ws = jax.lax.fori_loop(0, x_ref.shape[0], step, tuple(anchor_ref[0] for anchor_ref in anchor_refs))
+    for end_ref, w in zip(end_refs, ws):
+        end_ref[0] = w
 
 
 def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs, head_dim):
@@ -247,13 +259,16 @@ def _triton():
 
 class _Specs:
     """Grid and BlockSpecs of one layout. Time-major arrays (T, rows, cols, N) are split in time blocks
-    (the whole sequence on GPUs, one chunk per grid step on TPUs), per-chunk arrays (chunks, d, e, N)
-    likewise, per-lane arrays (rows, cols, N) are one block per lane block."""
+    (the whole sequence on GPUs, one chunk per grid step on TPUs; one chunk per program on both with
+    ``chunks_in_parallel``), per-chunk arrays (chunks, d, e, N) likewise, per-lane arrays (rows, cols, N) are one
+    block per lane block."""
 
-    def __init__(self, layout: str, steps: int, chunk: int, lanes: int, gpu: GPULayout, reverse: bool = False):
+    def __init__(self, layout: str, steps: int, chunk: int, lanes: int, gpu: GPULayout, reverse: bool = False,
+                 chunks_in_parallel: bool = False):
         self.layout, self.lanes, self.num_warps = layout, _lane_block(layout, lanes, gpu), gpu.num_warps
+        self.chunks_in_parallel = chunks_in_parallel
         chunks = steps // chunk
-        self.time_blocks = 1 if layout == "gpu" else chunks
+        self.time_blocks = chunks if layout == "tpu" or chunks_in_parallel else 1
         self.steps_per_block, self.chunks_per_block = steps // self.time_blocks, chunks // self.time_blocks
         self.grid = (lanes // self.lanes, self.time_blocks)
         last = self.time_blocks - 1
@@ -271,7 +286,8 @@ class _Specs:
     def compiler_params(self):
         if self.layout == "gpu":
             return _triton().CompilerParams(num_warps=self.num_warps)
-        return pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary"))
+        time = "parallel" if self.chunks_in_parallel else "arbitrary"
+        return pltpu.CompilerParams(dimension_semantics=("parallel", time))
 
 
 def _forward_call(layout, interpret, head_dim, chunk, gpu, keep, ws0, xs):
@@ -283,12 +299,7 @@ def _forward_call(layout, interpret, head_dim, chunk, gpu, keep, ws0, xs):
     out_shape = [jax.ShapeDtypeStruct((steps, 1, cols[0], lanes), dtype),
                  *(jax.ShapeDtypeStruct(w.shape, dtype) for w in ws0)]
     if keep:
-        n_beta = cols[3]
-        out_specs += [specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, n_beta),
-                      *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols)]
-        out_shape += [jax.ShapeDtypeStruct((steps, d, 1, lanes), dtype)] * 2
-        out_shape += [jax.ShapeDtypeStruct((steps, 1, n_beta, lanes), dtype)]
-        out_shape += [jax.ShapeDtypeStruct((steps, 1, e, lanes), dtype) for e in cols]
+        out_specs += [specs.per_chunk(d, e) for e in cols]
         out_shape += [jax.ShapeDtypeStruct((steps // chunk, d, e, lanes), dtype) for e in cols]
     outs = pl.pallas_call(
         functools.partial(_forward_kernel, head_dim=head_dim, keep=keep), grid=specs.grid,
@@ -296,10 +307,26 @@ def _forward_call(layout, interpret, head_dim, chunk, gpu, keep, ws0, xs):
         out_specs=out_specs, out_shape=out_shape, compiler_params=specs.compiler_params(),
         interpret=interpret, name="srwm_forward")(xs, *ws0)
     y, ws = outs[0], tuple(outs[1:5])
-    if not keep:
-        return ws, y
-    q, k, b, diffs, anchors = outs[5], outs[6], outs[7], tuple(outs[8:12]), tuple(outs[12:16])
-    return ws, y, (q, k, b, diffs, anchors)
+    return (ws, y, tuple(outs[5:9])) if keep else (ws, y)
+
+
+def _recompute_call(layout, interpret, head_dim, chunk, gpu, xs, anchors):
+    """Every chunk's per-step vectors and end state from its anchor, the chunks of a lane block in parallel."""
+    steps, d, _, lanes = xs.shape
+    specs = _Specs(layout, steps, chunk, lanes, gpu, chunks_in_parallel=True)
+    cols = [w.shape[2] for w in anchors]
+    dtype = xs.dtype
+    outs = pl.pallas_call(
+        functools.partial(_recompute_kernel, head_dim=head_dim), grid=specs.grid,
+        in_specs=[specs.per_step(d, 1), *(specs.per_chunk(d, e) for e in cols)],
+        out_specs=[specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, cols[3]),
+                   *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols)],
+        out_shape=[jax.ShapeDtypeStruct((steps, d, 1, lanes), dtype)] * 2
+        + [jax.ShapeDtypeStruct((steps, 1, cols[3], lanes), dtype)]
+        + [jax.ShapeDtypeStruct((steps, 1, e, lanes), dtype) for e in cols]
+        + [jax.ShapeDtypeStruct(w.shape, dtype) for w in anchors],
+        compiler_params=specs.compiler_params(), interpret=interpret, name="srwm_recompute")(xs, *anchors)
+    return outs[0], outs[1], outs[2], tuple(outs[3:7]), tuple(outs[7:11])
 
 
 def _backward_call(layout, interpret, head_dim, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final):
@@ -343,18 +370,19 @@ def _pallas_core(head_dim, chunk, interpret, gpu, ws0, xs):
 
 def _pallas_core_fwd(head_dim, chunk, interpret, gpu, ws0, xs):
     call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, gpu=gpu, keep=True)
-    ws, y, (q, k, b, diffs, ends) = _on_platform(
-        lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x), interpret, ws0, xs)
-    return (ws, y), (xs, q, k, b, diffs, ends)
+    ws, y, anchors = _on_platform(lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x),
+                                  interpret, ws0, xs)
+    return (ws, y), (xs, anchors)
 
 
 def _pallas_core_bwd(head_dim, chunk, interpret, gpu, residuals, cotangents):
-    xs, q, k, b, diffs, ends = residuals
     dws_final, dy = cotangents
-    dws0, dxs = _on_platform(lambda layout, interpret, *args: _backward_call(layout, interpret, head_dim, chunk, gpu,
-                                                                                *args),
-                             interpret, xs, q, k, b, diffs, ends, dy, dws_final)
-    return dws0, dxs
+
+    def backward(layout, interpret, xs, anchors, dy, dws_final):
+        q, k, b, diffs, ends = _recompute_call(layout, interpret, head_dim, chunk, gpu, xs, anchors)
+        return _backward_call(layout, interpret, head_dim, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final)
+
+    return _on_platform(backward, interpret, *residuals, dy, dws_final)
 
 
 _pallas_core.defvjp(_pallas_core_fwd, _pallas_core_bwd)

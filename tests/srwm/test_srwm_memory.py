@@ -28,14 +28,15 @@ def _max_rel_err(a_tree, b_tree):
 
 @pytest.mark.xdist_group("srwm_memory_reference")  # one worker: the reference of a case is computed once
 @pytest.mark.parametrize("impl", FAST)
-@pytest.mark.parametrize("steps, chunk_size, n_beta, input_softmax", [
-    (11, 4, 4, False),   # chunk does not divide T
-    (11, 4, 1, True),    # padding after the input softmax stays a no-op
-    (1, 3, 4, False),    # T = 1
-    (12, None, 4, False),  # default chunk size
+@pytest.mark.parametrize("steps, chunk_size, n_beta, input_softmax, d", [
+    (11, 4, 4, False, 4),   # chunk does not divide T
+    (11, 4, 1, True, 4),    # padding after the input softmax stays a no-op
+    (1, 3, 4, False, 4),    # T = 1
+    (12, None, 4, False, 4),  # default chunk size
+    (13, 5, 4, False, 17),  # prime T, d = 17
 ])
-def test_outputs_and_gradients_match_reference(impl, steps, chunk_size, n_beta, input_softmax):
-    state, x, (outputs_ref, grads_ref) = _reference_case(steps, n_beta, input_softmax)
+def test_outputs_and_gradients_match_reference(impl, steps, chunk_size, n_beta, input_softmax, d):
+    state, x, (outputs_ref, grads_ref) = _reference_case(steps, n_beta, input_softmax, d)
     kw = dict(chunk_size=chunk_size, input_softmax=input_softmax)
     outputs = jax.jit(lambda s, x: srwm_scan(s, x, impl=impl, **kw))(state, x)
     assert _max_rel_err(outputs, outputs_ref) < 1e-5
@@ -44,11 +45,11 @@ def test_outputs_and_gradients_match_reference(impl, steps, chunk_size, n_beta, 
 
 
 @functools.cache
-def _reference_case(steps, n_beta, input_softmax):
+def _reference_case(steps, n_beta, input_softmax, d):
     """Inputs and the reference loop's outputs and gradients, once per case (every implementation is checked
     against the same; the reference takes no chunk size)."""
-    state = init_state(jax.random.key(0), 2, 4, d_out=5, n_beta=n_beta, q_init_scale=1.0)
-    x = jax.random.normal(jax.random.key(1), (2, steps, 2, 4))
+    state = init_state(jax.random.key(0), 2, d, d_out=5, n_beta=n_beta, q_init_scale=1.0)
+    x = jax.random.normal(jax.random.key(1), (2, steps, 2, d))
     outputs = srwm_scan(state, x, impl="reference", input_softmax=input_softmax)
     return state, x, (outputs, jax.grad(_loss, (0, 1))(state, x, "reference", input_softmax=input_softmax))
 

@@ -51,6 +51,7 @@ CASES = {  # (B, T, H, d, d_out, n_beta, input_softmax, chunk_size)
     "one learning rate, input softmax, the default anchor interval": (2, 9, 2, 4, 4, 1, True, None),  # one chunk
     "d_out != d, neither a power of two (padded for Triton)": (3, 10, 2, 6, 5, 4, False, 4),
     "more lanes than one TPU block": (9, 6, 16, 4, 4, 4, False, 4),  # B*H = 144 -> two 128-lane blocks
+    "d = 17 (padded to 32 for Triton), prime T, chunks of 3": (2, 7, 2, 17, 3, 4, False, 3),
 }
 
 
