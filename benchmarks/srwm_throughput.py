@@ -13,8 +13,9 @@ the largest entry), XLA's temporary memory and its peak estimate (temporaries + 
 On a CPU the sweep adds ``reversible_whole_batch``: ``reversible`` with the whole batch as one block instead of
 its cache-sized default (``batch_block``), to show what the blocks gain. ``--baseline REV`` adds, for every
 implementation, a row ``impl@REV`` run by the acljax of git revision REV, timed round-robin with today's (a
-before/after comparison in one run). Rows go to ``runs/srwm_throughput/*.json``
-(``--record``: ``benchmarks/results/``); a Markdown table is printed.
+before/after comparison in one run), and says whether it compiled to the same program as today's
+(``same_program_as_today``: then any difference in time is the machine's noise). Rows go to
+``runs/srwm_throughput/*.json`` (``--record``: ``benchmarks/results/``); a Markdown table is printed.
 """
 
 from __future__ import annotations
@@ -79,6 +80,15 @@ def srwm_scan_at(revision: str):
     return lambda state, x, **options: srwm.srwm_scan(srwm.SRWMState(*state), x, **options)
 
 
+def program_text(compiled) -> str:
+    """A compiled program's optimized HLO without its debug information (source files, lines, stack frames) and
+    instruction numbers: equal texts are the same program, whatever code traced it."""
+    text = re.sub(r", metadata=\{[^}]*\}|,? ?stack_frame_id=\d+", "", compiled.as_text())
+    text = "\n".join(line for line in text.splitlines()
+                     if not re.match(r"(\d+ |HloModule|FileNames|FunctionNames|FileLocations|StackFrames)", line))
+    return re.sub(r"\.\d+", "", text)
+
+
 def scan_options(impl: str, batch: int):
     """``impl`` or ``impl@REV`` -> (srwm_scan, its options)."""
     impl, _, revision = impl.partition("@")
@@ -137,6 +147,10 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
         rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
                      "T": steps, "compile_s": round(time.perf_counter() - start, 3),
                      "temp_bytes": getattr(memory, "temp_size_in_bytes", None), "xla_peak_bytes": _peak_bytes(memory)})
+    for row in rows:  # a baseline's row: does it compile to the same program as today's?
+        if "@" in row["impl"] and row["impl"].split("@")[0] in compiled:
+            row["same_program_as_today"] = program_text(compiled[row["impl"]]) == program_text(
+                compiled[row["impl"].split("@")[0]])
     if not run:
         return rows
     times = {impl: [] for impl in impls}
@@ -177,7 +191,8 @@ def markdown(rows) -> str:
         speedup = f"{r['speedup_vs_scan']:.2f}" if "speedup_vs_scan" in r else "-"
         gf = f"{r['achieved_flops'] / 1e9:.2f}" if "achieved_flops" in r else "-"
         error = f"{r['max_rel_error']:.1e}" if "max_rel_error" in r else "-"
-        lines.append(f"| {r['impl']} | {r['mode']} | {r['B']} | {r['H']} | {r['d']} | {r['T']} | "
+        same = {True: " (same program)", False: " (another program)"}.get(r.get("same_program_as_today"), "")
+        lines.append(f"| {r['impl']}{same} | {r['mode']} | {r['B']} | {r['H']} | {r['d']} | {r['T']} | "
                      f"{r['compile_s']:.2f} | {steady} | {tps} | {speedup} | {gf} | {error} | {mib(r, 'temp_bytes')} | "
                      f"{mib(r, 'xla_peak_bytes')} |")
     return "\n".join(lines)

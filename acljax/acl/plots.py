@@ -44,19 +44,27 @@ def term_curves(runs: dict[str, str | Path], out: str | Path, title: str = "") -
 
 
 def term_bars(results: dict[str, dict[str, float]], terms: dict[str, str], out: str | Path, chance: float,
-              title: str = "") -> Path:
+              title: str = "", errors: dict[str, dict[str, float]] | None = None, error_caption: str = "") -> Path:
     """Grouped bars: for each model (``results[label]`` = term metrics), the accuracy of ``terms``
-    (metric name -> caption), with the chance level."""
+    (metric name -> caption), with the chance level; ``errors[label][name]`` (a fraction, like the metrics), where
+    present, as ±1 error bars, said by ``error_caption`` under the axis."""
     fig = Figure(figsize=(3.5 + 1.6 * len(terms), 4))
     ax = fig.subplots()
     width = 0.8 / len(results)
+    drawn = False
     for i, (label, metrics) in enumerate(results.items()):
         values = [100 * metrics[name] for name in terms]
-        bars = ax.bar(np.arange(len(terms)) + i * width, values, width, label=label)
+        spread = [100 * (errors or {}).get(label, {}).get(name, np.nan) for name in terms]
+        has_errors = not np.isnan(spread).all()
+        drawn |= has_errors
+        bars = ax.bar(np.arange(len(terms)) + i * width, values, width, label=label,
+                      yerr=spread if has_errors else None, capsize=3, error_kw={"elinewidth": 1})
         ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
     ax.axhline(100 * chance, color="grey", linestyle="--", label="chance")
     ax.set_xticks(np.arange(len(terms)) + width * (len(results) - 1) / 2, list(terms.values()))
     ax.set_ylabel("query accuracy (%)")
+    if drawn and error_caption:
+        ax.set_xlabel(error_caption, fontsize=8)
     ax.set_ylim(0, 110)  # room for the labels of bars near 100
     ax.set_yticks(range(0, 101, 20))
     ax.spines[["top", "right"]].set_visible(False)

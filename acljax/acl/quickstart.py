@@ -72,18 +72,21 @@ def run(base: ACLConfig, workdir: str | Path, *, steps: int, from_scratch: bool 
 def summarize(base: ACLConfig, runs: dict[str, Path], out: Path, *, steps: int, from_scratch: bool = False) -> dict:
     """From the variants' workdirs (``{"ACL": ..., "no ACL": ...}``, each meta-tested in its results.json):
     ``summary.json``, ``summary.md`` and the plots into ``out``; returns the summary."""
-    results = {label: json.loads((Path(run) / "results.json").read_text())["test"] for label, run in runs.items()}
+    files = {label: json.loads((Path(run) / "results.json").read_text()) for label, run in runs.items()}
+    results = {label: file["test"] for label, file in files.items()}
+    errors = {label: file.get("test_standard_error", {}) for label, file in files.items()}
     chance = 1 / base.tasks[0].n_way
     summary = {"steps": steps, "from": "scratch" if from_scratch else {k: str(PRETRAINED[v]) for k, v in
                                                                        VARIANTS.items()},
-               "chance": chance, "test": results, "table": table(results, chance)}
+               "chance": chance, "test": results, "test_standard_error": errors, "table": table(results, chance)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "summary.md").write_text(summary["table"] + "\n")
     term_curves(runs, out / "meta_training_terms.png", "this run's meta-training terms")
     if not from_scratch:
         term_curves({k: PRETRAINED[v] for k, v in VARIANTS.items()}, out / "pretraining_terms.png",
                     "meta-training terms of the shipped checkpoints (the paper's Fig. 2 effect)")
-    term_bars(results, COLUMNS, out / "accuracy.png", chance, "held-out glyph tasks: A, then B in context")
+    term_bars(results, COLUMNS, out / "accuracy.png", chance, "held-out glyph tasks: A, then B in context",
+              errors=errors, error_caption=f"error bars: ±1 standard error over {base.test_batches} test batches")
     plot_fast_weights(dataclasses.replace(base, use_acl=True), runs["ACL"], out / "fast_weights.png")
     return summary
 

@@ -151,6 +151,17 @@ def term_metrics(terms: list[Term], loss, term_losses, term_accuracies) -> dict[
 
 def evaluate_terms(trainer: MetaTrainer, params, pools, stream: int, num_batches: int, mesh=None) -> dict[str, float]:
     """Mean loss and per-term loss/accuracy over fixed episodes (the same ones at every call)."""
+    return {name: float(np.mean(values)) for name, values in term_batches(trainer, params, pools, stream, num_batches,
+                                                                           mesh).items()}
+
+
+def standard_errors(batches: dict[str, list[float]]) -> dict[str, float]:
+    """The standard error of each metric's mean over its batches (sample std / sqrt(n)); none for a single batch."""
+    return {name: float(np.std(v, ddof=1) / np.sqrt(len(v))) for name, v in batches.items() if len(v) > 1}
+
+
+def term_batches(trainer: MetaTrainer, params, pools, stream: int, num_batches: int, mesh=None) -> dict[str, list]:
+    """Loss and per-term loss/accuracy of every batch of fixed episodes: name -> ``num_batches`` values."""
     config, orders = trainer.config, task_orders(trainer.config)
     mesh = make_mesh(config.num_devices) if mesh is None else mesh
     rest = replicate(mesh, trainer.rest)
@@ -161,7 +172,7 @@ def evaluate_terms(trainer: MetaTrainer, params, pools, stream: int, num_batches
         loss, terms = trainer.eval_steps[k](params, rest, batch, scales)
         for name, value in term_metrics(trainer.objectives[k].terms, loss, *terms).items():
             totals.setdefault(name, []).append(value)
-    return {name: float(np.mean(v)) for name, v in totals.items()}
+    return totals
 
 
 @contextlib.contextmanager
@@ -304,7 +315,9 @@ def finish(config: ACLConfig, run: Workdir, trainer: MetaTrainer, state: dict, m
     best_step, best = run.restore_best(state["params"], int(state["best_step"]))  # the previous one if it is damaged
     summary = {"steps": config.steps, "best_step": best_step, "best_validation": run.best_metrics()}
     if all(p.test_split is not None for p in config.pools):
-        summary["test"] = evaluate_terms(trainer, best, build_pools(config, "test", progress=progress), TEST_STREAM,
-                                         config.test_batches, mesh)
+        batches = term_batches(trainer, best, build_pools(config, "test", progress=progress), TEST_STREAM,
+                               config.test_batches, mesh)
+        summary["test"] = {name: float(np.mean(values)) for name, values in batches.items()}
+        summary["test_standard_error"] = standard_errors(batches)  # over the test batches
     run.write_json("results.json", summary)
     return summary

@@ -53,6 +53,16 @@ def test_compiles_once_and_resumes_with_the_same_numbers(npz, tmp_path, caplog, 
     assert [r["step"] for r in valid] == [3, 6]
     assert full["best_step"] == min(valid, key=lambda r: r["valid/loss"])["step"]
     assert set(full["test"]) == set(full["best_validation"]) - {"step"}
+    assert set(full["test_standard_error"]) == set(full["test"])  # more than one test batch
+    assert all(0 <= error < 1 for name, error in full["test_standard_error"].items() if name.startswith("acc/"))
+
+
+def test_standard_errors_of_the_batch_means():
+    from acljax.acl.trainer import standard_errors
+
+    errors = standard_errors({"acc": [0.5, 0.7, 0.9], "loss": [2.0, 2.0], "single": [0.3]})
+    assert errors["acc"] == pytest.approx(0.2 / 3 ** 0.5)  # sample std 0.2 over three batches
+    assert errors["loss"] == 0.0 and "single" not in errors
 
 
 def test_a_kept_trainer_is_the_one_its_configuration_builds(npz, new_meta_trainers):
