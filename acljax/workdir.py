@@ -329,6 +329,7 @@ class Workdir:
         return jax.process_index() == 0
 
     def log(self, step: int, **metrics: Any) -> None:
+        """Append one line ``{"step": step, **metrics}`` to the metric log (and TensorBoard when mirrored)."""
         self.append_line(self.metrics_path.name, {"step": step, **metrics})
         if self._tensorboard is not None:
             for name, value in metrics.items():

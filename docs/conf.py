@@ -42,6 +42,16 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True  # "Attributes:" as fields of their class (NamedTuple fields are documented once)
 
+# Every cross-reference to acljax must resolve (a broken one fails the -W build). Other libraries' objects are not
+# linked (intersphinx would fetch their inventories over the network when the docs build) and are left as text.
+nitpicky = True
+nitpick_ignore_regex = [(r"py:.*", r"(jax|jaxlib|numpy|np|flax|optax|orbax|os|pathlib|collections|typing|matplotlib)"
+                         r"(\..*)?"),
+                        (r"py:class", r"acljax\..*\._\w+"),  # private base classes
+                        # annotations autodoc leaves as written: an alias of optax.Params, and names imported only
+                        # for type checking (both classes are in the API reference)
+                        (r"py:class", r"Params|Workdir|ResumableLearner")]
+
 html_theme = "sphinx_book_theme"
 html_title = "acljax"
 html_static_path = ["_static"]

@@ -144,7 +144,7 @@ class ACLObjective:
     @property
     def scanned(self) -> bool:
         """Whether :meth:`term_losses` scans over the tasks: ``scan_tasks``, or when None, more than
-        :data:`LOOP_UP_TO_TASKS` tasks of one layout."""
+        ``LOOP_UP_TO_TASKS`` (8) tasks of one layout."""
         if self.scan_tasks is not None:
             return self.scan_tasks
         return self.one_layout and len(self.tasks) > LOOP_UP_TO_TASKS
@@ -169,7 +169,7 @@ class ACLObjective:
         return scale * jnp.where(backward, float(self.use_acl), task_scales[query_task])
 
     def term_losses(self, model, images, feedback, target):
-        """Per-term mean query cross-entropy and accuracy, each (num_terms,), in the order of :attr:`terms`.
+        """Per-term mean query cross-entropy and accuracy, each (num_terms,), in the order of ``terms``.
 
         model: an :class:`acljax.nn.InContextLearner`; images (B, L, H, W, C), feedback and target (B, L).
         When :attr:`scanned`, a ``lax.scan`` over the tasks (one layout), so the compiled program does not grow

@@ -73,7 +73,7 @@ def layout_only(task: TaskSpec) -> TaskSpec:
 
 class MetaTrainer:
     """The model split into (graphdef, params, rest), its optimiser, one objective per task order, and the
-    compiled steps (:mod:`acljax.acl.step`): ``train_steps[k]`` and ``eval_steps[k]`` for order ``k``; orders
+    compiled steps (``acljax.acl.step``): ``train_steps[k]`` and ``eval_steps[k]`` for order ``k``; orders
     of one layout share one objective and so one compiled step."""
 
     def __init__(self, config: ACLConfig, image_shape):

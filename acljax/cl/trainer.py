@@ -1,7 +1,7 @@
 """Sequential training of gradient-based continual learners, every seed in one program (``vmap``).
 
-A :class:`SequentialLearner` follows :mod:`acljax.eval.protocol`: ``reset(seeds)`` draws one model per
-seed, ``learn(i, task)`` trains on task i, ``accuracy(i, task)`` tests every seed. What the method does
+A :class:`SequentialLearner` follows :class:`acljax.eval.protocol.ResumableLearner`: ``reset(seeds)`` draws one
+model per seed, ``learn(i, task)`` trains on task i, ``accuracy(i, task)`` tests every seed. What the method does
 (an optax transformation, a loss term, a gradient projection, a memory kept between tasks, work at the
 end of each task) comes from its :class:`acljax.cl.methods.Method`; the learner knows no method by name.
 Task-incremental streams mask the logits to the task's outputs in training and testing (equivalent to one

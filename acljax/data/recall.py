@@ -16,9 +16,9 @@ def recall_batch(rng: np.random.Generator, batch_size: int, *, num_keys: int = 1
     """Sample a batch.
 
     Returns:
-      inputs: (B, T, num_keys + num_values + 1) float32 one-hot [key, value-or-unknown], T = pairs + queries.
-      targets: (B, T) int32, the value to predict (meaningful where ``is_query``).
-      is_query: (T,) bool.
+      ``(inputs, targets, is_query)``: inputs (B, T, num_keys + num_values + 1) float32 one-hot [key,
+      value-or-unknown], T = pairs + queries; targets (B, T) int32, the value to predict (meaningful where
+      ``is_query``); is_query (T,) bool.
     """
     if num_pairs > num_keys:
         raise ValueError(f"num_pairs ({num_pairs}) must be <= num_keys ({num_keys}): keys in a sequence are distinct")

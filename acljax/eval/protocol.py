@@ -34,7 +34,7 @@ class Learner(Protocol):
 
 
 class ResumableLearner(Learner, Protocol):
-    """A learner whose runs can be checkpointed after each task (:func:`evaluate` with ``workdir``)."""
+    """A learner whose runs can be checkpointed after each task (:func:`acljax.eval.evaluate` with ``workdir``)."""
 
     def state(self) -> Any:
         """What it has learned so far, as a pytree of arrays (after ``reset``: the tree a restore fills)."""

@@ -2,7 +2,7 @@
 
 Same arguments as ``acljax.nn`` (names, order, which are keyword-only, the SRWM options as one
 :class:`acljax.srwm.SRWMOptions` ``options=``; checked at construction by the same
-:func:`acljax.nn.srwm.check_module_arguments`), same computation, same parameter names and shapes:
+``acljax.nn.srwm.check_module_arguments``), same computation, same parameter names and shapes:
 ``SRWM`` holds ``w_y, w_q, w_k, w_b``; ``SRWMLayer`` ``srwm``, ``out_proj`` (no bias) and ``norm``;
 ``FeedForward`` ``norm``, ``linear1``, ``linear2``; ``SRWMBlock`` ``srwm_layer`` and ``feed_forward``;
 ``SRWMNet`` ``in_proj``, ``blocks_0 .. blocks_{n-1}`` and ``head`` (NNX: ``blocks/0 ..``). Dropout is

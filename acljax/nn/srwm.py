@@ -107,7 +107,8 @@ class SRWM(nnx.Module):
 
     @property
     def initial_state(self) -> SRWMState:
-        """W_0, shared across the batch: w_y (H, d, d), w_q/w_k (H, d, d), w_b (H, d, n_beta)."""
+        """The initial fast weights W_0, one for the whole batch (w_y (H, d, d), w_q/w_k (H, d, d),
+        w_b (H, d, n_beta))."""
         return SRWMState(self.w_y[...], self.w_q[...], self.w_k[...], self.w_b[...])
 
     def __call__(self, x: jax.Array, state: SRWMState | None = None, *, update: bool = True):

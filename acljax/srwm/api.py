@@ -123,8 +123,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
       impl: "reference" (slow Python loop), "scan" (``lax.scan``), "scan_remat" (chunked
         checkpointing), "reversible" (custom VJP reverting updates in reverse time), "pallas" (GPU/TPU
         kernels, :mod:`acljax.srwm.pallas`; Pallas interpret mode elsewhere, for tests) or "auto", the
-        default of this function and of ``SRWMOptions`` (see :func:`resolve_impl`; every one computes the
-        same function, to float rounding).
+        default of this function and of ``SRWMOptions`` (see :func:`acljax.srwm.api.resolve_impl`; every one
+        computes the same function, to float rounding).
       input_softmax: apply softmax over each head's d inputs first (ICML 2022 SRWM option).
       chunk_size: steps per checkpointed chunk ("scan_remat", default about sqrt(T)) or between
         exact anchor states ("reversible": default about 64, a divisor of T where one is near, T itself up to
@@ -139,7 +139,7 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
-      y: (B, T, H, d_out) in x's dtype, and the final state (B, H, ...) (in ``result_type(float32, x, state)``:
+      ``y`` (B, T, H, d_out) in x's dtype, and the final state (B, H, ...) (in ``result_type(float32, x, state)``:
       float32, or float64 when x or the state is) that includes every step's update (pass it back in to continue
       the sequence).
     """
@@ -200,7 +200,7 @@ def srwm_read(state: SRWMState, x: jax.Array, *, input_softmax: bool = False,
       precision: matmul precision, as in :func:`srwm_scan`.
 
     Returns:
-      y: (B, Q, H, d_out) in x's dtype.
+      ``y`` (B, Q, H, d_out) in x's dtype.
     """
     validate_input(x, layout="(B, Q, H, d)")
     validate_state(state, num_heads=x.shape[2], head_dim=x.shape[3])

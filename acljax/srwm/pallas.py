@@ -19,7 +19,7 @@ far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU l
 - The kernel body is the same on both; only the grid and block shapes differ.
 
 The step and its backward are :func:`acljax.srwm.step.step_forward` / :func:`~acljax.srwm.step.step_backward`, the
-same code ``reversible`` runs, on the kernels' layout (:class:`_LaneBlocks`). So is the residual policy
+same code ``reversible`` runs, on the kernels' layout (``_LaneBlocks``). So is the residual policy
 (``jax.custom_vjp``): the forward keeps only the state at the start of every chunk of C steps (default:
 ``reversible``'s anchor rule with C at most 64: a TPU time block holds one chunk of every per-step array in VMEM);
 the backward first recomputes each chunk's per-step vectors (q, k, b, v - vbar) and end state from its anchor, all

@@ -39,7 +39,7 @@ def fuse(state: SRWMState) -> jax.Array:
 
 
 def unfuse(w: jax.Array, d_out: int) -> SRWMState:
-    """Inverse of :func:`fuse`."""
+    """Inverse of :func:`acljax.srwm.step.fuse`."""
     d = w.shape[-2]
     return SRWMState(*jnp.split(w, [d_out, d_out + d, d_out + 2 * d], axis=-1))
 
@@ -126,8 +126,8 @@ def add_outer(layout: StepLayout, w, rows, cols):
 
 @dataclasses.dataclass(frozen=True)
 class FusedLayout:
-    """The fused matrix of :func:`fuse`, ``(..., d, E)``; rows ``(..., d)``, columns ``(..., E)``; products at
-    ``precision``."""
+    """The fused matrix of :func:`acljax.srwm.step.fuse`, ``(..., d, E)``; rows ``(..., d)``, columns ``(..., E)``;
+    products at ``precision``."""
 
     d_out: int
     d: int

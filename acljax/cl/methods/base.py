@@ -81,7 +81,7 @@ class Method:
 
     @property
     def uses_task_id(self) -> bool:
-        """True if :meth:`apply` reads the task index at test time: the method is for task-IL streams only."""
+        """True if ``apply`` reads the task index at test time: the method is for task-IL streams only."""
         return False
 
     def for_inputs(self, mean, std) -> Method:

@@ -25,7 +25,7 @@ RIDGE = 1e-3  # added to G G^T, as in the official code: keeps the dual well pos
 
 
 class TaskMemories(NamedTuple):
-    """x: (max_tasks, per_task, *input_shape); y: (max_tasks, per_task); valid: (max_tasks, per_task) bool."""
+    """x: (max_tasks, per_task, \\*input_shape); y: (max_tasks, per_task); valid: (max_tasks, per_task) bool."""
 
     x: jax.Array
     y: jax.Array

@@ -14,7 +14,7 @@ from acljax.cl.regularizers import _check_strength, si_consolidate, synaptic_int
 
 @dataclasses.dataclass(frozen=True)
 class SI(Method):
-    """The optimiser wrapped by :func:`acljax.cl.regularizers.synaptic_intelligence`; ``xi`` damps the importance of
+    """The optimiser wrapped by :func:`acljax.cl.synaptic_intelligence`; ``xi`` damps the importance of
     parameters that barely moved. With ``SequentialConfig.reset_optimizer`` the inner optimiser's state is
     re-initialised at task ends."""
 

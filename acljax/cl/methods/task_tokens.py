@@ -58,7 +58,7 @@ class TaskTokens(PerTaskParameters):
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 (a frozen dataclass: hashable, and few per process)
     def network(self, input_shape, num_outputs):
-        """(init, call) of the :class:`TokenSequenceNet` for these shapes."""
+        """(init, call) of the :class:`acljax.cl.methods.task_tokens.TokenSequenceNet` for these shapes."""
         if len(input_shape) != 3:
             raise ValueError(f"TaskTokens reads images (H, W, C) row by row, got input_shape {tuple(input_shape)}")
         return nnx_functions(lambda rngs: TokenSequenceNet(input_shape, num_outputs, features=self.features,
