@@ -12,9 +12,9 @@ the largest entry), XLA's temporary memory and its peak estimate (temporaries + 
 ``compiled.memory_analysis()``), device peak memory where the device reports it, and the device and versions.
 On a CPU the sweep adds ``reversible_whole_batch``: ``reversible`` with the whole batch as one block instead of
 its cache-sized default (``batch_block``), to show what the blocks gain. ``--baseline REV`` adds, for every
-implementation, a row ``impl@REV`` run by the acljax of git revision REV, timed round-robin with today's (a
-before/after comparison in one run), and says whether it compiled to the same program as today's
-(``same_program_as_today``: then any difference in time is the machine's noise). Rows go to
+implementation, a row ``impl@COMMIT`` run by the acljax of git revision REV (named by its commit), timed
+round-robin with today's (a before/after comparison in one run), and says whether it compiled to the same
+program as today's (``same_program_as_today``: then any difference in time is the machine's noise). Rows go to
 ``runs/srwm_throughput/*.json`` (``--record``: ``benchmarks/results/``); a Markdown table is printed.
 """
 
@@ -29,6 +29,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,36 +58,53 @@ def analytic_flops(batch, heads, d, steps, backward: bool, n_beta: int = 4) -> f
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def baseline_commit(revision: str) -> str:
+    """The short hash of the commit that ``revision`` (a hash, tag or branch) names; ValueError if none."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--short", f"{revision}^{{commit}}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if revision.startswith("-") or found.returncode != 0:
+        raise ValueError(f"--baseline must name a commit of {ROOT}, got {revision!r}")
+    return found.stdout.strip()
+
+
 @functools.cache
-def srwm_scan_at(revision: str):
-    """``srwm_scan`` of the acljax in git revision ``revision``, imported beside today's as package
-    ``acljax_<commit>`` (its sources copied to runs/, every ``acljax`` import renamed)."""
-    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
+def srwm_scan_at(commit: str):
+    """``srwm_scan`` of the acljax in ``commit``, imported beside today's as package ``acljax_<commit>``: its Python
+    sources copied to runs/baselines/ with every ``acljax`` name renamed (enough for ``acljax.srwm``, not for code
+    that reads the package's data files or its installed version)."""
     name = f"acljax_{commit}"
     parent = ROOT / "runs" / "baselines"
     if not (parent / name).exists():
+        parent.mkdir(parents=True, exist_ok=True)
         files = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "acljax"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.split()
-        for path in files:
-            if path.endswith(".py"):
+        with tempfile.TemporaryDirectory(dir=parent) as scratch:  # complete or absent: renamed into place at the end
+            for path in (p for p in files if p.endswith(".py")):
                 text = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, text=True,
                                       check=True).stdout
-                target = parent / name / Path(path).relative_to("acljax")
+                target = Path(scratch) / name / Path(path).relative_to("acljax")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(re.sub(r"\bacljax\b", name, text))
-    sys.path.insert(0, str(parent))
+            try:
+                (Path(scratch) / name).rename(parent / name)
+            except OSError:  # another process put it there first
+                pass
+    if str(parent) not in sys.path:
+        sys.path.insert(0, str(parent))
+    importlib.invalidate_caches()
     srwm = importlib.import_module(f"{name}.srwm")
     return lambda state, x, **options: srwm.srwm_scan(srwm.SRWMState(*state), x, **options)
 
 
 def program_text(compiled) -> str:
-    """A compiled program's optimized HLO without its debug information (source files, lines, stack frames) and
-    instruction numbers: equal texts are the same program, whatever code traced it."""
+    """A compiled program's optimized HLO without its debug information (source files, lines, stack frames), the
+    module's name and the numbers XLA appends to instruction and computation names (``add.12``): equal texts are the
+    same program, whatever code traced it."""
     text = re.sub(r", metadata=\{[^}]*\}|,? ?stack_frame_id=\d+", "", compiled.as_text())
     text = "\n".join(line for line in text.splitlines()
-                     if not re.match(r"(\d+ |HloModule|FileNames|FunctionNames|FileLocations|StackFrames)", line))
-    return re.sub(r"\.\d+", "", text)
+                     if not re.match(r"(\d+ |FileNames|FunctionNames|FileLocations|StackFrames)", line))
+    text = re.sub(r"^HloModule \S+", "HloModule", text, flags=re.M)
+    return re.sub(r"\b([A-Za-z_][\w\-]*?)((?:\.\d+)+)\b", r"\1", text)  # names only: 0.5 stays 0.5
 
 
 def scan_options(impl: str, batch: int):
@@ -230,7 +248,7 @@ def main(argv=None) -> int:
                         help="instead of the sweep: peak process memory of one B=16 H=16 d=16 training step "
                              "of length T per implementation (scan is only compiled: it would not fit)")
     parser.add_argument("--baseline", metavar="REV",
-                        help="also time every implementation as of git revision REV (rows 'impl@REV'), round-robin")
+                        help="also time every implementation as of git revision REV (rows 'impl@COMMIT'), round-robin")
     add_output_arguments(parser, __file__)
     args = parser.parse_args(argv)
     if args.repeats < 10 and not args.quick:
@@ -239,7 +257,11 @@ def main(argv=None) -> int:
     on_cpu = jax.default_backend() == "cpu"
     args.impls = args.impls or list(CPU_IMPLS if on_cpu else IMPLS)
     if args.baseline:
-        srwm_scan_at(args.baseline)  # a bad revision fails here, before any timing
+        try:
+            args.baseline = baseline_commit(args.baseline)  # rows and file named by the commit timed
+        except ValueError as error:
+            parser.error(str(error))
+        srwm_scan_at(args.baseline)  # before any timing
         args.impls = [name for impl in args.impls for name in (impl, f"{impl}@{args.baseline}")]
     sizes = QUICK_SIZES if args.quick else FULL_SIZES if (args.sizes or ("cpu" if on_cpu else "paper")) == "cpu" \
         else PAPER_SIZES

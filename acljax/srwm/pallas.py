@@ -16,7 +16,8 @@ far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU l
   (:func:`acljax.srwm.api.resolve_impl`), and these kernels run when asked for by name.
 - TPU: Mosaic, grid (N / 128, T / C) with time "arbitrary": the state is carried in the resident
   output block across time blocks of C steps, inputs stream in per block.
-- The kernel body is the same on both; only the grid and block shapes differ.
+- The kernel body is the same on both; only the grid and block shapes differ. The backward's recompute kernel
+  (below) has grid (lane blocks, T / C) on both, every program one chunk, both axes parallel.
 
 The step and its backward are :func:`acljax.srwm.step.step_forward` / :func:`~acljax.srwm.step.step_backward`, the
 same code ``reversible`` runs, on the kernels' layout (``_LaneBlocks``). So is the residual policy
