@@ -125,6 +125,9 @@ def test_quickstart_from_scratch_writes_table_and_plots(npz, tmp_path):
     forgetting = 100 * (no_acl["acc/within_0"] - no_acl["acc/backward_0_after_1"])
     assert lines[3].endswith(f"| {forgetting:.1f} |")
     assert f"{100 * acl['acc/backward_0_after_1']:.1f}" in lines[2]
+    for label in ("ACL", "no ACL"):  # the error bars' standard errors, from each run's results.json
+        errors = json.loads((tmp_path / ("acl" if label == "ACL" else "no_acl") / "results.json").read_text())
+        assert summary["test_standard_error"][label] == errors["test_standard_error"] != {}
     for name in ("summary.json", "summary.md", "accuracy.png", "meta_training_terms.png", "fast_weights.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "acl" / "config.json").read_text())["use_acl"] is True
