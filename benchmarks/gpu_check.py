@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from acljax.recording import add_output_arguments, environment, output_dir
-from acljax.srwm import IMPLEMENTATIONS, init_state, srwm_scan
+from acljax.srwm import IMPLEMENTATIONS, autotune, init_state, srwm_scan
 from acljax.srwm.pallas import GPULayout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: benchmarks/ is a package beside it
@@ -54,7 +54,7 @@ CASES = {"d=17, d_out=5, n_beta=1, T=13 (prime)": (3, 13, 2, 17, 5, 1, "float32"
 SMOKE_CASES = ("d=17, d_out=5, n_beta=1, T=13 (prime)",)
 SMOKE_IMPLS = ("scan", "reversible")  # --smoke: off a GPU the kernels compile slowly in interpret mode (the tests
 # check them against the reference); step 2 still runs them
-SWEEP = [GPULayout(lanes, warps) for lanes in (1, 2, 4, 8, 16, 32) for warps in (1, 2, 4, 8)]
+SWEEP = autotune.CANDIDATES
 SWEEP_SIZE = (32, 16, 16, 500)  # (B, H, d, T)
 SIZES = srwm_throughput.PAPER_SIZES
 SMOKE_SWEEP, SMOKE_SIZE = [GPULayout(8, 4), GPULayout(1, 1)], (2, 2, 4, 16)
@@ -89,27 +89,14 @@ def check_case(name: str, impls) -> list[dict]:
 
 
 def time_layouts(layouts, batch, heads, d, steps, repeats) -> list[dict]:
-    """Step 2: the forward+backward of ``"pallas"`` per GPU layout, compiled, then timed round-robin."""
+    """Step 2: the forward+backward of ``"pallas"`` per GPU layout (``acljax.srwm.autotune.time_layouts``, as the
+    library's own autotuning measures them), one row each."""
     state = init_state(jax.random.key(0), heads, d)
     x = jax.random.normal(jax.random.key(1), (batch, steps, heads, d))
-    compiled = {}
-    for layout in layouts:
-        def loss(state, x, layout=layout):
-            y, final = srwm_scan(state, x, impl="pallas", gpu_layout=layout)
-            return jnp.sum(y * y) + sum(jnp.sum(w) for w in final)
-
-        compiled[layout] = jax.jit(jax.grad(loss, (0, 1))).lower(state, x).compile()
-        jax.block_until_ready(compiled[layout](state, x))  # warm-up
-    times = {layout: [] for layout in layouts}
-    for _ in range(repeats):
-        for layout, program in compiled.items():
-            start = time.perf_counter()
-            jax.block_until_ready(program(state, x))
-            times[layout].append(time.perf_counter() - start)
+    times = autotune.time_layouts(layouts, state, x, repeats)
     return [{"lanes": layout.lanes, "num_warps": layout.num_warps, "B": batch, "H": heads, "d": d, "T": steps,
-             "min_s": min(times[layout]), "median_s": statistics.median(times[layout]),
-             "max_s": max(times[layout]), "tokens_per_s": batch * steps / statistics.median(times[layout])}
-            for layout in layouts]
+             "min_s": min(t), "median_s": statistics.median(t), "max_s": max(t),
+             "tokens_per_s": batch * steps / statistics.median(t)} for layout, t in times.items()]
 
 
 def add_fractions(rows: list[dict], device_kind: str) -> None:

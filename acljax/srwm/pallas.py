@@ -51,8 +51,9 @@ TPU_LANE_BLOCK = 128  # one vreg row of lanes
 @dataclasses.dataclass(frozen=True)
 class GPULayout:
     """The Triton programs' shape (``srwm_scan(..., gpu_layout=...)``): ``lanes`` (heads) per program, a power of
-    two up to 128, and ``num_warps``. The default is untuned (no GPU was available to tune it);
-    ``benchmarks/gpu_check.py`` sweeps both."""
+    two up to 128, and ``num_warps``. ``GPULayout()`` is an untuned guess; with no ``gpu_layout`` given, a GPU
+    runs the layout :mod:`acljax.srwm.autotune` measured fastest for the call's shapes; ``benchmarks/gpu_check.py``
+    sweeps them all."""
 
     lanes: int = 8
     num_warps: int = 4
@@ -421,10 +422,13 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
     platforms, the CPU, run the TPU layout in Pallas interpret mode: for tests, slow), "gpu" or "tpu" (that
     layout's grid in interpret mode on any platform), or a ``pltpu.InterpretParams`` (the TPU layout in
     the TPU interpreter, which models HBM/VMEM block copies and multiple cores). ``gpu_layout``: the GPU
-    programs' shape (default ``GPULayout()``).
+    programs' shape (default: on a GPU, the fastest for these shapes, measured once and cached,
+    :mod:`acljax.srwm.autotune`; elsewhere ``GPULayout()``).
     """
+    from acljax.srwm.autotune import gpu_layout_for  # it times this module's kernels
+
     del precision
-    gpu = GPULayout() if gpu_layout is None else gpu_layout
+    gpu = gpu_layout_for(state, x) if gpu_layout is None else gpu_layout
     if not isinstance(gpu, GPULayout):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):
