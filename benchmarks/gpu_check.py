@@ -24,12 +24,16 @@ earlier steps) and one Markdown report beside it (``.md``, at the end), under ``
    and tokens/s are at most B / (steps per token x ``LATENCY_FLOOR_S``).
 4. **One meta-training step** of the paper's config (``acl_glyphs_2task``: Conv-4, D = 256, 16 heads, batch
    32) per SRWM implementation (``benchmarks/meta_step.py --impls``).
+
+Steps 1, 3 and 4 run the kernels with the untuned default layout (``ACLJAX_AUTOTUNE=0`` unless set): the library's
+autotuning would sweep every layout per new shape first (``acljax.srwm.autotune``), which step 2 measures once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -141,6 +145,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault(autotune.SWITCH_VARIABLE, "0")  # see the module's docstring
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one case, two layouts, scan and reversible, "
                                                              "forward+backward throughput, no meta-training step")

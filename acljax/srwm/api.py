@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from acljax.srwm.autotune import gpu_layout_for
 from acljax.srwm.memory import reversible_impl, scan_remat_impl
 from acljax.srwm.pallas import GPULayout, pallas_impl
 from acljax.srwm.reference import reference_impl
@@ -135,7 +136,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
         (default on a CPU: as many as fit half a core's L2 cache with their cotangents, see
         ``acljax.srwm.memory.default_batch_block``; elsewhere all B); ignored by the others.
       gpu_layout: "pallas" only: the GPU programs' shape, an ``acljax.srwm.pallas.GPULayout`` (heads per
-        program, warps; default ``GPULayout()``); ignored by the others.
+        program, warps; default: on a GPU the fastest for these shapes, measured on first use and cached,
+        :mod:`acljax.srwm.autotune`; elsewhere ``GPULayout()``); ignored by the others.
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
@@ -160,6 +162,8 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
                          f"got {batch_block!r}")
     if gpu_layout is not None and not isinstance(gpu_layout, GPULayout):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
+    if impl == "pallas" and gpu_layout is None:
+        gpu_layout = gpu_layout_for(state, x)  # on a GPU the tuned one (measured once per shape), else GPULayout()
     if check_finite:
         check_all_finite(x, "x")
         for name, w in state._asdict().items():

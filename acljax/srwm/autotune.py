@@ -19,7 +19,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from acljax.srwm.pallas import GPULayout
+from acljax.srwm.pallas import GPULayout, pallas_impl
+from acljax.srwm.state import broadcast_state
 
 #: The layouts timed, 1 to 32 heads per program times 1 to 8 warps.
 CANDIDATES = tuple(GPULayout(lanes, warps) for lanes in (1, 2, 4, 8, 16, 32) for warps in (1, 2, 4, 8))
@@ -45,15 +46,14 @@ def shape_key(device_kind: str, state_shapes: tuple, x_shape: tuple, dtype) -> s
 
 
 def time_layouts(layouts, state, x, repeats: int) -> dict[GPULayout, list[float]]:
-    """Seconds of ``repeats`` runs each of the compiled forward+backward of ``srwm_scan(impl="pallas")`` per layout,
+    """Seconds of ``repeats`` runs each of the compiled forward+backward of the Pallas kernels per layout,
     timed round-robin after a warm-up (so drift in the device's speed hits them alike). A layout that fails to
     compile or run is left out."""
-    from acljax.srwm.api import srwm_scan
-
+    state = broadcast_state(state, x.shape[0])
     compiled = {}
     for layout in layouts:
         def loss(state, x, layout=layout):
-            y, final = srwm_scan(state, x, impl="pallas", gpu_layout=layout)
+            y, final = pallas_impl(state, x, gpu_layout=layout)
             return jnp.sum(y.astype(jnp.float32) ** 2) + sum(jnp.sum(w) for w in final)
 
         try:

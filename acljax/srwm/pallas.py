@@ -422,13 +422,11 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
     platforms, the CPU, run the TPU layout in Pallas interpret mode: for tests, slow), "gpu" or "tpu" (that
     layout's grid in interpret mode on any platform), or a ``pltpu.InterpretParams`` (the TPU layout in
     the TPU interpreter, which models HBM/VMEM block copies and multiple cores). ``gpu_layout``: the GPU
-    programs' shape (default: on a GPU, the fastest for these shapes, measured once and cached,
-    :mod:`acljax.srwm.autotune`; elsewhere ``GPULayout()``).
+    programs' shape (default ``GPULayout()``; :func:`acljax.srwm.srwm_scan` passes the autotuned one on a GPU,
+    :mod:`acljax.srwm.autotune`).
     """
-    from acljax.srwm.autotune import gpu_layout_for  # it times this module's kernels
-
     del precision
-    gpu = gpu_layout_for(state, x) if gpu_layout is None else gpu_layout
+    gpu = GPULayout() if gpu_layout is None else gpu_layout
     if not isinstance(gpu, GPULayout):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):

@@ -84,3 +84,15 @@ def test_on_a_gpu_a_call_being_traced_measures_concrete_inputs_of_its_shapes(cac
     monkeypatch.setenv(autotune.SWITCH_VARIABLE, "0")  # switched off: the untuned default, nothing measured
     monkeypatch.setattr(autotune, "time_layouts", lambda *a, **k: _never())
     assert autotune.gpu_layout_for(state, jnp.zeros((4, 5, 2, 4))) == GPULayout()
+
+
+def test_srwm_scan_asks_for_the_tuned_layout_only_for_the_kernels_with_none_given(monkeypatch):
+    from acljax.srwm import api, srwm_scan
+
+    asked = []
+    monkeypatch.setattr(api, "gpu_layout_for", lambda state, x: asked.append(x.shape) or GPULayout(1, 1))
+    state, x = init_state(jax.random.key(0), 2, 4), jnp.zeros((2, 3, 2, 4))
+    srwm_scan(state, x, impl="pallas")
+    srwm_scan(state, x, impl="pallas", gpu_layout=GPULayout(2, 1))
+    srwm_scan(state, x, impl="scan")
+    assert asked == [(2, 3, 2, 4)]
