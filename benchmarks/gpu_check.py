@@ -9,13 +9,15 @@ Steps, all in one JSON (``gpu_check_<platform>.json``, rewritten after each step
 earlier steps) and one Markdown report beside it (``.md``, at the end), under ``runs/gpu_check/``
 (``--record``: ``benchmarks/results/``):
 
-1. **Kernels against float64.** Every implementation (on a GPU ``"pallas"`` is the compiled Triton kernels)
-   against ``scan`` in float64 on odd shapes (d = 17, d_out != d, n_beta 1 and 4, T = 1, a prime T, bfloat16
-   inputs): outputs, final state and gradients. A row passes when its error is at most twice float32 ``scan``'s
-   on the same case plus 1e-6 (float32 rounding grows with T and differs by path; twice that is still far from
-   any real mistake, which shows as errors of order 1).
-2. **The GPU layout swept**: lanes (heads) per program x warps (``acljax.srwm.pallas.GPULayout``) on the
-   forward+backward at B=32, H=16, d=16, T=500, timed round-robin; the fastest is named.
+1. **Kernels against float64.** Every implementation, each GPU kernel on its own (``pallas:triton``,
+   ``pallas:mosaic_gpu``; one this GPU or JAX cannot compile is a failed row), against ``scan`` in float64 on odd
+   shapes (d = 17, d_out != d, n_beta 1 and 4, T = 1, a prime T, bfloat16 inputs): outputs, final state and
+   gradients. A row passes when its error is at most twice float32 ``scan``'s on the same case plus 1e-6 (float32
+   rounding grows with T and differs by path; twice that is still far from any real mistake, which shows as errors of
+   order 1).
+2. **The GPU layout swept**: every autotuning candidate (``acljax.srwm.autotune.CANDIDATES``: Triton's lanes (heads)
+   per program x warps, and the Mosaic GPU kernel) on the forward+backward at B=32, H=16, d=16, T=500, timed
+   round-robin; the fastest is named.
 3. **Throughput** at B=32, H=16, d=16, T=150 / 500 / 2000 (``srwm_throughput.bench_group``: min / median / max
    seconds, tokens/s, speed-up over ``scan``, error against float64, memory), each with its fraction of the
    device's FP32 peak (analytic FLOPs) and of a latency model's bound: a step of one head depends on the step
@@ -32,6 +34,7 @@ autotuning would sweep every layout per new shape first (``acljax.srwm.autotune`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -43,13 +46,13 @@ import jax
 import jax.numpy as jnp
 
 from acljax.recording import add_output_arguments, environment, output_dir
-from acljax.srwm import IMPLEMENTATIONS, autotune, init_state, srwm_scan
+from acljax.srwm import autotune, init_state
 from acljax.srwm.pallas import GPULayout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: benchmarks/ is a package beside it
 from benchmarks import meta_step, srwm_throughput  # noqa: E402
 
-IMPLS = tuple(impl for impl in IMPLEMENTATIONS if impl != "reference")
+IMPLS = srwm_throughput.GPU_IMPLS  # every implementation, the kernels once per GPU kernel
 # (B, T, H, d, d_out, n_beta, dtype of x): the odd shapes every implementation must get right
 CASES = {"d=17, d_out=5, n_beta=1, T=13 (prime)": (3, 13, 2, 17, 5, 1, "float32"),
          "d=16, n_beta=4, T=1": (2, 1, 4, 16, 16, 4, "float32"),
@@ -80,16 +83,27 @@ def check_case(name: str, impls) -> list[dict]:
     x = jax.random.normal(jax.random.key(1), (batch, steps, heads, d)).astype(dtype)
 
     def values(impl, state, x):  # outputs, final state and the gradients of a loss of both
+        run, options = srwm_throughput.scan_options(impl, x.shape[0])
+
         def loss(state, x):
-            y, final = srwm_scan(state, x, impl=impl)
+            y, final = run(state, x, **options)
             return jnp.sum(jnp.sin(y.astype(jnp.float32))) + sum(jnp.sum(jnp.cos(w)) for w in final)
 
-        return jax.jit(lambda s, x: (srwm_scan(s, x, impl=impl), jax.grad(loss, (0, 1))(s, x)))(state, x)
+        return jax.jit(lambda s, x: (run(s, x, **options), jax.grad(loss, (0, 1))(s, x)))(state, x)
 
-    errors = srwm_throughput.errors_against_float64_scan(dict.fromkeys(("scan", *impls)), state, x, values)
+    failed = {}
+    for impl in impls:  # one that does not compile (a kernel this GPU or JAX cannot run) is a failed row
+        try:
+            jax.block_until_ready(values(impl, state, x))
+        except Exception as error:  # noqa: BLE001
+            failed[impl] = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    ran = [impl for impl in impls if impl not in failed]
+    errors = srwm_throughput.errors_against_float64_scan(dict.fromkeys(("scan", *ran)), state, x, values)
     bound = 2 * errors["scan"] + 1e-6
     return [{"case": name, "impl": impl, "max_rel_error": errors[impl], "tolerance": bound,
-             "passed": errors[impl] <= bound} for impl in impls]
+             "passed": errors[impl] <= bound} if impl in errors else
+            {"case": name, "impl": impl, "max_rel_error": None, "tolerance": bound, "passed": False,
+             "error": failed[impl]} for impl in impls]
 
 
 def time_layouts(layouts, batch, heads, d, steps, repeats) -> list[dict]:
@@ -98,7 +112,7 @@ def time_layouts(layouts, batch, heads, d, steps, repeats) -> list[dict]:
     state = init_state(jax.random.key(0), heads, d)
     x = jax.random.normal(jax.random.key(1), (batch, steps, heads, d))
     times = autotune.time_layouts(layouts, state, x, repeats)
-    return [{"lanes": layout.lanes, "num_warps": layout.num_warps, "B": batch, "H": heads, "d": d, "T": steps,
+    return [{**dataclasses.asdict(layout), "B": batch, "H": heads, "d": d, "T": steps,
              "min_s": min(t), "median_s": statistics.median(t), "max_s": max(t),
              "tokens_per_s": batch * steps / statistics.median(t)} for layout, t in times.items()]
 
@@ -122,14 +136,16 @@ def markdown(report: dict) -> str:
              f"{report['date']}", "", f"`{report['command']}`, {report['seconds']:.0f} s", "",
              "## 1. Kernels against float64", "", "| case | impl | max rel. error | tolerance | passed |",
              "|---|---|---|---|---|"]
-    lines += [f"| {r['case']} | {r['impl']} | {r['max_rel_error']:.1e} | {r['tolerance']:.1e} | "
-              f"{'yes' if r['passed'] else '**no**'} |" for r in report["checks"]]
+    lines += [f"| {r['case']} | {r['impl']} | "
+              + (f"{r['max_rel_error']:.1e}" if r["max_rel_error"] is not None else f"failed: {r['error'][:80]}")
+              + f" | {r['tolerance']:.1e} | {'yes' if r['passed'] else '**no**'} |" for r in report["checks"]]
     lines += ["", "## 2. GPU layout (pallas, forward+backward)", "",
-              "| lanes per program | warps | s: min / median / max | tokens/s |", "|---|---|---|---|"]
-    lines += [f"| {r['lanes']} | {r['num_warps']} | {r['min_s']:.4f} / {r['median_s']:.4f} / {r['max_s']:.4f} | "
-              f"{r['tokens_per_s']:,.0f} |" for r in report["layouts"]]
+              "| kernel | lanes per program | warps | s: min / median / max | tokens/s |", "|---|---|---|---|---|"]
+    lines += [f"| {r['kernel']} | {r['lanes']} | {r['num_warps']} | "
+              f"{r['min_s']:.4f} / {r['median_s']:.4f} / {r['max_s']:.4f} | {r['tokens_per_s']:,.0f} |"
+              for r in report["layouts"]]
     best = report["best_layout"]
-    lines += ["", f"Fastest: {best['lanes']} lanes per program, {best['num_warps']} warps.", "",
+    lines += ["", f"Fastest: {best['kernel']}, {best['lanes']} lanes per program, {best['num_warps']} warps.", "",
               "## 3. Throughput", "", srwm_throughput.markdown(report["throughput"]), "",
               "| impl | mode | T | of FP32 peak | of the latency bound |", "|---|---|---|---|---|"]
     for r in report["throughput"]:
@@ -172,8 +188,8 @@ def main(argv=None) -> int:
     batch, heads, d, steps = SMOKE_SIZE if args.smoke else SWEEP_SIZE
     layouts = time_layouts(SMOKE_SWEEP if args.smoke else SWEEP, batch, heads, d, steps, args.repeats)
     best = min(layouts, key=lambda r: r["median_s"])
-    save(layouts=layouts, best_layout={"lanes": best["lanes"], "num_warps": best["num_warps"]})
-    print(f"2. fastest GPU layout: {best['lanes']} lanes, {best['num_warps']} warps", flush=True)
+    save(layouts=layouts, best_layout={key: best[key] for key in ("kernel", "lanes", "num_warps")})
+    print(f"2. fastest GPU layout: {best['kernel']}, {best['lanes']} lanes, {best['num_warps']} warps", flush=True)
     throughput = []
     for size in ([SMOKE_SIZE] if args.smoke else SIZES):
         for backward in ((True,) if args.smoke else (False, True)):
@@ -184,7 +200,8 @@ def main(argv=None) -> int:
     meta_rows = []
     if not args.smoke:
         meta_out = out / "meta_step"
-        meta_step.main(["--impls", *IMPLS, "--out", str(meta_out)])
+        # "pallas" there is the default GPU kernel (default_gpu_layout: Mosaic GPU on Hopper and newer)
+        meta_step.main(["--impls", *srwm_throughput.IMPLS, "--out", str(meta_out)])
         meta_rows = json.loads((meta_out / f"meta_step_impls_{env['platform']}.json").read_text())
     save(meta_step=meta_rows)
     (out / f"{name}.md").write_text(markdown(report))

@@ -39,10 +39,13 @@ import numpy as np
 
 from acljax.recording import add_output_arguments, environment, output_dir
 from acljax.srwm import init_state, srwm_scan
+from acljax.srwm.pallas import GPULayout
 
 IMPLS = ("scan", "scan_remat", "reversible", "pallas")
 WHOLE_BATCH = "reversible_whole_batch"  # reversible without its CPU default of cache-sized batch blocks
 CPU_IMPLS = (*IMPLS[:-1], WHOLE_BATCH)  # "pallas" runs in interpret mode on a CPU: a test path, not a contender
+GPU_KERNELS = tuple(f"pallas:{kernel}" for kernel in ("triton", "mosaic_gpu"))  # "pallas" with that GPULayout kernel
+GPU_IMPLS = (*IMPLS[:-1], *GPU_KERNELS)
 FULL_SIZES = [(16, 16, 16, 150), (16, 16, 16, 1000), (32, 16, 16, 500)]  # (B, H, d, T)
 PAPER_SIZES = [(32, 16, 16, 150), (32, 16, 16, 500), (32, 16, 16, 2000)]  # the accelerator sweep
 QUICK_SIZES = [(4, 4, 16, 200)]
@@ -108,10 +111,14 @@ def program_text(compiled) -> str:
 
 
 def scan_options(impl: str, batch: int):
-    """``impl`` or ``impl@REV`` -> (srwm_scan, its options)."""
+    """``impl``, ``pallas:KERNEL`` (the GPU kernel named, ``GPULayout(kernel=KERNEL)``) or ``impl@REV`` ->
+    (srwm_scan, its options)."""
     impl, _, revision = impl.partition("@")
     run = srwm_scan_at(revision) if revision else srwm_scan
-    return run, {"impl": "reversible", "batch_block": batch} if impl == WHOLE_BATCH else {"impl": impl}
+    if impl == WHOLE_BATCH:
+        return run, {"impl": "reversible", "batch_block": batch}
+    impl, _, kernel = impl.partition(":")
+    return run, {"impl": impl, "gpu_layout": GPULayout(kernel=kernel)} if kernel else {"impl": impl}
 
 
 def make_fn(impl: str, backward: bool):
@@ -160,7 +167,12 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
     rows, compiled = [], {}
     for impl in impls:
         start = time.perf_counter()
-        compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
+        try:
+            compiled[impl] = make_fn(impl, backward).lower(state, x).compile()
+        except Exception as error:  # noqa: BLE001 (e.g. a GPU kernel this device or JAX cannot run): a row saying so
+            rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
+                         "T": steps, "error": f"{type(error).__name__}: {error}"[-500:]})
+            continue
         memory = compiled[impl].memory_analysis()
         rows.append({"impl": impl, "mode": "fwd+bwd" if backward else "fwd", "B": batch, "H": heads, "d": d,
                      "T": steps, "compile_s": round(time.perf_counter() - start, 3),
@@ -171,6 +183,8 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
                 compiled[row["impl"].split("@")[0]])
     if not run:
         return rows
+    rows = [row for row in rows if "error" not in row] + [row for row in rows if "error" in row]
+    impls = list(compiled)
     times = {impl: [] for impl in impls}
     for impl in impls:
         jax.block_until_ready(compiled[impl](state, x))  # warm-up
@@ -181,7 +195,7 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
             times[impl].append(time.perf_counter() - start)
     flops = analytic_flops(batch, heads, d, steps, backward)
     stats = jax.devices()[0].memory_stats()  # before the float64 check below, whose memory is not the rows'
-    for row in rows:
+    for row in rows[:len(impls)]:
         median = statistics.median(times[row["impl"]])
         row.update(steady_s=median, min_s=min(times[row["impl"]]), max_s=max(times[row["impl"]]),
                    tokens_per_s=batch * steps / median, achieved_flops=flops / median, analytic_flops=flops)
@@ -190,7 +204,7 @@ def bench_group(impls, batch, heads, d, steps, backward, repeats, run=True) -> l
         if stats and "peak_bytes_in_use" in stats:
             row["device_peak_bytes"] = stats["peak_bytes_in_use"]  # cumulative over the group on GPU
     errors = errors_against_float64_scan(impls, state, x, lambda impl, s, x: checked_values(impl, backward, s, x))
-    for row in rows:
+    for row in rows[:len(impls)]:
         row["max_rel_error"] = errors[row["impl"]]
     return rows
 
@@ -203,6 +217,11 @@ def markdown(rows) -> str:
         return f"{r[key] / 2**20:,.1f}" if r.get(key) is not None else "-"
 
     for r in rows:
+        if "compile_s" not in r:  # did not compile: what it said, shortened
+            reason = " ".join(r["error"].split())[:100].replace("|", "/")
+            lines.append(f"| {r['impl']} | {r.get('mode', '-')} | {r['B']} | {r['H']} | {r['d']} | {r['T']} | "
+                         f"failed: {reason} |" + " |" * 8)
+            continue
         steady = (f"{r['min_s']:.4f} / {r['steady_s']:.4f} / {r['max_s']:.4f}" if "max_s" in r
                   else f"{r['steady_s']:.4f} (median)" if "steady_s" in r else "not run")
         tps = f"{r['tokens_per_s']:,.0f}" if "tokens_per_s" in r else "-"
@@ -238,8 +257,9 @@ def peak_rss_of_training_step(impl, batch, heads, d, steps) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run on CPU")
-    parser.add_argument("--impls", nargs="+", choices=(*IMPLS, WHOLE_BATCH),
-                        help="default: all on GPU/TPU, all but 'pallas' (interpret mode) on a CPU")
+    parser.add_argument("--impls", nargs="+", choices=(*IMPLS, *GPU_KERNELS, WHOLE_BATCH),
+                        help="default: on a GPU every implementation with each GPU kernel (pallas:triton, "
+                             "pallas:mosaic_gpu), on a TPU every one, on a CPU all but 'pallas' (interpret mode)")
     parser.add_argument("--sizes", choices=("cpu", "paper"),
                         help="'cpu': B=16/32 at T=150, 500, 1000; 'paper': B=32, H=16, d=16 at T=150, 500, 2000 "
                              "(default: 'paper' on GPU/TPU, 'cpu' on a CPU)")
@@ -255,7 +275,7 @@ def main(argv=None) -> int:
         parser.error("--repeats must be >= 10 for recorded results")
     env = environment()
     on_cpu = jax.default_backend() == "cpu"
-    args.impls = args.impls or list(CPU_IMPLS if on_cpu else IMPLS)
+    args.impls = args.impls or list({"cpu": CPU_IMPLS, "gpu": GPU_IMPLS}.get(jax.default_backend(), IMPLS))
     if args.baseline:
         try:
             args.baseline = baseline_commit(args.baseline)  # rows and file named by the commit timed
@@ -281,7 +301,7 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
                                "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1) + "\n")
     print(json.dumps(env))
-    print(markdown([r for r in rows if "compile_s" in r]))
+    print(markdown([r for r in rows if "compile_s" in r or "mode" in r]))
     for r in rows:
         if "process_peak_rss_bytes" in r:
             gib = r["process_peak_rss_bytes"] / 2**30

@@ -2,8 +2,9 @@
 implementations (the Pallas kernels included) forward and forward+backward at the paper's sizes, one
 full ACL meta-training step of the paper's 2-task Conv-4 model, and one step of the sequential baselines
 trainer for every method. Lowering catches unsupported ops, shapes and layouts before a user meets them
-on a device. What it cannot catch: the Triton kernel is compiled to PTX, and the Mosaic TPU kernel's
-vector layouts are assigned, by the device's compiler at load time."""
+on a device (for the Mosaic GPU kernels also their register layouts, copies and shared-memory plan). What it cannot
+catch: the Triton and Mosaic GPU kernels are compiled to machine code, and the Mosaic TPU kernel's vector layouts
+are assigned, by the device's compiler at load time."""
 
 import dataclasses
 
@@ -76,6 +77,26 @@ def test_the_gpu_layout_reaches_the_triton_kernels():
     assert len(calls) == 3 and all("num_warps = 2 :" in call and "grid_x = 16 :" in call for call in calls), calls
     assert sorted(int(call.split("grid_y = ")[1].split(" ")[0]) for call in calls) == [1, 1, 3], calls
 
+
+
+@pytest.mark.parametrize("steps, chunk, d, d_pad", [(150, 50, 16, 16), (2000, 50, 16, 16), (7, 7, 17, 32)])
+def test_the_mosaic_gpu_kernels_lower_for_cuda(steps, chunk, d, d_pad):
+    """The Mosaic GPU kernels (one head per program, the state transposed, (E_pad, d_pad) = (64, d_pad)) lower for
+    CUDA, register layouts, copies and shared memory planned: forward one kernel; backward forward, recompute and
+    backward, over (T, N, d_pad) inputs (N = B * H lanes, no padding; d_pad such that a chunk's rows copy whole)."""
+    heads, batch = (16, 32) if d == 16 else (2, 2)
+    w0 = init_state(jax.random.key(0), heads, d)
+    x = jax.ShapeDtypeStruct((batch, steps, heads, d), jnp.float32)
+    layout = GPULayout(kernel="mosaic_gpu")
+    forward = _lowers(lambda w, x: srwm_scan(w, x, impl="pallas", gpu_layout=layout), w0, x, platforms=["cuda"])
+    grad = jax.grad(lambda w, x: srwm_scan(w, x, impl="pallas", gpu_layout=layout)[0].sum(), argnums=(0, 1))
+    backward = _lowers(grad, w0, x, platforms=["cuda"])
+    assert forward.count("@mosaic_gpu_v2(") == 1 and backward.count("@mosaic_gpu_v2(") == 3
+    assert "__gpu$xla.gpu.triton" not in backward
+    calls = [line for line in backward.splitlines() if "@mosaic_gpu_v2(" in line]
+    lanes = batch * heads
+    assert all(f"tensor<{steps}x{lanes}x{d_pad}xf32>" in call for call in calls), calls
+    assert any(f"tensor<{steps // chunk}x{lanes}x64x{d_pad}xf32>" in call for call in calls), calls  # anchors
 
 # "scan" for both platforms in one module; each kernel alone (a two-platform module with the Pallas kernels fails:
 # jax 0.10.2 lowers the GPU kernel's pallas_call with the TPU rule too, which refuses its GPU compiler params)

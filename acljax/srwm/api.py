@@ -95,10 +95,11 @@ def state_dtype(state: SRWMState, x: jax.Array):
 
 def resolve_impl(impl: str, backend: str | None = None, jax_version: tuple[int, ...] | None = None) -> str:
     """What ``"auto"`` runs, the one place that decides it: ``"pallas"`` on TPUs (Mosaic TPU kernels), and on GPUs
-    with a JAX older than 0.11 (Triton kernels); ``"reversible"`` elsewhere: on a CPU it trains fastest at every
-    length measured (150 to 20,000 steps) and needs far less memory than ``"scan"`` (benchmarks/README.md), and
-    from JAX 0.11 on, Pallas' Triton backend is deprecated (``impl="pallas"`` still runs the Triton kernels
-    there, on a backend JAX has deprecated). ``backend``: default ``jax.default_backend()``, the platform being
+    with a JAX older than 0.11 (which GPU kernel: :func:`acljax.srwm.pallas.default_gpu_layout`, or autotuned);
+    ``"reversible"`` elsewhere: on a CPU it trains fastest at every length measured (150 to 20,000 steps) and needs
+    far less memory than ``"scan"`` (benchmarks/README.md), and on GPUs from JAX 0.11 on, where Pallas' Triton
+    backend is deprecated and the Mosaic GPU kernels have not yet run on a GPU (``impl="pallas"`` runs them by
+    name). ``backend``: default ``jax.default_backend()``, the platform being
     traced for; ``jax_version``: default the installed one's ``jax.__version_info__``."""
     check_impl(impl)
     if impl != "auto":
@@ -135,9 +136,10 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
       batch_block: "reversible" only: sequences taken through the whole sequence together, a divisor of B
         (default on a CPU: as many as fit half a core's L2 cache with their cotangents, see
         ``acljax.srwm.memory.default_batch_block``; elsewhere all B); ignored by the others.
-      gpu_layout: "pallas" only: the GPU programs' shape, an ``acljax.srwm.pallas.GPULayout`` (heads per
-        program, warps; default: on a GPU the fastest for these shapes, measured on first use and cached,
-        :mod:`acljax.srwm.autotune`; elsewhere ``GPULayout()``); ignored by the others.
+      gpu_layout: "pallas" only: the GPU kernel and its programs' shape, an ``acljax.srwm.pallas.GPULayout``
+        (Mosaic GPU, or Triton with its heads per program and warps; default: on a GPU the fastest for these shapes,
+        measured on first use and cached, :mod:`acljax.srwm.autotune`; elsewhere
+        :func:`acljax.srwm.pallas.default_gpu_layout`); ignored by the others.
       check_finite: raise if x or the state hold NaN/inf (eager calls only).
 
     Returns:
@@ -163,7 +165,7 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
     if gpu_layout is not None and not isinstance(gpu_layout, GPULayout):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if impl == "pallas" and gpu_layout is None:
-        gpu_layout = gpu_layout_for(state, x)  # on a GPU the tuned one (measured once per shape), else GPULayout()
+        gpu_layout = gpu_layout_for(state, x)  # on a GPU the tuned one (measured once per shape), else the default
     if check_finite:
         check_all_finite(x, "x")
         for name, w in state._asdict().items():

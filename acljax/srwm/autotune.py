@@ -1,29 +1,37 @@
-"""The GPU kernels' program shape (:class:`acljax.srwm.pallas.GPULayout`) picked by measurement, like Triton's
+"""The GPU kernel and its program shape (:class:`acljax.srwm.pallas.GPULayout`) picked by measurement, like Triton's
 autotune: the first time ``impl="pallas"`` compiles for a GPU with no ``gpu_layout`` given, every candidate in
-:data:`CANDIDATES` is timed on the forward+backward of that call's shapes (random inputs, round-robin) and the
-fastest is cached per device kind and shape in a JSON file: ``$ACLJAX_GPU_LAYOUT_CACHE``, else
-``~/.cache/acljax/gpu_layouts.json``. Overrides: ``srwm_scan(..., gpu_layout=GPULayout(...))`` (or
-``SRWMOptions``-level code passing it), or ``ACLJAX_AUTOTUNE=0`` for the untuned default ``GPULayout()``.
+:data:`CANDIDATES` (Triton's program shapes and the Mosaic GPU kernel) is timed on the forward+backward of that
+call's shapes (random inputs, round-robin) and the fastest of those whose results agree with ``"reversible"`` is
+cached per device kind and shape in a JSON file: ``$ACLJAX_GPU_LAYOUT_CACHE``, else
+``~/.cache/acljax/gpu_layouts.json``. Overrides: ``srwm_scan(..., gpu_layout=GPULayout(...))``, or
+``ACLJAX_AUTOTUNE=0`` for the untuned :func:`acljax.srwm.pallas.default_gpu_layout`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-from acljax.srwm.pallas import GPULayout, pallas_impl
+from acljax.srwm.memory import reversible_impl
+from acljax.srwm.pallas import GPULayout, default_gpu_layout, pallas_impl
 from acljax.srwm.state import broadcast_state
 
-#: The layouts timed, 1 to 32 heads per program times 1 to 8 warps.
-CANDIDATES = tuple(GPULayout(lanes, warps) for lanes in (1, 2, 4, 8, 16, 32) for warps in (1, 2, 4, 8))
+#: The layouts timed: Triton's 1 to 32 heads per program times 1 to 8 warps, and the Mosaic GPU kernel.
+CANDIDATES = (*(GPULayout(lanes, warps) for lanes in (1, 2, 4, 8, 16, 32) for warps in (1, 2, 4, 8)),
+              GPULayout(kernel="mosaic_gpu"))
+#: A candidate whose forward+backward differs from "reversible"'s by more than this (relative to the largest
+#: value) is wrong, not rounded differently (float32 paths agree to about 1e-5 at these lengths), and left out.
+AGREEMENT = 1e-2
 CACHE_VARIABLE, SWITCH_VARIABLE = "ACLJAX_GPU_LAYOUT_CACHE", "ACLJAX_AUTOTUNE"
 
 
@@ -48,19 +56,30 @@ def shape_key(device_kind: str, state_shapes: tuple, x_shape: tuple, dtype) -> s
 def time_layouts(layouts, state, x, repeats: int) -> dict[GPULayout, list[float]]:
     """Seconds of ``repeats`` runs each of the compiled forward+backward of the Pallas kernels per layout,
     timed round-robin after a warm-up (so drift in the device's speed hits them alike). A layout that fails to
-    compile or run is left out."""
+    compile or run is left out, and so is one whose gradients differ from ``"reversible"``'s by more than
+    :data:`AGREEMENT` (with a warning: a kernel that is wrong on this device)."""
     state = broadcast_state(state, x.shape[0])
-    compiled = {}
-    for layout in layouts:
-        def loss(state, x, layout=layout):
-            y, final = pallas_impl(state, x, gpu_layout=layout)
+
+    def gradients(**options):
+        def loss(state, x):
+            y, final = (pallas_impl(state, x, **options) if options else reversible_impl(state, x))
             return jnp.sum(y.astype(jnp.float32) ** 2) + sum(jnp.sum(w) for w in final)
 
+        return jax.jit(jax.grad(loss, (0, 1)))
+
+    expected = gradients()(state, x)
+    compiled = {}
+    for layout in layouts:
         try:
-            compiled[layout] = jax.jit(jax.grad(loss, (0, 1))).lower(state, x).compile()
-            jax.block_until_ready(compiled[layout](state, x))
+            compiled[layout] = gradients(gpu_layout=layout).lower(state, x).compile()
+            error = relative_error(compiled[layout](state, x), expected)
         except Exception:  # noqa: BLE001 (a shape Triton or the device cannot take: not a candidate here)
+            compiled.pop(layout, None)
             continue
+        if not error <= AGREEMENT:
+            warnings.warn(f"acljax autotune: {layout} left out: its gradients differ from reversible's by {error:.1e} "
+                          f"(relative; allowed {AGREEMENT:g}) on {jax.devices()[0].device_kind}", stacklevel=2)
+            del compiled[layout]
     times = {layout: [] for layout in compiled}
     for _ in range(repeats):
         for layout, program in compiled.items():
@@ -70,19 +89,25 @@ def time_layouts(layouts, state, x, repeats: int) -> dict[GPULayout, list[float]
     return times
 
 
+def relative_error(got, expected) -> float:
+    """max |got - expected| / max |expected| over the leaves of two pytrees."""
+    return max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+               for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)))
+
+
 def tuned_gpu_layout(key: str, measure: Callable[[], dict[GPULayout, list[float]]]) -> GPULayout:
-    """The cached layout of ``key``; else the fastest (median) of ``measure()``, cached; ``GPULayout()`` if
-    ``measure`` timed none. The cache file is rewritten whole (a new file renamed over it); an unreadable one is
-    treated as empty."""
+    """The cached layout of ``key``; else the fastest (median) of ``measure()``, cached;
+    :func:`acljax.srwm.pallas.default_gpu_layout` if ``measure`` timed none. The cache file is rewritten whole (a
+    new file renamed over it); an unreadable one is treated as empty."""
     path = cache_path()
     cache = _read(path)
     if key in cache:
         return GPULayout(**cache[key])
     times = measure()
     if not times:
-        return GPULayout()
+        return default_gpu_layout()
     best = min(times, key=lambda layout: statistics.median(times[layout]))
-    cache = {**_read(path), key: {"lanes": best.lanes, "num_warps": best.num_warps}}
+    cache = {**_read(path), key: dataclasses.asdict(best)}
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as out:
         json.dump(cache, out, indent=1, sort_keys=True)
@@ -100,9 +125,10 @@ def _read(path: Path) -> dict:
 
 def gpu_layout_for(state, x) -> GPULayout:
     """What ``impl="pallas"`` runs with no ``gpu_layout`` given: on a GPU, with autotuning enabled, the tuned layout
-    of this call's shapes (measured now if not cached, outside any trace); elsewhere ``GPULayout()``."""
+    of this call's shapes (measured now if not cached, outside any trace); else
+    :func:`acljax.srwm.pallas.default_gpu_layout`."""
     if jax.default_backend() != "gpu" or not enabled():
-        return GPULayout()
+        return default_gpu_layout()
     device = jax.devices()[0]
     key = shape_key(device.device_kind, tuple(tuple(w.shape) for w in state), x.shape, x.dtype)
 

@@ -1,68 +1,106 @@
-"""Pallas SRWM kernels (``impl="pallas"``): forward and a reversible backward for GPUs and TPUs.
+"""Pallas SRWM kernels (``impl="pallas"``): forward and a reversible backward for GPUs and TPUs, three backends.
 
-Layout ("lanes"): every (batch row, head) pair is one lane n of N = B * H. A state block X of the
-fused step is held as ``(d, e_X, N)`` (rows, columns, lanes), inputs as ``(T, d, 1, N)``. One program
-owns a block of G lanes for the whole sequence: its four fast-weight blocks stay on-chip (registers /
-shared memory on GPUs, VMEM on TPUs) while an in-kernel loop runs over time. Every product is an
-elementwise multiply and a reduction over rows or columns, in float32: a head's mat-vecs (16 x 52) are
-far too small for tensor cores / the MXU, and lanes-as-heads keeps all 128 TPU lanes busy.
+Every (batch row, head) pair is one lane n of N = B * H; lanes are independent recurrences. Each backend keeps
+its own arrays and grid (a *geometry*) and runs the same three kernel bodies (below) on its own
+:class:`acljax.srwm.step.StepLayout`:
 
-- GPU: Pallas' Triton lowering, grid (N / G, 1) with G lanes per program (:class:`GPULayout`, default 8),
-  each program loops over all T steps. Chosen over
-  Mosaic GPU because the step is small elementwise/reduction work with no matmul to feed warpgroup
-  MMA, and Triton runs on every CUDA GPU since Ampere (and on ROCm) where Mosaic GPU needs Hopper.
-  Triton needs power-of-two block sizes, so d and d_out are padded up to one (masked / exact no-op).
-  Pallas' Triton backend is deprecated from JAX 0.11: there ``impl="auto"`` runs ``"reversible"`` on GPUs
-  (:func:`acljax.srwm.api.resolve_impl`), and these kernels run when asked for by name.
-- TPU: Mosaic, grid (N / 128, T / C) with time "arbitrary": the state is carried in the resident
-  output block across time blocks of C steps, inputs stream in per block.
-- The kernel body is the same on both; only the grid and block shapes differ. The backward's recompute kernel
-  (below) has grid (lane blocks, T / C) on both, every program one chunk, both axes parallel.
+- **TPU** (Mosaic TPU): lanes last. A state block X of the fused step is ``(d, e_X, N)`` (rows, columns, lanes),
+  inputs ``(T, d, 1, N)``; a program owns up to 128 lanes (one vreg row) and every product is an elementwise
+  multiply and a reduction over rows or columns (``_LaneBlocks``). Grid (N / 128, T / C), time "arbitrary": the
+  state is carried in the resident output block across time blocks of C steps, inputs stream in per block.
+- **Triton** (Pallas' Triton backend: CUDA GPUs since Ampere, and ROCm): the same lanes-last arrays and body, G
+  lanes per program (:class:`GPULayout`), each program looping over all T steps; d and d_out padded up to powers
+  of two (masked / exact no-op). Pallas' Triton backend is deprecated from JAX 0.11.
+- **Mosaic GPU** (Hopper and newer): one head per program (one warpgroup), lanes leading: the fused state
+  transposed ``(N, E_pad, d_pad)`` in the WGMMA register tiling, inputs ``(T, N, d_pad)``, outputs y as whole
+  columns ``(T, N, E_pad)`` (:mod:`acljax.srwm.head_tiles`: both products are plain reductions, no transposes).
+  Grid (N, T / C), time "sequential" like the TPU's, C steps of inputs copied in per grid step.
+
+Which runs where: :func:`pallas_impl` picks by the platform being compiled for (TPU: Mosaic TPU; CUDA: the
+``gpu_layout``'s kernel, by default :func:`default_gpu_layout`, Mosaic GPU from compute capability 9.0; ROCm:
+Triton); ``impl="auto"`` (:func:`acljax.srwm.api.resolve_impl`) decides whether the kernels run at all.
 
 The step and its backward are :func:`acljax.srwm.step.step_forward` / :func:`~acljax.srwm.step.step_backward`, the
-same code ``reversible`` runs, on the kernels' layout (``_LaneBlocks``). So is the residual policy
-(``jax.custom_vjp``): the forward keeps only the state at the start of every chunk of C steps (default:
-``reversible``'s anchor rule with C at most 64: a TPU time block holds one chunk of every per-step array in VMEM);
-the backward first recomputes each chunk's per-step vectors (q, k, b, v - vbar) and end state from its anchor, all
-chunks of a lane block in parallel (one program each), then walks time in reverse, reverting each update on-chip
-from the chunk's end state and applying the step's hand-derived gradient. Between forward and backward a layer holds
-O(T / C) states; the recomputed vectors exist only during its backward.
+same code ``reversible`` runs. So is the residual policy (``jax.custom_vjp``): the forward keeps only the state at
+the start of every chunk of C steps (default: ``reversible``'s anchor rule with C at most 64: a time block holds one
+chunk of every per-step array on-chip); the backward first recomputes each chunk's per-step vectors (q, k, b,
+v - vbar) and end state from its anchor, every chunk in its own program (grid (lane blocks, T / C), both axes
+parallel), then walks time in reverse, reverting each update on-chip from the chunk's end state and applying the
+step's hand-derived gradient. Between forward and backward a layer holds O(T / C) states; the recomputed vectors
+exist only during its backward.
+
+Off a GPU or TPU every backend's kernels run in Pallas interpret mode (``interpret=``, for tests): the Mosaic GPU
+kernels then load without their register layouts (everything else, copies of blocks included, is the same code);
+whether Mosaic GPU accepts those layouts, copies and shared-memory sizes is proven by lowering for CUDA
+(``tests/test_export.py``), not by running.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
+from acljax.srwm.head_tiles import HeadTiles, padded_sizes
 from acljax.srwm.memory import DEFAULT_ANCHOR_INTERVAL, default_anchor_interval
 from acljax.srwm.state import SRWMState
-from acljax.srwm.step import Precision, add_outer, prepare_inputs, step_backward, step_forward
+from acljax.srwm.step import Precision, add_outer, fuse, prepare_inputs, step_backward, step_forward, unfuse
 
-LAYOUTS = ("gpu", "tpu")
+LAYOUTS = ("triton", "mosaic_gpu", "tpu")  # the kernels' backends, each with its own arrays and grid
+GPU_KERNELS = ("triton", "mosaic_gpu")
 TPU_LANE_BLOCK = 128  # one vreg row of lanes
 
 
 @dataclasses.dataclass(frozen=True)
 class GPULayout:
-    """The Triton programs' shape (``srwm_scan(..., gpu_layout=...)``): ``lanes`` (heads) per program, a power of
-    two up to 128, and ``num_warps``. ``GPULayout()`` is an untuned guess; with no ``gpu_layout`` given, a GPU
-    runs the layout :mod:`acljax.srwm.autotune` measured fastest for the call's shapes; ``benchmarks/gpu_check.py``
-    sweeps them all."""
+    """The GPU kernel and its programs' shape (``srwm_scan(..., gpu_layout=...)``). ``kernel="triton"``: Pallas'
+    Triton backend (any CUDA GPU since Ampere, and ROCm; deprecated from JAX 0.11), ``lanes`` heads per program (a
+    power of two up to 128, default 8) and ``num_warps`` (default 4). ``kernel="mosaic_gpu"``: Mosaic GPU (Hopper and
+    newer), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4. With no
+    ``gpu_layout`` given, a GPU runs the layout :mod:`acljax.srwm.autotune` measured fastest for the call's shapes
+    (:func:`default_gpu_layout` untuned); ``benchmarks/gpu_check.py`` sweeps them all."""
 
-    lanes: int = 8
-    num_warps: int = 4
+    lanes: int | None = None
+    num_warps: int | None = None
+    kernel: str = "triton"
 
     def __post_init__(self):
-        for name, value, top in (("lanes", self.lanes, TPU_LANE_BLOCK), ("num_warps", self.num_warps, 32)):
+        if self.kernel not in GPU_KERNELS:
+            raise ValueError(f"GPULayout.kernel must be one of {GPU_KERNELS}, got {self.kernel!r}")
+        fixed = self.kernel == "mosaic_gpu"
+        defaults = {"lanes": 1 if fixed else 8, "num_warps": 4}
+        for name, top in (("lanes", TPU_LANE_BLOCK), ("num_warps", 32)):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, value := defaults[name])
+            if fixed and value != defaults[name]:
+                raise ValueError(f"GPULayout.{name} of the mosaic_gpu kernel (one head per warpgroup) must be "
+                                 f"{defaults[name]}, got {value!r}")
             if type(value) is not int or value < 1 or value > top or value & (value - 1):
                 raise ValueError(f"GPULayout.{name} must be a power of two from 1 to {top}, got {value!r}")
 
+
+#: Compute capability from which a GPU runs the Mosaic GPU kernel by default (Hopper)
+MOSAIC_GPU_FROM = (9, 0)
+
+
+def default_gpu_layout(device=None) -> GPULayout:
+    """The untuned GPU layout: the Mosaic GPU kernel on a GPU of compute capability 9.0 or more (Hopper and newer),
+    else Triton's ``GPULayout()``, also where no GPU is visible (lowering for CUDA on a CPU). ``device``: default
+    the first GPU."""
+    if device is None:
+        try:
+            device = jax.devices("gpu")[0]
+        except RuntimeError:
+            return GPULayout()
+    capability = getattr(device, "compute_capability", None)
+    if capability and tuple(int(part) for part in str(capability).split(".")[:2]) >= MOSAIC_GPU_FROM:
+        return GPULayout(kernel="mosaic_gpu")
+    return GPULayout()
 
 
 # ---- the kernel body: vectors are "rows" (d, 1, G) or "columns" (1, e, G) ----------------------------
@@ -109,6 +147,9 @@ class _LaneBlocks:
 
     head_dim: int
 
+    def load(self, ref, index, kind):
+        return ref[index]
+
     def read(self, row, ws):
         return tuple(_read(row, w) for w in ws)
 
@@ -149,248 +190,356 @@ class _LaneBlocks:
         return jnp.sum(row, axis=0, keepdims=True)
 
 
-def _forward_kernel(x_ref, *refs, head_dim, keep):
-    """refs: W_0 blocks (4), then outputs y, final state (4) and, if ``keep``, anchors (4): the state at the start
-    of each chunk of the program's time block, from which the backward recomputes the chunk's vectors."""
-    w0_refs, (y_ref, *rest) = refs[:4], refs[4:]
-    w_refs = rest[:4]
+def _forward_kernel(x_ref, *refs, geometry, keep):
+    """refs: W_0 blocks, then outputs y, the final state's blocks and, if ``keep``, anchors (the state at the start
+    of each chunk of the program's time block, from which the backward recomputes the chunk's vectors); then the
+    geometry's scratch."""
+    n = geometry.blocks
+    layout = geometry.step_layout(refs[len(refs) - geometry.scratch_count:])
+    w0_refs, y_ref, w_refs, anchor_refs = refs[:n], refs[n], refs[n + 1:2 * n + 1], refs[2 * n + 1:3 * n + 1]
 
     @pl.when(pl.program_id(1) == 0)
     def _start():
         for w0_ref, w_ref in zip(w0_refs, w_refs):
-            w_ref[...] = w0_ref[...]
-
-    layout = _LaneBlocks(head_dim)
+            w_ref[...] = layout.load(w0_ref, ..., "matrix")
 
     def step(t, ws):
-        ws, y_ref[t], _ = step_forward(layout, ws, x_ref[t])
+        ws, y_ref[t], _ = step_forward(layout, ws, layout.load(x_ref, t, "row"))
         return ws
 
-    ws = tuple(w_ref[...] for w_ref in w_refs)
+    ws = geometry.pack(tuple(layout.load(w_ref, ..., "matrix") for w_ref in w_refs))
     if keep:
-        anchor_refs = rest[4:8]
         chunks = anchor_refs[0].shape[0]
         chunk = x_ref.shape[0] // chunks
 
         def run_chunk(c, ws):
-            for anchor_ref, w in zip(anchor_refs, ws):
+            for anchor_ref, w in zip(anchor_refs, geometry.unpack(ws)):
                 anchor_ref[c] = w
             return jax.lax.fori_loop(c * chunk, (c + 1) * chunk, step, ws)
 
         ws = jax.lax.fori_loop(0, chunks, run_chunk, ws)
     else:
         ws = jax.lax.fori_loop(0, x_ref.shape[0], step, ws)
-    for w_ref, w in zip(w_refs, ws):
+    for w_ref, w in zip(w_refs, geometry.unpack(ws)):
         w_ref[...] = w
 
 
-def _recompute_kernel(x_ref, *refs, head_dim):
-    """One chunk of one lane block, from its anchor: refs: the anchor (4); outputs q, k, b, diffs (4) per step and
-    the state at the chunk's end (4), where the backward starts reverting."""
-    anchor_refs, (q_ref, k_ref, b_ref), diff_refs, end_refs = refs[:4], refs[4:7], refs[7:11], refs[11:15]
-    layout = _LaneBlocks(head_dim)
+def _recompute_kernel(x_ref, *refs, geometry):
+    """One chunk of one lane block, from its anchor: refs: the anchor's blocks; outputs q, k, b, v - vbar (one
+    column per block) per step and the state at the chunk's end, where the backward starts reverting; scratch."""
+    n = geometry.blocks
+    layout = geometry.step_layout(refs[len(refs) - geometry.scratch_count:])
+    anchor_refs, (q_ref, k_ref, b_ref), diff_refs, end_refs = (
+        refs[:n], refs[n:n + 3], refs[n + 3:2 * n + 3], refs[2 * n + 3:3 * n + 3])
 
     def step(t, ws):
-        ws, _, (q_ref[t], k_ref[t], b_ref[t], diffs) = step_forward(layout, ws, x_ref[t])
-        for diff_ref, diff in zip(diff_refs, diffs):
+        ws, _, (q_ref[t], k_ref[t], b_ref[t], diffs) = step_forward(layout, ws, layout.load(x_ref, t, "row"))
+        for diff_ref, diff in zip(diff_refs, geometry.unpack(diffs)):
             diff_ref[t] = diff
         return ws
 
-    ws = jax.lax.fori_loop(0, x_ref.shape[0], step, tuple(anchor_ref[0] for anchor_ref in anchor_refs))
-    for end_ref, w in zip(end_refs, ws):
+    start = tuple(layout.load(anchor_ref, 0, "matrix") for anchor_ref in anchor_refs)
+    ws = jax.lax.fori_loop(0, x_ref.shape[0], step, geometry.pack(start))
+    for end_ref, w in zip(end_refs, geometry.unpack(ws)):
         end_ref[0] = w
 
 
-def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs, head_dim):
-    """refs: diffs (4), chunk end states (4), dy, d(final state) (4); outputs dx, d(W_0) (4)."""
-    diff_refs, end_refs, (dy_ref,), dw_final_refs, (dx_ref,), dw_refs = (
-        refs[0:4], refs[4:8], refs[8:9], refs[9:13], refs[13:14], refs[14:18])
+def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs, geometry):
+    """refs: v - vbar per block, chunk end states, dy, d(final state); outputs dx, d(W_0); scratch."""
+    n = geometry.blocks
+    layout = geometry.step_layout(refs[len(refs) - geometry.scratch_count:])
+    diff_refs, end_refs, dy_ref, dw_final_refs, dx_ref, dw_refs = (
+        refs[:n], refs[n:2 * n], refs[2 * n], refs[2 * n + 1:3 * n + 1], refs[3 * n + 1], refs[3 * n + 2:4 * n + 2])
 
     @pl.when(pl.program_id(1) == 0)
     def _start():
         for dw_final_ref, dw_ref in zip(dw_final_refs, dw_refs):
-            dw_ref[...] = dw_final_ref[...]
+            dw_ref[...] = layout.load(dw_final_ref, ..., "matrix")
 
     chunks = end_refs[0].shape[0]
     chunk = x_ref.shape[0] // chunks
-    layout = _LaneBlocks(head_dim)
 
     def run_chunk(c_back, dws):
         c = chunks - 1 - c_back
-        ws = tuple(end_ref[c] for end_ref in end_refs)
+        ws = geometry.pack(tuple(layout.load(end_ref, c, "matrix") for end_ref in end_refs))
 
         def step(s, carry):
             t = (c + 1) * chunk - 1 - s
             ws, dws = carry
-            kept = q_ref[t], k_ref[t], b_ref[t], tuple(diff_ref[t] for diff_ref in diff_refs)
-            revert, dw_update, dx_ref[t] = step_backward(layout, ws, x_ref[t], kept, dws, dy_ref[t])
+            diffs = geometry.pack(tuple(layout.load(diff_ref, t, "col") for diff_ref in diff_refs))
+            kept = (layout.load(q_ref, t, "row"), layout.load(k_ref, t, "row"), layout.load(b_ref, t, "col"), diffs)
+            dy = layout.load(dy_ref, t, "col")
+            revert, dw_update, dx_ref[t] = step_backward(layout, ws, layout.load(x_ref, t, "row"), kept, dws, dy)
             return add_outer(layout, ws, *revert), add_outer(layout, dws, *dw_update)
 
         return jax.lax.fori_loop(0, chunk, step, (ws, dws))[1]
 
-    dws = jax.lax.fori_loop(0, chunks, run_chunk, tuple(dw_ref[...] for dw_ref in dw_refs))
-    for dw_ref, dw in zip(dw_refs, dws):
+    start = geometry.pack(tuple(layout.load(dw_ref, ..., "matrix") for dw_ref in dw_refs))
+    dws = jax.lax.fori_loop(0, chunks, run_chunk, start)
+    for dw_ref, dw in zip(dw_refs, geometry.unpack(dws)):
         dw_ref[...] = dw
 
 
-# ---- pallas_call wiring per layout ---------------------------------------------------------------------
+# ---- where each backend keeps its arrays, and its grid -------------------------------------------------
 
-def _lane_block(layout: str, lanes: int, gpu: GPULayout) -> int:
-    if layout == "gpu":
-        return gpu.lanes
-    return lanes if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
+@dataclasses.dataclass(frozen=True)
+class _LaneGeometry:
+    """Triton and TPU kernels: lanes last, ``(..., rows, cols, N)``; the four blocks of the state separate (y, q, k,
+    b columns: ``e_pad``, ``d_pad``, ``d_pad``, ``n_beta``), padded to powers of two; G lanes per program."""
+
+    backend: str  # "triton" or "tpu"
+    d_out: int
+    d: int
+    n_beta: int
+    lanes_per_program: int
+    blocks = 4  # separate matrix blocks (and column blocks)
+    scratch_count = 0
+    lanes_last = True
+    y_block, b_block = 0, 3  # the column blocks holding y and b
+
+    @property
+    def d_pad(self) -> int:
+        return _next_power_of_two(self.d)
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        return _next_power_of_two(self.d_out), self.d_pad, self.d_pad, self.n_beta
+
+    def row_shape(self):
+        return self.d_pad, 1
+
+    def col_shape(self, block: int):
+        return 1, self.columns[block]
+
+    def matrix_shape(self, block: int):
+        return self.d_pad, self.columns[block]
+
+    def step_layout(self, scratch):
+        return _LaneBlocks(self.d)
+
+    def pack(self, blocks):
+        return blocks
+
+    def unpack(self, value):
+        return value
+
+    def scratch_shapes(self, dtype):
+        return []
+
+    def padded_lanes(self, lanes: int) -> int:
+        """N rounded up so that programs tile it: a TPU program takes all lanes up to 128, a Triton program its
+        layout's lanes; beyond 128 lanes both take blocks of 128 (a Triton layout's lanes divide it)."""
+        if lanes > TPU_LANE_BLOCK:
+            return -(-lanes // TPU_LANE_BLOCK) * TPU_LANE_BLOCK
+        return lanes if self.backend == "tpu" else -(-lanes // self.lanes_per_program) * self.lanes_per_program
+
+    def to_kernel(self, state: SRWMState, xs: jax.Array):
+        """state (B, H, ...), xs (T, B, H, d) -> W_0 blocks (rows, cols, N_pad), inputs (T, d_pad, 1, N_pad)."""
+        steps, batch, heads, d = xs.shape
+        lanes = self.padded_lanes(batch * heads)
+        xs = jnp.transpose(xs, (0, 3, 1, 2)).reshape(steps, d, 1, batch * heads)
+        xs = jnp.pad(xs, [(0, 0), (0, self.d_pad - d), (0, 0), (0, lanes - batch * heads)])
+        return tuple(_to_lanes(w, self.d_pad, cols, lanes) for w, cols in zip(state, self.columns)), xs
+
+    def from_kernel(self, ws, y, batch: int, heads: int, steps: int):
+        """-> y (B, T, H, d_out), the final state (B, H, ...)."""
+        y = y[:steps, 0, :self.d_out, :batch * heads].reshape(steps, self.d_out, batch, heads)
+        cols = (self.d_out, self.d, self.d, self.n_beta)
+        final = SRWMState(*(_from_lanes(w, batch, heads, self.d, c) for w, c in zip(ws, cols)))
+        return jnp.transpose(y, (2, 0, 3, 1)), final
+
+    def compiler_params(self, sequential: bool, num_warps: int):
+        if self.backend == "triton":
+            return _triton().CompilerParams(num_warps=num_warps)
+        return pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary" if sequential else "parallel"))
 
 
-def padded_lanes(lanes: int, gpu: GPULayout = GPULayout()) -> int:
-    """N rounded up so that both layouts tile it: to the GPU layout's lanes (default 8) up to 128 lanes, to 128
-    beyond."""
-    step = gpu.lanes if lanes <= TPU_LANE_BLOCK else TPU_LANE_BLOCK
-    return -(-lanes // step) * step
+@dataclasses.dataclass(frozen=True)
+class _TileGeometry:
+    """Mosaic GPU kernels (:mod:`acljax.srwm.head_tiles`): one head per program, lanes leading, ``(..., N, ...)``;
+    the fused state transposed ``(N, E_pad, d_pad)``, rows ``(d_pad,)``, columns ``(E_pad,)``."""
+
+    d_out: int
+    d: int
+    n_beta: int
+    chunk: int  # steps per copied block: d_pad makes a chunk of rows a whole number of 128-byte units
+    mosaic: bool  # Mosaic GPU loads (lowering for a GPU) or plain ones (interpret mode)
+    backend = "mosaic_gpu"
+    blocks = 1
+    scratch_count = 1
+    lanes_last = False
+    lanes_per_program = None  # the lane axis is squeezed: one head per program
+    y_block, b_block = 0, 0
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        return padded_sizes(self.d_out, self.d, self.n_beta, self.chunk)
+
+    def row_shape(self):
+        return self.sizes[1:]
+
+    def col_shape(self, block: int):
+        return self.sizes[:1]
+
+    def matrix_shape(self, block: int):
+        return self.sizes
+
+    def step_layout(self, scratch):
+        return HeadTiles(self.d_out, self.d, self.n_beta, self.sizes, scratch[0], self.mosaic)
+
+    def pack(self, blocks):
+        return blocks[0]
+
+    def unpack(self, value):
+        return (value,)
+
+    def scratch_shapes(self, dtype):
+        e_pad, d_pad = self.sizes
+        return [_mosaic_gpu().SMEM((e_pad + d_pad,), dtype)]
+
+    def padded_lanes(self, lanes: int) -> int:
+        return lanes
+
+    def to_kernel(self, state: SRWMState, xs: jax.Array):
+        """state (B, H, ...), xs (T, B, H, d) -> (W_0^T (N, E_pad, d_pad),), inputs (T, N, d_pad)."""
+        steps, batch, heads, d = xs.shape
+        e_pad, d_pad = self.sizes
+        w = jnp.swapaxes(fuse(state), -1, -2).reshape(batch * heads, -1, d)
+        w = jnp.pad(w, [(0, 0), (0, e_pad - w.shape[1]), (0, d_pad - d)])
+        return (w,), jnp.pad(xs.reshape(steps, batch * heads, d), [(0, 0), (0, 0), (0, d_pad - d)])
+
+    def from_kernel(self, ws, y, batch: int, heads: int, steps: int):
+        w = ws[0][:, :self.d_out + 2 * self.d + self.n_beta, :self.d].reshape(batch, heads, -1, self.d)
+        y = y[:steps, :, :self.d_out].reshape(steps, batch, heads, self.d_out)
+        return jnp.swapaxes(y, 0, 1), unfuse(jnp.swapaxes(w, -1, -2), self.d_out)
+
+    def compiler_params(self, sequential: bool, num_warps: int):
+        # max_concurrent_steps stays 1: Mosaic GPU gives every block one buffer per concurrent step, and the state
+        # carried across time blocks in its output block must stay in one (so a chunk's input copy is not overlapped)
+        time = "sequential" if sequential else "parallel"
+        return _mosaic_gpu().CompilerParams(dimension_semantics=("parallel", time))
 
 
-def _triton():
-    """Pallas' Triton module, imported only where a GPU kernel is built: deprecated from JAX 0.11 (importing acljax
-    must not warn) and to be removed from JAX; an ImportError says what to run instead."""
-    try:
-        from jax.experimental.pallas import triton
-    except ImportError as error:
-        raise ImportError(f"impl='pallas' on a GPU needs Pallas' Triton backend, which jax {jax.__version__} does "
-                          "not have; use impl='auto' or 'reversible'") from error
-    return triton
+def _mosaic_gpu():
+    from jax.experimental.pallas import mosaic_gpu
+
+    return mosaic_gpu
 
 
 class _Specs:
-    """Grid and BlockSpecs of one layout. Time-major arrays (T, rows, cols, N) are split in time blocks
-    (the whole sequence on GPUs, one chunk per grid step on TPUs; one chunk per program on both with
-    ``chunks_in_parallel``), per-chunk arrays (chunks, d, e, N) likewise, per-lane arrays (rows, cols, N) are one
-    block per lane block."""
+    """Grid and BlockSpecs of one geometry. Time-major arrays (T, ...) are split in time blocks (the whole sequence
+    for Triton, one chunk per grid step for TPU and Mosaic GPU; one chunk per program on all with
+    ``chunks_in_parallel``), per-chunk arrays (chunks, ...) likewise, per-lane arrays are one block per program."""
 
-    def __init__(self, layout: str, steps: int, chunk: int, lanes: int, gpu: GPULayout, reverse: bool = False,
+    def __init__(self, geometry, steps: int, chunk: int, lanes: int, gpu: GPULayout, reverse: bool = False,
                  chunks_in_parallel: bool = False):
-        self.layout, self.lanes, self.num_warps = layout, _lane_block(layout, lanes, gpu), gpu.num_warps
-        self.chunks_in_parallel = chunks_in_parallel
-        chunks = steps // chunk
-        self.time_blocks = chunks if layout == "tpu" or chunks_in_parallel else 1
-        self.steps_per_block, self.chunks_per_block = steps // self.time_blocks, chunks // self.time_blocks
-        self.grid = (lanes // self.lanes, self.time_blocks)
+        self.geometry, self.lanes, self.num_warps = geometry, lanes, gpu.num_warps
+        self.sequential = not chunks_in_parallel
+        self.block_lanes = min(geometry.lanes_per_program or 1, lanes)
+        self.steps, self.chunks = steps, steps // chunk
+        self.time_blocks = 1 if geometry.backend == "triton" and not chunks_in_parallel else self.chunks
+        self.steps_per_block, self.chunks_per_block = steps // self.time_blocks, self.chunks // self.time_blocks
+        self.grid = (lanes // self.block_lanes, self.time_blocks)
         last = self.time_blocks - 1
         self._time = (lambda t: last - t) if reverse else (lambda t: t)
 
-    def per_step(self, rows, cols):
-        return pl.BlockSpec((self.steps_per_block, rows, cols, self.lanes), lambda g, t: (self._time(t), 0, 0, g))
+    def _shape(self, lead, shape):
+        return (*lead, *shape, self.lanes) if self.geometry.lanes_last else (*lead, self.lanes, *shape)
 
-    def per_chunk(self, rows, cols):
-        return pl.BlockSpec((self.chunks_per_block, rows, cols, self.lanes), lambda g, t: (self._time(t), 0, 0, g))
+    def _spec(self, lead, shape):
+        zeros = (0,) * len(shape)
+        if self.geometry.lanes_last:
+            return pl.BlockSpec((*lead, *shape, self.block_lanes),
+                                lambda g, t: (*(self._time(t),) * len(lead), *zeros, g))
+        return pl.BlockSpec((*lead, None, *shape), lambda g, t: (*(self._time(t),) * len(lead), g, *zeros))
 
-    def per_lane(self, rows, cols):
-        return pl.BlockSpec((rows, cols, self.lanes), lambda g, t: (0, 0, g))
+    def per_step(self, shape):
+        """(spec, array shape) of a time-major array of per-lane ``shape``."""
+        return self._spec((self.steps_per_block,), shape), self._shape((self.steps,), shape)
 
-    def compiler_params(self):
-        if self.layout == "gpu":
-            return _triton().CompilerParams(num_warps=self.num_warps)
-        time = "parallel" if self.chunks_in_parallel else "arbitrary"
-        return pltpu.CompilerParams(dimension_semantics=("parallel", time))
+    def per_chunk(self, shape):
+        return self._spec((self.chunks_per_block,), shape), self._shape((self.chunks,), shape)
+
+    def per_lane(self, shape):
+        return self._spec((), shape), self._shape((), shape)
+
+    def call(self, kernel, name, interpret, inputs, outputs, dtype, *args):
+        """``pallas_call`` of ``kernel`` with ``inputs`` / ``outputs`` given as (spec, shape) pairs."""
+        return pl.pallas_call(
+            functools.partial(kernel, geometry=self.geometry), grid=self.grid,
+            in_specs=[spec for spec, _ in inputs], out_specs=[spec for spec, _ in outputs],
+            out_shape=[jax.ShapeDtypeStruct(shape, dtype) for _, shape in outputs],
+            scratch_shapes=self.geometry.scratch_shapes(dtype),
+            compiler_params=self.geometry.compiler_params(self.sequential, self.num_warps),
+            interpret=interpret, name=name)(*args)
 
 
-def _forward_call(layout, interpret, head_dim, chunk, gpu, keep, ws0, xs):
-    steps, d, _, lanes = xs.shape
-    specs = _Specs(layout, steps, chunk, lanes, gpu)
-    cols = [w.shape[1] for w in ws0]
-    dtype = xs.dtype
-    out_specs = [specs.per_step(1, cols[0]), *(specs.per_lane(d, e) for e in cols)]
-    out_shape = [jax.ShapeDtypeStruct((steps, 1, cols[0], lanes), dtype),
-                 *(jax.ShapeDtypeStruct(w.shape, dtype) for w in ws0)]
+def _forward_call(geometry, interpret, chunk, gpu, keep, ws0, xs):
+    steps, lanes = xs.shape[0], xs.shape[-1 if geometry.lanes_last else 1]
+    specs = _Specs(geometry, steps, chunk, lanes, gpu)
+    n = geometry.blocks
+    outputs = [specs.per_step(geometry.col_shape(geometry.y_block)),
+               *(specs.per_lane(geometry.matrix_shape(j)) for j in range(n))]
     if keep:
-        out_specs += [specs.per_chunk(d, e) for e in cols]
-        out_shape += [jax.ShapeDtypeStruct((steps // chunk, d, e, lanes), dtype) for e in cols]
-    outs = pl.pallas_call(
-        functools.partial(_forward_kernel, head_dim=head_dim, keep=keep), grid=specs.grid,
-        in_specs=[specs.per_step(d, 1), *(specs.per_lane(d, e) for e in cols)],
-        out_specs=out_specs, out_shape=out_shape, compiler_params=specs.compiler_params(),
-        interpret=interpret, name="srwm_forward")(xs, *ws0)
-    y, ws = outs[0], tuple(outs[1:5])
-    return (ws, y, tuple(outs[5:9])) if keep else (ws, y)
+        outputs += [specs.per_chunk(geometry.matrix_shape(j)) for j in range(n)]
+    inputs = [specs.per_step(geometry.row_shape()), *(specs.per_lane(geometry.matrix_shape(j)) for j in range(n))]
+    kernel = functools.partial(_forward_kernel, keep=keep)
+    outs = specs.call(kernel, "srwm_forward", interpret, inputs, outputs, xs.dtype, xs, *ws0)
+    y, ws = outs[0], tuple(outs[1:n + 1])
+    return (ws, y, tuple(outs[n + 1:])) if keep else (ws, y)
 
 
-def _recompute_call(layout, interpret, head_dim, chunk, gpu, xs, anchors):
+def _recompute_call(geometry, interpret, chunk, gpu, xs, anchors):
     """Every chunk's per-step vectors and end state from its anchor, the chunks of a lane block in parallel."""
-    steps, d, _, lanes = xs.shape
-    specs = _Specs(layout, steps, chunk, lanes, gpu, chunks_in_parallel=True)
-    cols = [w.shape[2] for w in anchors]
-    dtype = xs.dtype
-    outs = pl.pallas_call(
-        functools.partial(_recompute_kernel, head_dim=head_dim), grid=specs.grid,
-        in_specs=[specs.per_step(d, 1), *(specs.per_chunk(d, e) for e in cols)],
-        out_specs=[specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, cols[3]),
-                   *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols)],
-        out_shape=[jax.ShapeDtypeStruct((steps, d, 1, lanes), dtype)] * 2
-        + [jax.ShapeDtypeStruct((steps, 1, cols[3], lanes), dtype)]
-        + [jax.ShapeDtypeStruct((steps, 1, e, lanes), dtype) for e in cols]
-        + [jax.ShapeDtypeStruct(w.shape, dtype) for w in anchors],
-        compiler_params=specs.compiler_params(), interpret=interpret, name="srwm_recompute")(xs, *anchors)
-    return outs[0], outs[1], outs[2], tuple(outs[3:7]), tuple(outs[7:11])
+    steps, lanes = xs.shape[0], xs.shape[-1 if geometry.lanes_last else 1]
+    specs = _Specs(geometry, steps, chunk, lanes, gpu, chunks_in_parallel=True)
+    n = geometry.blocks
+    row = specs.per_step(geometry.row_shape())
+    outputs = [row, row, specs.per_step(geometry.col_shape(geometry.b_block)),
+               *(specs.per_step(geometry.col_shape(j)) for j in range(n)),
+               *(specs.per_chunk(geometry.matrix_shape(j)) for j in range(n))]
+    inputs = [row, *(specs.per_chunk(geometry.matrix_shape(j)) for j in range(n))]
+    outs = specs.call(_recompute_kernel, "srwm_recompute", interpret, inputs, outputs, xs.dtype, xs, *anchors)
+    return outs[0], outs[1], outs[2], tuple(outs[3:3 + n]), tuple(outs[3 + n:])
 
 
-def _backward_call(layout, interpret, head_dim, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final):
-    steps, d, _, lanes = xs.shape
-    specs = _Specs(layout, steps, chunk, lanes, gpu, reverse=True)
-    cols = [w.shape[1] for w in dws_final]
-    outs = pl.pallas_call(
-        functools.partial(_backward_kernel, head_dim=head_dim), grid=specs.grid,
-        in_specs=[specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(d, 1), specs.per_step(1, cols[3]),
-                  *(specs.per_step(1, e) for e in cols), *(specs.per_chunk(d, e) for e in cols),
-                  specs.per_step(1, cols[0]), *(specs.per_lane(d, e) for e in cols)],
-        out_specs=[specs.per_step(d, 1), *(specs.per_lane(d, e) for e in cols)],
-        out_shape=[jax.ShapeDtypeStruct(xs.shape, xs.dtype), *(jax.ShapeDtypeStruct(w.shape, xs.dtype)
-                                                              for w in dws_final)],
-        compiler_params=specs.compiler_params(), interpret=interpret, name="srwm_backward",
-    )(xs, q, k, b, *diffs, *ends, dy, *dws_final)
+def _backward_call(geometry, interpret, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final):
+    steps, lanes = xs.shape[0], xs.shape[-1 if geometry.lanes_last else 1]
+    specs = _Specs(geometry, steps, chunk, lanes, gpu, reverse=True)
+    n = geometry.blocks
+    row = specs.per_step(geometry.row_shape())
+    matrices = [specs.per_lane(geometry.matrix_shape(j)) for j in range(n)]
+    inputs = [row, row, row, specs.per_step(geometry.col_shape(geometry.b_block)),
+              *(specs.per_step(geometry.col_shape(j)) for j in range(n)),
+              *(specs.per_chunk(geometry.matrix_shape(j)) for j in range(n)),
+              specs.per_step(geometry.col_shape(geometry.y_block)), *matrices]
+    outs = specs.call(_backward_kernel, "srwm_backward", interpret, inputs, [row, *matrices], xs.dtype,
+                      xs, q, k, b, *diffs, *ends, dy, *dws_final)
     return tuple(outs[1:]), outs[0]
 
 
-def _on_platform(call, interpret, *args):
-    """Run ``call(layout, interpret, *args)`` with the layout of the platform being lowered for; on any
-    other platform (CPU) the TPU layout in Pallas interpret mode. ``interpret`` (see :func:`pallas_impl`)
-    forces interpret mode."""
-    if isinstance(interpret, pltpu.InterpretParams):
-        return call("tpu", interpret, *args)
-    if interpret is not None:
-        return call(interpret, True, *args)
-    gpu = functools.partial(call, "gpu", False)
-    return jax.lax.platform_dependent(*args, cuda=gpu, rocm=gpu, tpu=functools.partial(call, "tpu", False),
-                                      default=functools.partial(call, "tpu", True))
-
-
-# ---- the differentiable core over lane-layout arrays ---------------------------------------------------
+# ---- the differentiable core over one geometry's arrays ------------------------------------------------
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _pallas_core(head_dim, chunk, interpret, gpu, ws0, xs):
-    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, gpu=gpu, keep=False)
-    return _on_platform(lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x),
-                        interpret, ws0, xs)
+def _kernels(geometry, chunk, interpret, gpu, ws0, xs):
+    return _forward_call(geometry, interpret, chunk, gpu, False, ws0, xs)
 
 
-def _pallas_core_fwd(head_dim, chunk, interpret, gpu, ws0, xs):
-    call = functools.partial(_forward_call, head_dim=head_dim, chunk=chunk, gpu=gpu, keep=True)
-    ws, y, anchors = _on_platform(lambda layout, interpret, w, x: call(layout, interpret, ws0=w, xs=x),
-                                  interpret, ws0, xs)
+def _kernels_fwd(geometry, chunk, interpret, gpu, ws0, xs):
+    ws, y, anchors = _forward_call(geometry, interpret, chunk, gpu, True, ws0, xs)
     return (ws, y), (xs, anchors)
 
 
-def _pallas_core_bwd(head_dim, chunk, interpret, gpu, residuals, cotangents):
-    dws_final, dy = cotangents
-
-    def backward(layout, interpret, xs, anchors, dy, dws_final):
-        q, k, b, diffs, ends = _recompute_call(layout, interpret, head_dim, chunk, gpu, xs, anchors)
-        return _backward_call(layout, interpret, head_dim, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final)
-
-    return _on_platform(backward, interpret, *residuals, dy, dws_final)
+def _kernels_bwd(geometry, chunk, interpret, gpu, residuals, cotangents):
+    (xs, anchors), (dws_final, dy) = residuals, cotangents
+    q, k, b, diffs, ends = _recompute_call(geometry, interpret, chunk, gpu, xs, anchors)
+    return _backward_call(geometry, interpret, chunk, gpu, xs, q, k, b, diffs, ends, dy, dws_final)
 
 
-_pallas_core.defvjp(_pallas_core_fwd, _pallas_core_bwd)
+_kernels.defvjp(_kernels_fwd, _kernels_bwd)
 
 
-# ---- conversion from and to the library's (B, T, H, d) layout ----------------------------------------
+# ---- from and to the library's (B, T, H, d) layout -----------------------------------------------------
 
 def _next_power_of_two(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
@@ -409,6 +558,34 @@ def _from_lanes(w: jax.Array, batch: int, heads: int, rows: int, cols: int) -> j
     return jnp.transpose(w, (2, 3, 0, 1))
 
 
+def _geometry(backend: str, state: SRWMState, chunk: int, gpu: GPULayout, interpret: bool):
+    if backend == "mosaic_gpu":
+        return _TileGeometry(state.d_out, state.head_dim, state.n_beta, chunk, mosaic=not interpret)
+    lanes = gpu.lanes if backend == "triton" else TPU_LANE_BLOCK
+    return _LaneGeometry(backend, state.d_out, state.head_dim, state.n_beta, lanes)
+
+
+def _run(backend: str, interpret, chunk: int, gpu: GPULayout, state: SRWMState, xs: jax.Array):
+    """One backend's kernels: state (B, H, ...), time-major inputs (T, B, H, d) -> (y (B, T, H, d_out), final)."""
+    steps, batch, heads, _ = xs.shape
+    geometry = _geometry(backend, state, chunk, gpu, interpret is not False)
+    ws0, xs = geometry.to_kernel(state, jnp.pad(xs, [(0, -(-steps // chunk) * chunk - steps), (0, 0), (0, 0),
+                                                     (0, 0)]))  # zero steps appended are no-ops
+    ws, y = _kernels(geometry, chunk, interpret, gpu, ws0, xs)
+    return geometry.from_kernel(ws, y, batch, heads, steps)
+
+
+def _triton():
+    """Pallas' Triton module, imported only where a GPU kernel is built: deprecated from JAX 0.11 (importing acljax
+    must not warn) and to be removed from JAX; an ImportError says what to run instead."""
+    try:
+        from jax.experimental.pallas import triton
+    except ImportError as error:
+        raise ImportError(f"impl='pallas' on a GPU needs Pallas' Triton backend, which jax {jax.__version__} does "
+                          "not have; use impl='auto' or 'reversible'") from error
+    return triton
+
+
 def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, chunk_size: int | None = None,
                 precision: Precision = "highest", interpret: str | pltpu.InterpretParams | None = None,
                 gpu_layout: GPULayout | None = None):
@@ -418,30 +595,30 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
     passes, which these kernels do not use). ``chunk_size``: steps between exact anchor states of the
     backward (default: :func:`acljax.srwm.memory.default_anchor_interval` with chunks of at most 64 steps: T
     itself up to 64, else a divisor of T in [32, 64]; time is padded to a multiple of it, so only where T has no
-    such divisor). ``interpret``: None (the platform being compiled for picks its kernel; other
-    platforms, the CPU, run the TPU layout in Pallas interpret mode: for tests, slow), "gpu" or "tpu" (that
-    layout's grid in interpret mode on any platform), or a ``pltpu.InterpretParams`` (the TPU layout in
-    the TPU interpreter, which models HBM/VMEM block copies and multiple cores). ``gpu_layout``: the GPU
-    programs' shape (default ``GPULayout()``; :func:`acljax.srwm.srwm_scan` passes the autotuned one on a GPU,
+    such divisor). ``interpret``: None (the platform being compiled for picks its kernel: CUDA the
+    ``gpu_layout``'s, ROCm Triton's, TPU Mosaic TPU's; other platforms, the CPU, run the TPU kernels in Pallas
+    interpret mode: for tests, slow), one of ``LAYOUTS`` (that backend's kernels, arrays and grid in interpret mode
+    on any platform), or a ``pltpu.InterpretParams`` (the TPU kernels in the TPU interpreter, which models HBM/VMEM
+    block copies and multiple cores). ``gpu_layout``: the GPU kernel and programs' shape (default
+    :func:`default_gpu_layout`; :func:`acljax.srwm.srwm_scan` passes the autotuned one on a GPU,
     :mod:`acljax.srwm.autotune`).
     """
     del precision
-    gpu = GPULayout() if gpu_layout is None else gpu_layout
+    gpu = default_gpu_layout() if gpu_layout is None else gpu_layout
     if not isinstance(gpu, GPULayout):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):
         raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
-    batch, steps, heads, d = x.shape
-    d_out, n_beta = state.d_out, state.n_beta
     # reversible's rule, chunks of at most 64 steps: a TPU time block is one chunk, held twice in VMEM
-    chunk = chunk_size or default_anchor_interval(steps, longest=DEFAULT_ANCHOR_INTERVAL)
-    d_pad, e_pad, lanes = _next_power_of_two(d), _next_power_of_two(d_out), padded_lanes(batch * heads, gpu)
-    padded_steps = math.ceil(steps / chunk) * chunk
-    xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d); zero steps appended are no-ops
-    xs = jnp.transpose(xs, (0, 3, 1, 2)).reshape(steps, d, 1, batch * heads)
-    xs = jnp.pad(xs, [(0, padded_steps - steps), (0, d_pad - d), (0, 0), (0, lanes - batch * heads)])
-    ws0 = tuple(_to_lanes(w, d_pad, cols, lanes) for w, cols in zip(state, (e_pad, d_pad, d_pad, n_beta)))
-    ws, y = _pallas_core(d, chunk, interpret, gpu, ws0, xs)
-    y = y[:steps, 0, :d_out, :batch * heads].reshape(steps, d_out, batch, heads)
-    final = SRWMState(*(_from_lanes(w, batch, heads, d, cols) for w, cols in zip(ws, (d_out, d, d, n_beta))))
-    return jnp.transpose(y, (2, 0, 3, 1)), final
+    chunk = chunk_size or default_anchor_interval(x.shape[1], longest=DEFAULT_ANCHOR_INTERVAL)
+    xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d)
+    if isinstance(interpret, pltpu.InterpretParams):
+        return _run("tpu", interpret, chunk, gpu, state, xs)
+    if interpret is not None:
+        return _run(interpret, True, chunk, gpu, state, xs)
+
+    def on(backend, interpreted=False):
+        return functools.partial(_run, backend, interpreted, chunk, gpu)
+
+    return jax.lax.platform_dependent(state, xs, cuda=on(gpu.kernel), rocm=on("triton"), tpu=on("tpu"),
+                                      default=on("tpu", True))

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from acljax.srwm import autotune, init_state
-from acljax.srwm.pallas import GPULayout
+from acljax.srwm.pallas import GPULayout, pallas_impl
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def _never():
 def test_the_fastest_median_is_kept_and_reused(cache):
     times = {GPULayout(8, 4): [1.0, 5.0, 5.0], GPULayout(16, 2): [3.0, 3.0, 3.0], GPULayout(1, 1): [4.0, 4.0, 9.0]}
     assert autotune.tuned_gpu_layout("k", lambda: times) == GPULayout(16, 2)  # medians 5, 3, 4 (not the minimum 1)
-    assert json.loads(cache.read_text()) == {"k": {"lanes": 16, "num_warps": 2}}
+    assert json.loads(cache.read_text()) == {"k": {"lanes": 16, "num_warps": 2, "kernel": "triton"}}
     assert autotune.tuned_gpu_layout("k", _never) == GPULayout(16, 2)
     assert autotune.tuned_gpu_layout("other", lambda: {GPULayout(2, 1): [1.0]}) == GPULayout(2, 1)
     assert set(json.loads(cache.read_text())) == {"k", "other"}  # earlier entries kept
@@ -40,7 +40,32 @@ def test_an_unreadable_cache_is_measured_again_and_rewritten(cache):
     cache.parent.mkdir(parents=True)
     cache.write_text("{not json")
     assert autotune.tuned_gpu_layout("k", lambda: {GPULayout(4, 8): [2.0]}) == GPULayout(4, 8)
-    assert json.loads(cache.read_text()) == {"k": {"lanes": 4, "num_warps": 8}}
+    assert json.loads(cache.read_text()) == {"k": {"lanes": 4, "num_warps": 8, "kernel": "triton"}}
+
+
+def test_the_mosaic_gpu_kernel_is_a_candidate_and_cached_as_such(cache):
+    mosaic = GPULayout(kernel="mosaic_gpu")
+    assert mosaic in autotune.CANDIDATES
+    assert autotune.tuned_gpu_layout("k", lambda: {GPULayout(8, 4): [2.0], mosaic: [1.0]}) == mosaic
+    assert autotune.tuned_gpu_layout("k", _never) == mosaic
+    cache.write_text(json.dumps({"old": {"lanes": 16, "num_warps": 2}}))  # written before the kernel was recorded
+    assert autotune.tuned_gpu_layout("old", _never) == GPULayout(16, 2)
+
+
+def test_a_layout_whose_results_disagree_with_reversible_is_left_out(monkeypatch):
+    """Timed for real (the kernels in interpret mode on this CPU); one layout's kernel is made wrong by 1%."""
+    wrong = GPULayout(1, 1)
+
+    def kernels(state, x, gpu_layout):
+        y, final = pallas_impl(state, x, gpu_layout=gpu_layout)
+        return (y * 1.02 if gpu_layout == wrong else y), final
+
+    monkeypatch.setattr(autotune, "pallas_impl", kernels)
+    state, x = init_state(jax.random.key(0), 2, 4), jax.random.normal(jax.random.key(1), (2, 5, 2, 4))
+    with pytest.warns(UserWarning, match="GPULayout\\(lanes=1, num_warps=1, kernel='triton'\\) left out: its "
+                                         "gradients differ from reversible.s by [1-9].[0-9]e-02"):
+        times = autotune.time_layouts([GPULayout(8, 4), wrong], state, x, repeats=2)
+    assert list(times) == [GPULayout(8, 4)] and len(times[GPULayout(8, 4)]) == 2
 
 
 @pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("1", True), ("Yes", True), (None, True)])

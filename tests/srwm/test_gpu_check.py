@@ -19,7 +19,7 @@ def test_the_smoke_run_writes_every_step(tmp_path):
     [checked] = [r for r in report["checks"] if r["impl"] == "reversible"]
     assert checked["passed"] and checked["max_rel_error"] <= checked["tolerance"]
     assert len(report["layouts"]) == 2 and report["best_layout"] in [
-        {"lanes": r["lanes"], "num_warps": r["num_warps"]} for r in report["layouts"]]
+        {"kernel": r["kernel"], "lanes": r["lanes"], "num_warps": r["num_warps"]} for r in report["layouts"]]
     rows = report["throughput"]
     assert {(r["impl"], r["mode"]) for r in rows} == {("scan", "fwd+bwd"), ("reversible", "fwd+bwd")}
     for r in rows:
@@ -38,6 +38,21 @@ def test_a_wrong_implementation_fails_its_check(monkeypatch):
     monkeypatch.setitem(api.IMPLEMENTATIONS, "one_percent_off", one_percent_off)
     [row] = gpu_check.check_case(gpu_check.SMOKE_CASES[0], ["one_percent_off"])
     assert not row["passed"] and row["max_rel_error"] > 5e-3 > row["tolerance"]
+
+
+def test_an_implementation_that_does_not_compile_is_a_failed_row_and_the_others_run(monkeypatch):
+    def refuses(state, x, **options):
+        raise NotImplementedError("not on this device")
+
+    monkeypatch.setitem(api.IMPLEMENTATIONS, "refuses", refuses)
+    rows = {r["impl"]: r for r in gpu_check.check_case(gpu_check.SMOKE_CASES[0], ["reversible", "refuses"])}
+    assert rows["reversible"]["passed"] and not rows["refuses"]["passed"]
+    assert rows["refuses"]["error"] == "NotImplementedError: not on this device"
+    timed = gpu_check.srwm_throughput.bench_group(["scan", "refuses"], 2, 2, 4, 8, True, repeats=1)
+    assert [r["impl"] for r in timed] == ["scan", "refuses"] and "steady_s" in timed[0]
+    assert timed[1]["error"] == "NotImplementedError: not on this device" and "steady_s" not in timed[1]
+    assert "| refuses | fwd+bwd | 2 | 2 | 4 | 8 | failed: NotImplementedError: not on this device |" in (
+        gpu_check.srwm_throughput.markdown(timed))
 
 
 def test_fractions_of_the_peak_and_of_the_latency_bound():

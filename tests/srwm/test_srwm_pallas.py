@@ -1,7 +1,8 @@
-"""The Pallas kernels in interpret mode against the reference loop: both grid layouts (GPU: one program
-per lane block over the whole sequence; TPU: time blocks carried in the resident output block), and the
-TPU layout once more in the TPU interpreter, which models the HBM <-> VMEM block copies, two cores
-splitting the parallel axis and uninitialised memory as NaN. Lowering for CUDA/TPU: tests/test_export.py."""
+"""The Pallas kernels in interpret mode against the reference loop: every backend's arrays, grid and kernel body
+(Triton: one program per lane block over the whole sequence; TPU: time blocks carried in the resident output
+block; Mosaic GPU: one head per program, its matrix transposed, time blocks likewise, loads without their register
+layouts), and the TPU kernels once more in the TPU interpreter, which models the HBM <-> VMEM block copies, two
+cores splitting the parallel axis and uninitialised memory as NaN. Lowering for CUDA/TPU: tests/test_export.py."""
 
 import functools
 
@@ -14,7 +15,7 @@ from jax.test_util import check_grads
 
 from acljax.srwm import broadcast_state, init_state, srwm_scan
 from acljax.srwm.api import resolve_impl
-from acljax.srwm.pallas import GPULayout, padded_lanes, pallas_impl
+from acljax.srwm.pallas import LAYOUTS, GPULayout, _LaneGeometry, default_gpu_layout, pallas_impl
 from acljax.srwm.reference import reference_impl
 
 TPU_INTERPRETER = pltpu.InterpretParams(num_cores_or_threads=2, uninitialized_memory="nan")
@@ -51,7 +52,7 @@ CASES = {  # (B, T, H, d, d_out, n_beta, input_softmax, chunk_size)
     "one learning rate, input softmax, the default anchor interval": (2, 9, 2, 4, 4, 1, True, None),  # one chunk
     "d_out != d, neither a power of two (padded for Triton)": (3, 10, 2, 6, 5, 4, False, 4),
     "more lanes than one TPU block": (9, 6, 16, 4, 4, 4, False, 4),  # B*H = 144 -> two 128-lane blocks
-    "d = 17 (padded to 32 for Triton), prime T, chunks of 3": (2, 7, 2, 17, 3, 4, False, 3),
+    "d = 17 (padded to 32 for Triton and Mosaic GPU), prime T, chunks of 3": (2, 7, 2, 17, 3, 4, False, 3),
 }
 
 
@@ -67,7 +68,7 @@ def _case(name):
     return state, x, expected
 
 
-@pytest.mark.parametrize("interpret", ["gpu", "tpu"])
+@pytest.mark.parametrize("interpret", LAYOUTS)
 @pytest.mark.parametrize("case", CASES)
 def test_kernel_matches_the_reference(interpret, case):
     state, x, expected = _case(case)
@@ -120,7 +121,7 @@ def test_bfloat16_inputs_give_bfloat16_outputs_from_a_float32_state():
     np.testing.assert_allclose(np.asarray(dx, np.float32), dx_ref, rtol=1e-2, atol=2 * 2 ** -8 * np.abs(dx_ref).max())
 
 
-@pytest.mark.parametrize("interpret", ["gpu", "tpu"])
+@pytest.mark.parametrize("interpret", LAYOUTS)
 def test_gradients_match_finite_differences(x64, interpret):
     state = broadcast_state(init_state(jax.random.key(0), 2, 3, d_out=2, q_init_scale=1.0, dtype=jnp.float64), 2)
     x = jax.random.normal(jax.random.key(1), (2, 7, 2, 3), jnp.float64)
@@ -158,10 +159,14 @@ def test_importing_acljax_does_not_import_the_triton_backend():
 
 
 @pytest.mark.parametrize("lanes, expected", [(1, 8), (8, 8), (9, 16), (128, 128), (129, 256), (512, 512)])
-def test_lanes_are_padded_for_both_layouts(lanes, expected):
-    assert padded_lanes(lanes) == expected
+def test_lanes_are_padded_to_whole_programs(lanes, expected):
+    def padded(backend, per_program):
+        return _LaneGeometry(backend, 4, 4, 1, per_program).padded_lanes(lanes)
+
+    assert padded("triton", 8) == expected
     with_32 = {1: 32, 8: 32, 9: 32, 128: 128, 129: 256, 512: 512}  # 32 lanes per GPU program: to 32 up to 128
-    assert padded_lanes(lanes, GPULayout(lanes=32)) == with_32[lanes]
+    assert padded("triton", 32) == with_32[lanes]
+    assert padded("tpu", 128) == (lanes if lanes <= 128 else expected)  # up to 128: one program of all lanes
 
 
 def test_another_gpu_layout_computes_the_same():
@@ -172,7 +177,7 @@ def test_another_gpu_layout_computes_the_same():
     state, x, expected = _case(case)
     chunk = CASES[case][-1]
     got = jax.jit(_outputs_and_gradients, static_argnums=0)(
-        lambda s, x: pallas_impl(s, x, interpret="gpu", chunk_size=chunk, gpu_layout=layout), state, x)
+        lambda s, x: pallas_impl(s, x, interpret="triton", chunk_size=chunk, gpu_layout=layout), state, x)
     _assert_close(got, expected, rtol=2e-5)
 
 
@@ -185,7 +190,27 @@ def test_bad_gpu_layouts_are_refused(lanes, num_warps):
         srwm_scan(init_state(jax.random.key(0), 2, 4), jnp.ones((1, 3, 2, 4)), impl="pallas", gpu_layout=8)
 
 
+def test_the_mosaic_gpu_kernel_has_one_shape():
+    assert (GPULayout(kernel="mosaic_gpu").lanes, GPULayout(kernel="mosaic_gpu").num_warps) == (1, 4)
+    with pytest.raises(ValueError, match="GPULayout.lanes of the mosaic_gpu kernel .* must be 1, got 8"):
+        GPULayout(8, kernel="mosaic_gpu")
+    with pytest.raises(ValueError, match="GPULayout.kernel must be one of \\('triton', 'mosaic_gpu'\\), got 'cuda'"):
+        GPULayout(kernel="cuda")
+
+
+class _Device:
+    def __init__(self, capability):
+        self.compute_capability = capability
+
+
+@pytest.mark.parametrize("capability, kernel", [("9.0", "mosaic_gpu"), ("10.0", "mosaic_gpu"), ("12.1", "mosaic_gpu"),
+                                                ("8.9", "triton"), ("8.0", "triton"), (None, "triton")])
+def test_hopper_and_newer_run_mosaic_gpu_by_default(capability, kernel):
+    assert default_gpu_layout(_Device(capability)).kernel == kernel
+    assert default_gpu_layout().kernel == "triton"  # no GPU here: lowering for CUDA gets Triton's layout
+
+
 def test_bad_interpret_option():
     state = broadcast_state(init_state(jax.random.key(0), 2, 4), 1)
-    with pytest.raises(ValueError, match="interpret must be None, one of \\('gpu', 'tpu'\\)"):
-        pallas_impl(state, jnp.ones((1, 3, 2, 4)), interpret="cpu")
+    with pytest.raises(ValueError, match="interpret must be None, one of \\('triton', 'mosaic_gpu', 'tpu'\\)"):
+        pallas_impl(state, jnp.ones((1, 3, 2, 4)), interpret="gpu")
