@@ -15,9 +15,10 @@ earlier steps) and one Markdown report beside it (``.md``, at the end), under ``
    gradients. A row passes when its error is at most twice float32 ``scan``'s on the same case plus 1e-6 (float32
    rounding grows with T and differs by path; twice that is still far from any real mistake, which shows as errors of
    order 1).
-2. **The GPU layout swept**: every autotuning candidate (``acljax.srwm.autotune.CANDIDATES``: Triton's lanes (heads)
-   per program x warps, and the Mosaic GPU kernel) on the forward+backward at B=32, H=16, d=16, T=500, timed
-   round-robin; the fastest is named.
+2. **The GPU layout swept** as autotuning does (``acljax.srwm.autotune.sweep``): every candidate
+   (``CANDIDATES``: Triton's lanes (heads) per program x warps, and the Mosaic GPU kernel), then the fastest at each
+   chunk length of ``CHUNKS``, on the forward+backward at B=32, H=16, d=16, T=500, timed round-robin; the fastest of
+   the last round is named.
 3. **Throughput** at B=32, H=16, d=16, T=150 / 500 / 2000 (``srwm_throughput.bench_group``: min / median / max
    seconds, tokens/s, speed-up over ``scan``, error against float64, memory), each with its fraction of the
    device's FP32 peak (analytic FLOPs) and of a latency model's bound: a step of one head depends on the step
@@ -64,7 +65,7 @@ SMOKE_IMPLS = ("scan", "reversible")  # --smoke: off a GPU the kernels compile s
 SWEEP = autotune.CANDIDATES
 SWEEP_SIZE = (32, 16, 16, 500)  # (B, H, d, T)
 SIZES = srwm_throughput.PAPER_SIZES
-SMOKE_SWEEP, SMOKE_SIZE = [GPULayout(8, 4), GPULayout(1, 1)], (2, 2, 4, 16)
+SMOKE_SWEEP, SMOKE_CHUNKS, SMOKE_SIZE = [GPULayout(8, 4), GPULayout(1, 1)], (4,), (2, 2, 4, 16)
 LATENCY_FLOOR_S = 0.2e-6  # one dependent step of one head, one warp with its state in registers (estimate)
 FP32_PEAK_FLOPS = {"H100 PCIe": 51e12, "H100 NVL": 60e12, "H100": 67e12, "H200 NVL": 60e12, "H200": 67e12,
                    "A100": 19.5e12, "L40S": 91.6e12}  # NVIDIA's data sheets, non-tensor-core FP32
@@ -106,15 +107,16 @@ def check_case(name: str, impls) -> list[dict]:
              "error": failed[impl]} for impl in impls]
 
 
-def time_layouts(layouts, batch, heads, d, steps, repeats) -> list[dict]:
-    """Step 2: the forward+backward of ``"pallas"`` per GPU layout (``acljax.srwm.autotune.time_layouts``, as the
-    library's own autotuning measures them), one row each."""
+def time_layouts(layouts, chunks, batch, heads, d, steps, repeats) -> list[dict]:
+    """Step 2: the forward+backward of ``"pallas"`` per GPU layout, then the fastest at each of ``chunks``
+    (``acljax.srwm.autotune.sweep``, as the library's own autotuning measures them), one row each."""
     state = init_state(jax.random.key(0), heads, d)
     x = jax.random.normal(jax.random.key(1), (batch, steps, heads, d))
-    times = autotune.time_layouts(layouts, state, x, repeats)
-    return [{**dataclasses.asdict(layout), "B": batch, "H": heads, "d": d, "T": steps,
+    rounds = autotune.sweep(state, x, repeats, candidates=layouts, chunks=chunks)
+    return [{"round": number, **dataclasses.asdict(layout), "B": batch, "H": heads, "d": d, "T": steps,
              "min_s": min(t), "median_s": statistics.median(t), "max_s": max(t),
-             "tokens_per_s": batch * steps / statistics.median(t)} for layout, t in times.items()]
+             "tokens_per_s": batch * steps / statistics.median(t)}
+            for number, times in enumerate(rounds, 1) for layout, t in times.items()]
 
 
 def add_fractions(rows: list[dict], device_kind: str) -> None:
@@ -140,12 +142,14 @@ def markdown(report: dict) -> str:
               + (f"{r['max_rel_error']:.1e}" if r["max_rel_error"] is not None else f"failed: {r['error'][:80]}")
               + f" | {r['tolerance']:.1e} | {'yes' if r['passed'] else '**no**'} |" for r in report["checks"]]
     lines += ["", "## 2. GPU layout (pallas, forward+backward)", "",
-              "| kernel | lanes per program | warps | s: min / median / max | tokens/s |", "|---|---|---|---|---|"]
-    lines += [f"| {r['kernel']} | {r['lanes']} | {r['num_warps']} | "
+              "| round | kernel | lanes per program | warps | chunk | s: min / median / max | tokens/s |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['round']} | {r['kernel']} | {r['lanes']} | {r['num_warps']} | {r['chunk'] or 'rule'} | "
               f"{r['min_s']:.4f} / {r['median_s']:.4f} / {r['max_s']:.4f} | {r['tokens_per_s']:,.0f} |"
               for r in report["layouts"]]
     best = report["best_layout"]
-    lines += ["", f"Fastest: {best['kernel']}, {best['lanes']} lanes per program, {best['num_warps']} warps.", "",
+    lines += ["", f"Fastest (of the last round): {best['kernel']}, {best['lanes']} lanes per program, "
+              f"{best['num_warps']} warps, chunk {best['chunk'] or 'by the anchor rule'}.", "",
               "## 3. Throughput", "", srwm_throughput.markdown(report["throughput"]), "",
               "| impl | mode | T | of FP32 peak | of the latency bound |", "|---|---|---|---|---|"]
     for r in report["throughput"]:
@@ -186,10 +190,12 @@ def main(argv=None) -> int:
     save(checks=checks)
     print(f"1. kernels against float64: {sum(r['passed'] for r in checks)} of {len(checks)} passed", flush=True)
     batch, heads, d, steps = SMOKE_SIZE if args.smoke else SWEEP_SIZE
-    layouts = time_layouts(SMOKE_SWEEP if args.smoke else SWEEP, batch, heads, d, steps, args.repeats)
-    best = min(layouts, key=lambda r: r["median_s"])
-    save(layouts=layouts, best_layout={key: best[key] for key in ("kernel", "lanes", "num_warps")})
-    print(f"2. fastest GPU layout: {best['kernel']}, {best['lanes']} lanes, {best['num_warps']} warps", flush=True)
+    layouts = time_layouts(*((SMOKE_SWEEP, SMOKE_CHUNKS) if args.smoke else (SWEEP, autotune.CHUNKS)), batch, heads,
+                           d, steps, args.repeats)
+    best = min((r for r in layouts if r["round"] == layouts[-1]["round"]), key=lambda r: r["median_s"])
+    save(layouts=layouts, best_layout={key: best[key] for key in ("kernel", "lanes", "num_warps", "chunk")})
+    print(f"2. fastest GPU layout: {best['kernel']}, {best['lanes']} lanes, {best['num_warps']} warps, chunk "
+          f"{best['chunk'] or 'by the anchor rule'}", flush=True)
     throughput = []
     for size in ([SMOKE_SIZE] if args.smoke else SIZES):
         for backward in ((True,) if args.smoke else (False, True)):

@@ -7,6 +7,7 @@ catch: the Triton and Mosaic GPU kernels are compiled to machine code, and the M
 are assigned, by the device's compiler at load time."""
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -97,6 +98,21 @@ def test_the_mosaic_gpu_kernels_lower_for_cuda(steps, chunk, d, d_pad):
     lanes = batch * heads
     assert all(f"tensor<{steps}x{lanes}x{d_pad}xf32>" in call for call in calls), calls
     assert any(f"tensor<{steps // chunk}x{lanes}x64x{d_pad}xf32>" in call for call in calls), calls  # anchors
+
+
+def test_a_gpu_layouts_chunk_sets_the_gpu_kernels_time_blocks_and_an_explicit_chunk_size_wins():
+    w0 = init_state(jax.random.key(0), 2, 16)
+    x = jax.ShapeDtypeStruct((2, 150, 2, 16), jnp.float32)
+
+    def anchors(**options):
+        grad = jax.grad(lambda w, x: srwm_scan(w, x, impl="pallas", **options)[0].sum(), argnums=(0, 1))
+        module = _lowers(grad, w0, x, platforms=["cuda"])
+        calls = [line for line in module.splitlines() if "@mosaic_gpu_v2(" in line]
+        return sorted({int(shape) for call in calls for shape in re.findall(r"tensor<(\d+)x4x64x\d+xf32>", call)})
+
+    assert anchors(gpu_layout=GPULayout(kernel="mosaic_gpu")) == [3]  # the anchor rule: 3 chunks of 50
+    assert anchors(gpu_layout=GPULayout(kernel="mosaic_gpu", chunk=25)) == [6]  # (d_pad 32: 25 rows copy whole)
+    assert anchors(gpu_layout=GPULayout(kernel="mosaic_gpu", chunk=25), chunk_size=30) == [5]
 
 # "scan" for both platforms in one module; each kernel alone (a two-platform module with the Pallas kernels fails:
 # jax 0.10.2 lowers the GPU kernel's pallas_call with the TPU rule too, which refuses its GPU compiler params)

@@ -1,8 +1,9 @@
 """The GPU kernel and its program shape (:class:`acljax.srwm.pallas.GPULayout`) picked by measurement, like Triton's
 autotune: the first time ``impl="pallas"`` compiles for a GPU with no ``gpu_layout`` given, every candidate in
 :data:`CANDIDATES` (Triton's program shapes and the Mosaic GPU kernel) is timed on the forward+backward of that
-call's shapes (random inputs, round-robin) and the fastest of those whose results agree with ``"reversible"`` is
-cached per device kind and shape in a JSON file: ``$ACLJAX_GPU_LAYOUT_CACHE``, else
+call's shapes (random inputs, round-robin), then the fastest of those whose results agree with ``"reversible"``
+at each chunk length of :data:`CHUNKS` (:func:`sweep`), and the fastest of that round is cached per device kind and
+shape in a JSON file: ``$ACLJAX_GPU_LAYOUT_CACHE``, else
 ``~/.cache/acljax/gpu_layouts.json``. Overrides: ``srwm_scan(..., gpu_layout=GPULayout(...))``, or
 ``ACLJAX_AUTOTUNE=0`` for the untuned :func:`acljax.srwm.pallas.default_gpu_layout`.
 """
@@ -29,6 +30,8 @@ from acljax.srwm.state import broadcast_state
 #: The layouts timed: Triton's 1 to 32 heads per program times 1 to 8 warps, and the Mosaic GPU kernel.
 CANDIDATES = (*(GPULayout(lanes, warps) for lanes in (1, 2, 4, 8, 16, 32) for warps in (1, 2, 4, 8)),
               GPULayout(kernel="mosaic_gpu"))
+#: Chunk lengths (``GPULayout.chunk``) timed for the fastest candidate, beside its default (the anchor rule).
+CHUNKS = (16, 32, 64)
 #: A candidate whose forward+backward differs from "reversible"'s by more than this (relative to the largest
 #: value) is wrong, not rounded differently (float32 paths agree to about 1e-5 at these lengths), and left out.
 AGREEMENT = 1e-2
@@ -89,6 +92,23 @@ def time_layouts(layouts, state, x, repeats: int) -> dict[GPULayout, list[float]
     return times
 
 
+def sweep(state, x, repeats: int, candidates=CANDIDATES, chunks=CHUNKS) -> list[dict[GPULayout, list[float]]]:
+    """The autotuning measurement, two rounds of :func:`time_layouts`: every one of ``candidates`` (default
+    chunk), then the fastest of them again beside itself at each of ``chunks``; the rounds that timed anything
+    (the last one decides)."""
+    first = time_layouts(candidates, state, x, repeats)
+    if not first:
+        return []
+    best = fastest(first)
+    second = time_layouts([best, *(dataclasses.replace(best, chunk=chunk) for chunk in chunks)], state, x, repeats)
+    return [first, second] if second else [first]
+
+
+def fastest(times: dict[GPULayout, list[float]]) -> GPULayout:
+    """The layout of the smallest median time."""
+    return min(times, key=lambda layout: statistics.median(times[layout]))
+
+
 def relative_error(got, expected) -> float:
     """max |got - expected| / max |expected| over the leaves of two pytrees."""
     return max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
@@ -106,7 +126,7 @@ def tuned_gpu_layout(key: str, measure: Callable[[], dict[GPULayout, list[float]
     times = measure()
     if not times:
         return default_gpu_layout()
-    best = min(times, key=lambda layout: statistics.median(times[layout]))
+    best = fastest(times)
     cache = {**_read(path), key: dataclasses.asdict(best)}
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as out:
@@ -137,6 +157,7 @@ def gpu_layout_for(state, x) -> GPULayout:
             concrete = type(state)(*(jax.random.normal(jax.random.key(i), w.shape, w.dtype) * 0.1
                                      for i, w in enumerate(state)))
             inputs = jax.random.normal(jax.random.key(9), x.shape).astype(x.dtype)
-            return time_layouts(CANDIDATES, concrete, inputs, repeats=3)
+            rounds = sweep(concrete, inputs, repeats=3)
+            return rounds[-1] if rounds else {}
 
     return tuned_gpu_layout(key, measure)

@@ -60,17 +60,21 @@ class GPULayout:
     """The GPU kernel and its programs' shape (``srwm_scan(..., gpu_layout=...)``). ``kernel="triton"``: Pallas'
     Triton backend (any CUDA GPU since Ampere, and ROCm; deprecated from JAX 0.11), ``lanes`` heads per program (a
     power of two up to 128, default 8) and ``num_warps`` (default 4). ``kernel="mosaic_gpu"``: Mosaic GPU (Hopper and
-    newer), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4. With no
+    newer), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4. ``chunk``:
+    the GPU kernels' steps per time block and between anchors (default: the anchor rule; ``chunk_size`` wins). With no
     ``gpu_layout`` given, a GPU runs the layout :mod:`acljax.srwm.autotune` measured fastest for the call's shapes
     (:func:`default_gpu_layout` untuned); ``benchmarks/gpu_check.py`` sweeps them all."""
 
     lanes: int | None = None
     num_warps: int | None = None
     kernel: str = "triton"
+    chunk: int | None = None  # steps per time block and between anchors on a GPU (None: the anchor rule)
 
     def __post_init__(self):
         if self.kernel not in GPU_KERNELS:
             raise ValueError(f"GPULayout.kernel must be one of {GPU_KERNELS}, got {self.kernel!r}")
+        if self.chunk is not None and (type(self.chunk) is not int or self.chunk < 1):
+            raise ValueError(f"GPULayout.chunk must be None or a positive int, got {self.chunk!r}")
         fixed = self.kernel == "mosaic_gpu"
         defaults = {"lanes": 1 if fixed else 8, "num_warps": 4}
         for name, top in (("lanes", TPU_LANE_BLOCK), ("num_warps", 32)):
@@ -591,11 +595,11 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
                 gpu_layout: GPULayout | None = None):
     """state batched (B, H, ...), x: (B, T, H, d) -> (y (B, T, H, d_out), final state).
 
-    Products are float32 elementwise multiply-adds whatever ``precision`` says (it selects MXU/tensor-core
-    passes, which these kernels do not use). ``chunk_size``: steps between exact anchor states of the
-    backward (default: :func:`acljax.srwm.memory.default_anchor_interval` with chunks of at most 64 steps: T
-    itself up to 64, else a divisor of T in [32, 64]; time is padded to a multiple of it, so only where T has no
-    such divisor). ``interpret``: None (the platform being compiled for picks its kernel: CUDA the
+    Products are float32 elementwise multiply-adds whatever ``precision`` says (it selects MXU/tensor-core passes,
+    which these kernels do not use). ``chunk_size``: steps between exact anchor states of the backward (default:
+    :func:`acljax.srwm.memory.default_anchor_interval` with chunks of at most 64 steps: T itself up to 64, else a
+    divisor of T in [32, 64]; time is padded to a multiple of it, so only where T has no such divisor; on a GPU
+    ``gpu_layout.chunk`` where set). ``interpret``: None (the platform being compiled for picks its kernel: CUDA the
     ``gpu_layout``'s, ROCm Triton's, TPU Mosaic TPU's; other platforms, the CPU, run the TPU kernels in Pallas
     interpret mode: for tests, slow), one of ``LAYOUTS`` (that backend's kernels, arrays and grid in interpret mode
     on any platform), or a ``pltpu.InterpretParams`` (the TPU kernels in the TPU interpreter, which models HBM/VMEM
@@ -609,16 +613,17 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):
         raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
-    # reversible's rule, chunks of at most 64 steps: a TPU time block is one chunk, held twice in VMEM
+    # reversible's rule, chunks of at most 64 steps: a time block is one chunk, held on-chip
     chunk = chunk_size or default_anchor_interval(x.shape[1], longest=DEFAULT_ANCHOR_INTERVAL)
+    gpu_chunk = chunk_size or gpu.chunk or chunk
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d)
     if isinstance(interpret, pltpu.InterpretParams):
         return _run("tpu", interpret, chunk, gpu, state, xs)
     if interpret is not None:
-        return _run(interpret, True, chunk, gpu, state, xs)
+        return _run(interpret, True, chunk if interpret == "tpu" else gpu_chunk, gpu, state, xs)
 
     def on(backend, interpreted=False):
-        return functools.partial(_run, backend, interpreted, chunk, gpu)
+        return functools.partial(_run, backend, interpreted, gpu_chunk if backend in GPU_KERNELS else chunk, gpu)
 
     return jax.lax.platform_dependent(state, xs, cuda=on(gpu.kernel), rocm=on("triton"), tpu=on("tpu"),
                                       default=on("tpu", True))

@@ -25,7 +25,7 @@ def _never():
 def test_the_fastest_median_is_kept_and_reused(cache):
     times = {GPULayout(8, 4): [1.0, 5.0, 5.0], GPULayout(16, 2): [3.0, 3.0, 3.0], GPULayout(1, 1): [4.0, 4.0, 9.0]}
     assert autotune.tuned_gpu_layout("k", lambda: times) == GPULayout(16, 2)  # medians 5, 3, 4 (not the minimum 1)
-    assert json.loads(cache.read_text()) == {"k": {"lanes": 16, "num_warps": 2, "kernel": "triton"}}
+    assert json.loads(cache.read_text()) == {"k": {"lanes": 16, "num_warps": 2, "kernel": "triton", "chunk": None}}
     assert autotune.tuned_gpu_layout("k", _never) == GPULayout(16, 2)
     assert autotune.tuned_gpu_layout("other", lambda: {GPULayout(2, 1): [1.0]}) == GPULayout(2, 1)
     assert set(json.loads(cache.read_text())) == {"k", "other"}  # earlier entries kept
@@ -40,7 +40,7 @@ def test_an_unreadable_cache_is_measured_again_and_rewritten(cache):
     cache.parent.mkdir(parents=True)
     cache.write_text("{not json")
     assert autotune.tuned_gpu_layout("k", lambda: {GPULayout(4, 8): [2.0]}) == GPULayout(4, 8)
-    assert json.loads(cache.read_text()) == {"k": {"lanes": 4, "num_warps": 8, "kernel": "triton"}}
+    assert json.loads(cache.read_text()) == {"k": {"lanes": 4, "num_warps": 8, "kernel": "triton", "chunk": None}}
 
 
 def test_the_mosaic_gpu_kernel_is_a_candidate_and_cached_as_such(cache):
@@ -62,8 +62,8 @@ def test_a_layout_whose_results_disagree_with_reversible_is_left_out(monkeypatch
 
     monkeypatch.setattr(autotune, "pallas_impl", kernels)
     state, x = init_state(jax.random.key(0), 2, 4), jax.random.normal(jax.random.key(1), (2, 5, 2, 4))
-    with pytest.warns(UserWarning, match="GPULayout\\(lanes=1, num_warps=1, kernel='triton'\\) left out: its "
-                                         "gradients differ from reversible.s by [1-9].[0-9]e-02"):
+    with pytest.warns(UserWarning, match="GPULayout\\(lanes=1, num_warps=1, kernel='triton', chunk=None\\) left out: "
+                                         "its gradients differ from reversible.s by [1-9].[0-9]e-02"):
         times = autotune.time_layouts([GPULayout(8, 4), wrong], state, x, repeats=2)
     assert list(times) == [GPULayout(8, 4)] and len(times[GPULayout(8, 4)]) == 2
 
@@ -121,3 +121,24 @@ def test_srwm_scan_asks_for_the_tuned_layout_only_for_the_kernels_with_none_give
     srwm_scan(state, x, impl="pallas", gpu_layout=GPULayout(2, 1))
     srwm_scan(state, x, impl="scan")
     assert asked == [(2, 3, 2, 4)]
+
+
+def test_the_sweep_times_every_candidate_then_the_fastest_at_each_chunk_length(monkeypatch):
+    asked = []
+
+    def fake_times(layouts, state, x, repeats):
+        asked.append(list(layouts))
+        return {layout: [1.0 + layout.lanes / 64 + (layout.chunk or 48) / 100] for layout in layouts}
+
+    monkeypatch.setattr(autotune, "time_layouts", fake_times)
+    rounds = autotune.sweep(None, None, repeats=1)
+    assert asked[0] == list(autotune.CANDIDATES)
+    best = GPULayout(lanes=1, num_warps=1)  # the first of the fewest lanes: 1 + 1/64 + 0.48
+    assert asked[1] == [best, GPULayout(1, 1, chunk=16), GPULayout(1, 1, chunk=32), GPULayout(1, 1, chunk=64)]
+    assert rounds == [fake_times(asked[0], None, None, 1), fake_times(asked[1], None, None, 1)]
+    assert autotune.fastest(rounds[-1]) == GPULayout(1, 1, chunk=16)
+
+
+def test_a_sweep_where_nothing_compiles_is_empty(monkeypatch):
+    monkeypatch.setattr(autotune, "time_layouts", lambda *a, **k: {})
+    assert autotune.sweep(None, None, repeats=1) == []

@@ -18,8 +18,12 @@ def test_the_smoke_run_writes_every_step(tmp_path):
     report = json.loads((tmp_path / "gpu_check_cpu_smoke.json").read_text())
     [checked] = [r for r in report["checks"] if r["impl"] == "reversible"]
     assert checked["passed"] and checked["max_rel_error"] <= checked["tolerance"]
-    assert len(report["layouts"]) == 2 and report["best_layout"] in [
-        {"kernel": r["kernel"], "lanes": r["lanes"], "num_warps": r["num_warps"]} for r in report["layouts"]]
+    first, second = ([r for r in report["layouts"] if r["round"] == n] for n in (1, 2))
+    assert len(first) == 2 and len(second) == 2  # two layouts; then the fastest at its default chunk and at 4
+    best = {key: second[0][key] for key in ("kernel", "lanes", "num_warps")}
+    assert best in [{key: r[key] for key in best} for r in first] and second[0]["chunk"] is None
+    assert {key: second[1][key] for key in best} == best and second[1]["chunk"] == 4
+    assert report["best_layout"] in [{key: r[key] for key in (*best, "chunk")} for r in second]
     rows = report["throughput"]
     assert {(r["impl"], r["mode"]) for r in rows} == {("scan", "fwd+bwd"), ("reversible", "fwd+bwd")}
     for r in rows:

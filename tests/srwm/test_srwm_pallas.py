@@ -190,6 +190,12 @@ def test_bad_gpu_layouts_are_refused(lanes, num_warps):
         srwm_scan(init_state(jax.random.key(0), 2, 4), jnp.ones((1, 3, 2, 4)), impl="pallas", gpu_layout=8)
 
 
+@pytest.mark.parametrize("chunk", [0, -2, 2.0, "16"])
+def test_bad_gpu_chunks_are_refused(chunk):
+    with pytest.raises(ValueError, match=f"GPULayout.chunk must be None or a positive int, got {chunk!r}"):
+        GPULayout(chunk=chunk)
+
+
 def test_the_mosaic_gpu_kernel_has_one_shape():
     assert (GPULayout(kernel="mosaic_gpu").lanes, GPULayout(kernel="mosaic_gpu").num_warps) == (1, 4)
     with pytest.raises(ValueError, match="GPULayout.lanes of the mosaic_gpu kernel .* must be 1, got 8"):
