@@ -35,10 +35,10 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from acljax.recording import add_output_arguments, environment, output_dir
 from acljax.srwm import init_state, srwm_scan
+from acljax.srwm.autotune import relative_error
 from acljax.srwm.pallas import GPULayout
 
 IMPLS = ("scan", "scan_remat", "reversible", "pallas")
@@ -138,20 +138,13 @@ def checked_values(impl: str, backward: bool, state, x):
     return jax.jit(lambda s, x: run(s, x, **options))(state, x)
 
 
-def max_relative_error(got, truth) -> float:
-    """max |got - truth| / max |truth| over the leaves of two pytrees, in float64 (NumPy)."""
-    pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
-             for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(truth))]
-    return max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in pairs)
-
-
 def errors_against_float64_scan(impls, state, x, values) -> dict[str, float]:
     """Each implementation's float32 ``values(impl, state, x)`` (a pytree) against ``scan``'s in float64 on the same
-    inputs (:func:`max_relative_error`)."""
+    inputs (``acljax.srwm.autotune.relative_error``)."""
     got = {impl: jax.device_get(values(impl, state, x)) for impl in impls}
     with jax.enable_x64(True):
         truth = values("scan", *jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (state, x)))
-        return {impl: max_relative_error(got[impl], truth) for impl in impls}
+        return {impl: relative_error(got[impl], truth) for impl in impls}
 
 
 def _peak_bytes(memory) -> int | None:

@@ -7,6 +7,7 @@ catch: the Triton and Mosaic GPU kernels are compiled to machine code, and the M
 are assigned, by the device's compiler at load time."""
 
 import dataclasses
+import functools
 import re
 
 import jax
@@ -20,8 +21,9 @@ from acljax.acl.step import empty_tally
 from acljax.acl.trainer import MetaTrainer
 from acljax.cl.methods import METHODS, Masks
 from acljax.cl.trainer import SequentialConfig, SequentialLearner
-from acljax.srwm import init_state, srwm_scan
-from acljax.srwm.pallas import GPULayout
+from acljax.srwm import broadcast_state, init_state, pallas, srwm_scan
+from acljax.srwm.head_tiles import TileShape
+from acljax.srwm.pallas import MOSAIC_GPU_SHARED_BYTES, GPULayout
 
 PLATFORMS = ("cuda", "tpu")
 # The Pallas GPU kernel is a Triton custom call, which jax.export refuses by default because its target has
@@ -80,9 +82,10 @@ def test_the_gpu_layout_reaches_the_triton_kernels():
 
 
 
-@pytest.mark.parametrize("steps, chunk, d, d_pad", [(150, 50, 16, 16), (2000, 50, 16, 16), (7, 7, 17, 32)])
-def test_the_mosaic_gpu_kernels_lower_for_cuda(steps, chunk, d, d_pad):
-    """The Mosaic GPU kernels (one head per program, the state transposed, (E_pad, d_pad) = (64, d_pad)) lower for
+@pytest.mark.parametrize("steps, chunk, d, e_pad, d_pad", [(150, 50, 16, 64, 16), (2000, 50, 16, 64, 16),
+                                                         (7, 7, 17, 128, 32)])  # d = 17: q, k, b at 24, 56, 88
+def test_the_mosaic_gpu_kernels_lower_for_cuda(steps, chunk, d, e_pad, d_pad):
+    """The Mosaic GPU kernels (one head per program, the state transposed, (E_pad, d_pad)) lower for
     CUDA, register layouts, copies and shared memory planned: forward one kernel; backward forward, recompute and
     backward, over (T, N, d_pad) inputs (N = B * H lanes, no padding; d_pad such that a chunk's rows copy whole)."""
     heads, batch = (16, 32) if d == 16 else (2, 2)
@@ -97,8 +100,25 @@ def test_the_mosaic_gpu_kernels_lower_for_cuda(steps, chunk, d, d_pad):
     calls = [line for line in backward.splitlines() if "@mosaic_gpu_v2(" in line]
     lanes = batch * heads
     assert all(f"tensor<{steps}x{lanes}x{d_pad}xf32>" in call for call in calls), calls
-    assert any(f"tensor<{steps // chunk}x{lanes}x64x{d_pad}xf32>" in call for call in calls), calls  # anchors
+    assert any(f"tensor<{steps // chunk}x{lanes}x{e_pad}x{d_pad}xf32>" in call for call in calls), calls  # anchors
 
+
+@pytest.mark.parametrize("d, chunk", [(16, 64), (32, 64), (48, 64), (48, 32), (64, 8), (64, 4)])
+def test_the_mosaic_gpu_shared_memory_estimate_agrees_with_mosaic_gpu(d, chunk):
+    """TileShape.shared_bytes within MOSAIC_GPU_SHARED_BYTES exactly where Mosaic GPU plans the kernels into
+    shared memory (it refuses the others while lowering)."""
+    w0 = broadcast_state(init_state(jax.random.key(0), 2, d), 2)
+    xs = jax.ShapeDtypeStruct((128, 2, 2, d), jnp.float32)  # time-major, as the kernels' wiring takes it
+    run = functools.partial(pallas._run, "mosaic_gpu", False, chunk, GPULayout(kernel="mosaic_gpu"))  # unchecked
+    grad = jax.grad(lambda w, x: run(w, x)[0].sum(), argnums=(0, 1))
+    fits = TileShape(d, d, 1, chunk).shared_bytes() <= MOSAIC_GPU_SHARED_BYTES
+    try:
+        _lowers(grad, w0, xs, platforms=["cuda"])
+        lowered = True
+    except ValueError as error:
+        assert "exceeds available shared memory" in str(error)
+        lowered = False
+    assert lowered == fits
 
 def test_a_gpu_layouts_chunk_sets_the_gpu_kernels_time_blocks_and_an_explicit_chunk_size_wins():
     w0 = init_state(jax.random.key(0), 2, 16)
@@ -108,7 +128,7 @@ def test_a_gpu_layouts_chunk_sets_the_gpu_kernels_time_blocks_and_an_explicit_ch
         grad = jax.grad(lambda w, x: srwm_scan(w, x, impl="pallas", **options)[0].sum(), argnums=(0, 1))
         module = _lowers(grad, w0, x, platforms=["cuda"])
         calls = [line for line in module.splitlines() if "@mosaic_gpu_v2(" in line]
-        return sorted({int(shape) for call in calls for shape in re.findall(r"tensor<(\d+)x4x64x\d+xf32>", call)})
+        return sorted({int(shape) for call in calls for shape in re.findall(r"tensor<(\d+)x4x\d+x\d+xf32>", call)})
 
     assert anchors(gpu_layout=GPULayout(kernel="mosaic_gpu")) == [3]  # the anchor rule: 3 chunks of 50
     assert anchors(gpu_layout=GPULayout(kernel="mosaic_gpu", chunk=25)) == [6]  # (d_pad 32: 25 rows copy whole)

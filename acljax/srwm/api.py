@@ -165,7 +165,7 @@ def srwm_scan(state: SRWMState, x: jax.Array, *, impl: Impl = "auto", input_soft
     if gpu_layout is not None and not isinstance(gpu_layout, GPULayout):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if impl == "pallas" and gpu_layout is None:
-        gpu_layout = gpu_layout_for(state, x)  # on a GPU the tuned one (measured once per shape), else the default
+        gpu_layout = gpu_layout_for(state, x)  # on a GPU the tuned one (measured once per shape), else None
     if check_finite:
         check_all_finite(x, "x")
         for name, w in state._asdict().items():

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from acljax.srwm.memory import reversible_impl
-from acljax.srwm.pallas import GPULayout, default_gpu_layout, pallas_impl
+from acljax.srwm.pallas import GPULayout, pallas_impl
 from acljax.srwm.state import broadcast_state
 
-#: The layouts timed: Triton's 1 to 32 heads per program times 1 to 8 warps, and the Mosaic GPU kernel.
+#: The layouts timed, Triton's 1 to 32 heads per program times 1 to 8 warps and the Mosaic GPU kernel.
 CANDIDATES = (*(GPULayout(lanes, warps) for lanes in (1, 2, 4, 8, 16, 32) for warps in (1, 2, 4, 8)),
               GPULayout(kernel="mosaic_gpu"))
 #: Chunk lengths (``GPULayout.chunk``) timed for the fastest candidate, beside its default (the anchor rule).
@@ -110,14 +111,16 @@ def fastest(times: dict[GPULayout, list[float]]) -> GPULayout:
 
 
 def relative_error(got, expected) -> float:
-    """max |got - expected| / max |expected| over the leaves of two pytrees."""
-    return max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
-               for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)))
+    """The largest absolute difference over the leaves of two pytrees, each leaf's relative to its largest entry in
+    ``expected`` (in float64, NumPy)."""
+    pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
+             for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected))]
+    return max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in pairs)
 
 
-def tuned_gpu_layout(key: str, measure: Callable[[], dict[GPULayout, list[float]]]) -> GPULayout:
-    """The cached layout of ``key``; else the fastest (median) of ``measure()``, cached;
-    :func:`acljax.srwm.pallas.default_gpu_layout` if ``measure`` timed none. The cache file is rewritten whole (a
+def tuned_gpu_layout(key: str, measure: Callable[[], dict[GPULayout, list[float]]]) -> GPULayout | None:
+    """The cached layout of ``key``; else the fastest (median) of ``measure()``, cached; None (the default layout)
+    if ``measure`` timed none. The cache file is rewritten whole (a
     new file renamed over it); an unreadable one is treated as empty."""
     path = cache_path()
     cache = _read(path)
@@ -125,7 +128,7 @@ def tuned_gpu_layout(key: str, measure: Callable[[], dict[GPULayout, list[float]
         return GPULayout(**cache[key])
     times = measure()
     if not times:
-        return default_gpu_layout()
+        return None
     best = fastest(times)
     cache = {**_read(path), key: dataclasses.asdict(best)}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,12 +146,12 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def gpu_layout_for(state, x) -> GPULayout:
+def gpu_layout_for(state, x) -> GPULayout | None:
     """What ``impl="pallas"`` runs with no ``gpu_layout`` given: on a GPU, with autotuning enabled, the tuned layout
-    of this call's shapes (measured now if not cached, outside any trace); else
-    :func:`acljax.srwm.pallas.default_gpu_layout`."""
+    of this call's shapes (measured now if not cached, outside any trace); else None, the default
+    (:func:`acljax.srwm.pallas.default_gpu_layout`, fitted to the call by :func:`~acljax.srwm.pallas.pallas_impl`)."""
     if jax.default_backend() != "gpu" or not enabled():
-        return default_gpu_layout()
+        return None
     device = jax.devices()[0]
     key = shape_key(device.device_kind, tuple(tuple(w.shape) for w in state), x.shape, x.dtype)
 

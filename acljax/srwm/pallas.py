@@ -30,25 +30,27 @@ step's hand-derived gradient. Between forward and backward a layer holds O(T / C
 exist only during its backward.
 
 Off a GPU or TPU every backend's kernels run in Pallas interpret mode (``interpret=``, for tests): the Mosaic GPU
-kernels then load without their register layouts (everything else, copies of blocks included, is the same code);
-whether Mosaic GPU accepts those layouts, copies and shared-memory sizes is proven by lowering for CUDA
-(``tests/test_export.py``), not by running.
+kernels then load without their register layouts (everything else, copies of blocks included, is the same code).
+Lowering for CUDA (``tests/test_export.py``) proves that Mosaic GPU accepts their layouts, copies and shared-memory
+plan; it cannot prove what only a run shows (e.g. the alignment of shared-memory accesses: the blocks start at
+multiples of 8 floats by construction, :class:`acljax.srwm.head_tiles.TileShape`, and a test checks that).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
-from acljax.srwm.head_tiles import HeadTiles, padded_sizes
+from acljax.srwm.head_tiles import HeadTiles, TileShape
 from acljax.srwm.memory import DEFAULT_ANCHOR_INTERVAL, default_anchor_interval
 from acljax.srwm.state import SRWMState
-from acljax.srwm.step import Precision, add_outer, fuse, prepare_inputs, step_backward, step_forward, unfuse
+from acljax.srwm.step import Precision, add_outer, prepare_inputs, step_backward, step_forward
 
 LAYOUTS = ("triton", "mosaic_gpu", "tpu")  # the kernels' backends, each with its own arrays and grid
 GPU_KERNELS = ("triton", "mosaic_gpu")
@@ -60,8 +62,10 @@ class GPULayout:
     """The GPU kernel and its programs' shape (``srwm_scan(..., gpu_layout=...)``). ``kernel="triton"``: Pallas'
     Triton backend (any CUDA GPU since Ampere, and ROCm; deprecated from JAX 0.11), ``lanes`` heads per program (a
     power of two up to 128, default 8) and ``num_warps`` (default 4). ``kernel="mosaic_gpu"``: Mosaic GPU (Hopper and
-    newer), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4. ``chunk``:
-    the GPU kernels' steps per time block and between anchors (default: the anchor rule; ``chunk_size`` wins). With no
+    newer), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4; it
+    needs a float32 state and its blocks in shared memory (:func:`pallas_impl` falls back to Triton for the default
+    layout, refuses one given). ``chunk``: steps between anchors (and, for Mosaic GPU, per time block copied in;
+    default: the anchor rule; ``chunk_size`` wins). With no
     ``gpu_layout`` given, a GPU runs the layout :mod:`acljax.srwm.autotune` measured fastest for the call's shapes
     (:func:`default_gpu_layout` untuned); ``benchmarks/gpu_check.py`` sweeps them all."""
 
@@ -88,23 +92,61 @@ class GPULayout:
                 raise ValueError(f"GPULayout.{name} must be a power of two from 1 to {top}, got {value!r}")
 
 
-#: Compute capability from which a GPU runs the Mosaic GPU kernel by default (Hopper)
-MOSAIC_GPU_FROM = (9, 0)
+#: Compute capability majors the Mosaic GPU kernel is built for: Hopper (9.x) and data-centre Blackwell (10.x)
+MOSAIC_GPU_MAJORS = (9, 10)
+#: Shared memory one Mosaic GPU program may use on those (227 KiB), less 1 KiB for Mosaic's barriers and alignment
+#: (the kernels' own use is ``TileShape.shared_bytes``, within a few hundred bytes of what Mosaic GPU plans)
+MOSAIC_GPU_SHARED_BYTES = 227 * 1024 - 1024
+
+
+def compute_capability(device) -> tuple[int, int] | None:
+    """A CUDA device's compute capability (major, minor); None for another device (ROCm reports a gfx name)."""
+    found = re.fullmatch(r"(\d+)\.(\d+)", str(getattr(device, "compute_capability", "")))
+    return (int(found[1]), int(found[2])) if found else None
 
 
 def default_gpu_layout(device=None) -> GPULayout:
-    """The untuned GPU layout: the Mosaic GPU kernel on a GPU of compute capability 9.0 or more (Hopper and newer),
-    else Triton's ``GPULayout()``, also where no GPU is visible (lowering for CUDA on a CPU). ``device``: default
+    """The untuned GPU layout: the Mosaic GPU kernel on a CUDA GPU of compute capability 9.x or 10.x (Hopper,
+    Blackwell), else Triton's ``GPULayout()``, also where no GPU is visible (lowering for CUDA on a CPU). A shape
+    or dtype the Mosaic GPU kernel cannot take falls back to Triton in :func:`pallas_impl`. ``device``: default
     the first GPU."""
     if device is None:
         try:
             device = jax.devices("gpu")[0]
         except RuntimeError:
             return GPULayout()
-    capability = getattr(device, "compute_capability", None)
-    if capability and tuple(int(part) for part in str(capability).split(".")[:2]) >= MOSAIC_GPU_FROM:
-        return GPULayout(kernel="mosaic_gpu")
-    return GPULayout()
+    capability = compute_capability(device)
+    return GPULayout(kernel="mosaic_gpu") if capability and capability[0] in MOSAIC_GPU_MAJORS else GPULayout()
+
+
+def _runnable_gpu_layout(gpu: GPULayout, given: bool, state: SRWMState, steps: int, chunk_size: int | None):
+    """(the GPU layout, its chunk) that runs: ``gpu``, except that the Mosaic GPU kernel needs a float32 state, its
+    blocks in shared memory (without a chunk given, the anchor rule with shorter chunks until they fit) and, where a
+    GPU is in use, a Hopper or Blackwell one. Where it cannot run, Triton's default layout if ``gpu`` is the default
+    (``given`` False), else a ValueError naming what it needs (the GPU only checked on one)."""
+    rule = chunk_size or default_anchor_interval(steps, longest=DEFAULT_ANCHOR_INTERVAL)
+    if gpu.kernel != "mosaic_gpu":
+        return gpu, chunk_size or gpu.chunk or rule
+    on_gpu = jax.default_backend() == "gpu"
+    capability = compute_capability(jax.devices()[0]) if on_gpu else None
+    dtype = jnp.dtype(state.w_y.dtype)
+    chunks = [chunk_size or gpu.chunk] if chunk_size or gpu.chunk else [
+        default_anchor_interval(steps, longest=longest) for longest in (64, 32, 16, 8)]
+    shapes = [TileShape(state.d_out, state.head_dim, state.n_beta, chunk) for chunk in chunks]
+    fitting = [shape.chunk for shape in shapes if shape.shared_bytes() <= MOSAIC_GPU_SHARED_BYTES]
+    if on_gpu and not (capability and capability[0] in MOSAIC_GPU_MAJORS):
+        problem = f"needs a CUDA GPU of compute capability 9.x or 10.x, this one is {jax.devices()[0].device_kind}"
+    elif dtype != jnp.float32:
+        problem = f"computes in float32, the state is {dtype.name}"
+    elif not fitting:
+        problem = (f"needs {shapes[-1].shared_bytes():,} bytes of shared memory at d={state.head_dim}, "
+                   f"d_out={state.d_out}, chunk {chunks[-1]}; at most {MOSAIC_GPU_SHARED_BYTES:,}")
+    else:
+        return gpu, fitting[0]
+    if given:
+        raise ValueError(f"gpu_layout.kernel='mosaic_gpu' {problem}: use GPULayout(kernel='triton') or "
+                         "impl='reversible'")
+    return GPULayout(), rule
 
 
 # ---- the kernel body: vectors are "rows" (d, 1, G) or "columns" (1, e, G) ----------------------------
@@ -361,12 +403,10 @@ class _LaneGeometry:
 @dataclasses.dataclass(frozen=True)
 class _TileGeometry:
     """Mosaic GPU kernels (:mod:`acljax.srwm.head_tiles`): one head per program, lanes leading, ``(..., N, ...)``;
-    the fused state transposed ``(N, E_pad, d_pad)``, rows ``(d_pad,)``, columns ``(E_pad,)``."""
+    the fused state transposed ``(N, E_pad, d_pad)`` with its blocks where ``shape`` (a
+    :class:`~acljax.srwm.head_tiles.TileShape`) says, rows ``(d_pad,)``, columns ``(E_pad,)``."""
 
-    d_out: int
-    d: int
-    n_beta: int
-    chunk: int  # steps per copied block: d_pad makes a chunk of rows a whole number of 128-byte units
+    shape: TileShape
     mosaic: bool  # Mosaic GPU loads (lowering for a GPU) or plain ones (interpret mode)
     backend = "mosaic_gpu"
     blocks = 1
@@ -375,21 +415,17 @@ class _TileGeometry:
     lanes_per_program = None  # the lane axis is squeezed: one head per program
     y_block, b_block = 0, 0
 
-    @property
-    def sizes(self) -> tuple[int, int]:
-        return padded_sizes(self.d_out, self.d, self.n_beta, self.chunk)
-
     def row_shape(self):
-        return self.sizes[1:]
+        return self.shape.sizes[1:]
 
     def col_shape(self, block: int):
-        return self.sizes[:1]
+        return self.shape.sizes[:1]
 
     def matrix_shape(self, block: int):
-        return self.sizes
+        return self.shape.sizes
 
     def step_layout(self, scratch):
-        return HeadTiles(self.d_out, self.d, self.n_beta, self.sizes, scratch[0], self.mosaic)
+        return HeadTiles(self.shape, scratch[0], self.mosaic)
 
     def pack(self, blocks):
         return blocks[0]
@@ -398,24 +434,24 @@ class _TileGeometry:
         return (value,)
 
     def scratch_shapes(self, dtype):
-        e_pad, d_pad = self.sizes
-        return [_mosaic_gpu().SMEM((e_pad + d_pad,), dtype)]
-
-    def padded_lanes(self, lanes: int) -> int:
-        return lanes
+        return [_mosaic_gpu().SMEM(self.shape.sizes[:1], dtype)]
 
     def to_kernel(self, state: SRWMState, xs: jax.Array):
         """state (B, H, ...), xs (T, B, H, d) -> (W_0^T (N, E_pad, d_pad),), inputs (T, N, d_pad)."""
         steps, batch, heads, d = xs.shape
-        e_pad, d_pad = self.sizes
-        w = jnp.swapaxes(fuse(state), -1, -2).reshape(batch * heads, -1, d)
-        w = jnp.pad(w, [(0, 0), (0, e_pad - w.shape[1]), (0, d_pad - d)])
+        e_pad, d_pad = self.shape.sizes
+        ends = (*self.shape.starts, e_pad)  # each block padded to the next one's start
+        blocks = [jnp.swapaxes(w, -1, -2).reshape(batch * heads, -1, d) for w in state]
+        w = jnp.concatenate([jnp.pad(block, [(0, 0), (0, end - start - block.shape[1]), (0, d_pad - d)])
+                             for block, start, end in zip(blocks, (0, *self.shape.starts), ends)], axis=1)
         return (w,), jnp.pad(xs.reshape(steps, batch * heads, d), [(0, 0), (0, 0), (0, d_pad - d)])
 
     def from_kernel(self, ws, y, batch: int, heads: int, steps: int):
-        w = ws[0][:, :self.d_out + 2 * self.d + self.n_beta, :self.d].reshape(batch, heads, -1, self.d)
-        y = y[:steps, :, :self.d_out].reshape(steps, batch, heads, self.d_out)
-        return jnp.swapaxes(y, 0, 1), unfuse(jnp.swapaxes(w, -1, -2), self.d_out)
+        w = jnp.swapaxes(ws[0][:, :, :self.shape.d], -1, -2).reshape(batch, heads, self.shape.d, -1)
+        sizes = (self.shape.d_out, self.shape.d, self.shape.d, self.shape.n_beta)
+        final = SRWMState(*(w[..., start:start + size] for start, size in zip((0, *self.shape.starts), sizes)))
+        y = y[:steps, :, :self.shape.d_out].reshape(steps, batch, heads, self.shape.d_out)
+        return jnp.swapaxes(y, 0, 1), final
 
     def compiler_params(self, sequential: bool, num_warps: int):
         # max_concurrent_steps stays 1: Mosaic GPU gives every block one buffer per concurrent step, and the state
@@ -564,7 +600,7 @@ def _from_lanes(w: jax.Array, batch: int, heads: int, rows: int, cols: int) -> j
 
 def _geometry(backend: str, state: SRWMState, chunk: int, gpu: GPULayout, interpret: bool):
     if backend == "mosaic_gpu":
-        return _TileGeometry(state.d_out, state.head_dim, state.n_beta, chunk, mosaic=not interpret)
+        return _TileGeometry(TileShape(state.d_out, state.head_dim, state.n_beta, chunk), mosaic=not interpret)
     lanes = gpu.lanes if backend == "triton" else TPU_LANE_BLOCK
     return _LaneGeometry(backend, state.d_out, state.head_dim, state.n_beta, lanes)
 
@@ -608,14 +644,15 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
     :mod:`acljax.srwm.autotune`).
     """
     del precision
-    gpu = default_gpu_layout() if gpu_layout is None else gpu_layout
-    if not isinstance(gpu, GPULayout):
+    if not (gpu_layout is None or isinstance(gpu_layout, GPULayout)):
         raise ValueError(f"gpu_layout must be None or an acljax.srwm.pallas.GPULayout, got {gpu_layout!r}")
     if not (interpret is None or interpret in LAYOUTS or isinstance(interpret, pltpu.InterpretParams)):
         raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
     # reversible's rule, chunks of at most 64 steps: a time block is one chunk, held on-chip
     chunk = chunk_size or default_anchor_interval(x.shape[1], longest=DEFAULT_ANCHOR_INTERVAL)
-    gpu_chunk = chunk_size or gpu.chunk or chunk
+    gpu, gpu_chunk = (gpu_layout or default_gpu_layout(), chunk_size or (gpu_layout and gpu_layout.chunk) or chunk)
+    if interpret is None:  # what a GPU can run (interpret mode runs any kernel at any size)
+        gpu, gpu_chunk = _runnable_gpu_layout(gpu, gpu_layout is not None, state, x.shape[1], chunk_size)
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d)
     if isinstance(interpret, pltpu.InterpretParams):
         return _run("tpu", interpret, chunk, gpu, state, xs)

@@ -13,8 +13,9 @@ import pytest
 from jax.experimental.pallas import tpu as pltpu
 from jax.test_util import check_grads
 
-from acljax.srwm import broadcast_state, init_state, srwm_scan
+from acljax.srwm import broadcast_state, init_state, pallas, srwm_scan
 from acljax.srwm.api import resolve_impl
+from acljax.srwm.head_tiles import TileShape
 from acljax.srwm.pallas import LAYOUTS, GPULayout, _LaneGeometry, default_gpu_layout, pallas_impl
 from acljax.srwm.reference import reference_impl
 
@@ -205,15 +206,68 @@ def test_the_mosaic_gpu_kernel_has_one_shape():
 
 
 class _Device:
-    def __init__(self, capability):
-        self.compute_capability = capability
+    def __init__(self, capability, device_kind="a GPU"):
+        self.compute_capability, self.device_kind = capability, device_kind
 
 
-@pytest.mark.parametrize("capability, kernel", [("9.0", "mosaic_gpu"), ("10.0", "mosaic_gpu"), ("12.1", "mosaic_gpu"),
-                                                ("8.9", "triton"), ("8.0", "triton"), (None, "triton")])
-def test_hopper_and_newer_run_mosaic_gpu_by_default(capability, kernel):
+@pytest.mark.parametrize("capability, kernel", [("9.0", "mosaic_gpu"), ("10.0", "mosaic_gpu"), ("10.3", "mosaic_gpu"),
+                                                ("12.1", "triton"), ("8.9", "triton"), ("8.0", "triton"),
+                                                ("gfx90a", "triton"), (None, "triton")])
+def test_hopper_and_data_centre_blackwell_run_mosaic_gpu_by_default(capability, kernel):
     assert default_gpu_layout(_Device(capability)).kernel == kernel
-    assert default_gpu_layout().kernel == "triton"  # no GPU here: lowering for CUDA gets Triton's layout
+
+
+def test_with_no_gpu_the_default_is_triton(monkeypatch):
+    def no_gpu(backend=None):
+        raise RuntimeError(f"Unknown backend {backend}")
+
+    monkeypatch.setattr(pallas.jax, "devices", no_gpu)
+    assert default_gpu_layout() == GPULayout()
+
+
+@pytest.mark.parametrize("d_out, d, n_beta, chunk", [(5, 17, 1, 13), (16, 16, 4, 50), (3, 6, 4, 7), (1, 1, 1, 1)])
+def test_the_mosaic_gpu_blocks_start_aligned_and_rows_copy_whole(d_out, d, n_beta, chunk):
+    """Rows and columns move between registers and shared memory 8 floats at a time and chunks between global and
+    shared memory 128 bytes at a time: every block starts at a multiple of 8 and a chunk of rows is a whole number of
+    32-float units; the blocks do not overlap and fit E_pad, a multiple of 64."""
+    shape = TileShape(d_out, d, n_beta, chunk)
+    q, k, b = shape.starts
+    assert all(start % 8 == 0 for start in shape.starts) and shape.d_pad % 8 == 0 and chunk * shape.d_pad % 32 == 0
+    assert d_out <= q and q + d <= k and k + d <= b and b + n_beta <= shape.e_pad and shape.e_pad % 64 == 0
+    assert shape.d_pad >= d and k - q == b - k == shape.d_pad
+
+
+def _on_a_gpu(monkeypatch, capability):
+    monkeypatch.setattr(pallas.jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(pallas.jax, "devices", lambda *a: [_Device(capability, "NVIDIA A100")])
+
+
+def test_the_mosaic_gpu_kernel_falls_back_to_triton_by_default_and_refuses_when_asked_for(monkeypatch):
+    """What cannot run on Mosaic GPU: a float64 state, blocks beyond shared memory at every chunk length, a GPU
+    before Hopper (checked where a GPU is in use). By default Triton runs instead; asked for by name, one error says
+    why."""
+    runnable = pallas._runnable_gpu_layout
+    mosaic = GPULayout(kernel="mosaic_gpu")
+    small, wide = init_state(jax.random.key(0), 2, 16), init_state(jax.random.key(0), 2, 64)
+    assert runnable(mosaic, False, small, 150, None) == (mosaic, 50)
+    # d = 48 (E_pad 192, d_pad 48): 4 x (64 x (4 x 48 + 3 x 192) + 3 x 192 x 48 + 192) + 2048 = 310,016 bytes at
+    # chunk 64, 211,712 at 32
+    assert runnable(mosaic, False, init_state(jax.random.key(0), 2, 48), 128, None) == (mosaic, 32)
+    assert runnable(mosaic, False, wide, 150, None) == (GPULayout(), 50)
+    with jax.enable_x64(True):
+        double = jax.tree.map(lambda w: w.astype(jnp.float64), small)
+        assert runnable(mosaic, False, double, 150, None) == (GPULayout(), 50)
+        with pytest.raises(ValueError, match="gpu_layout.kernel='mosaic_gpu' computes in float32, the state is "
+                                             "float64: use GPULayout\\(kernel='triton'\\) or impl='reversible'"):
+            runnable(mosaic, True, double, 150, None)
+    # d = 64 at chunk 10: E_pad 256, d_pad 64 (10 rows of 16 floats would not copy whole), 4 x (10 x (256 + 768)
+    # + 3 x 256 x 64 + 256) + 2048 bytes
+    with pytest.raises(ValueError, match="needs 240,640 bytes of shared memory at d=64, d_out=64, chunk 10; at most"):
+        runnable(mosaic, True, wide, 150, 10)
+    _on_a_gpu(monkeypatch, "8.0")
+    with pytest.raises(ValueError, match="needs a CUDA GPU of compute capability 9.x or 10.x, this one is NVIDIA A100"):
+        runnable(mosaic, True, small, 150, None)
+    assert runnable(mosaic, False, small, 150, None) == (GPULayout(), 50)
 
 
 def test_bad_interpret_option():
