@@ -14,7 +14,9 @@ its own arrays and grid (a *geometry*) and runs the same three kernel bodies (be
 - **Mosaic GPU** (Hopper and newer): one head per program (one warpgroup), lanes leading: the fused state
   transposed ``(N, E_pad, d_pad)`` in the WGMMA register tiling, inputs ``(T, N, d_pad)``, outputs y as whole
   columns ``(T, N, E_pad)`` (:mod:`acljax.srwm.head_tiles`: both products are plain reductions, no transposes).
-  Grid (N, T / C), time "sequential" like the TPU's, C steps of inputs copied in per grid step.
+  A ``plgpu.kernel`` (``pallas_call`` is deprecated for Mosaic GPU) with one program per head; inside it,
+  ``plgpu.emit_pipeline`` walks time in blocks of C steps like the TPU grid, copying each block's inputs in and
+  outputs out (the same blocks ``pallas_call`` takes in interpret mode).
 
 Which runs where: :func:`pallas_impl` picks by the platform being compiled for (TPU: Mosaic TPU; CUDA: the
 ``gpu_layout``'s kernel, by default :func:`default_gpu_layout`, Mosaic GPU from compute capability 9.0; ROCm:
@@ -92,7 +94,7 @@ class GPULayout:
                 raise ValueError(f"GPULayout.{name} must be a power of two from 1 to {top}, got {value!r}")
 
 
-#: Compute capability majors the Mosaic GPU kernel is built for: Hopper (9.x) and data-centre Blackwell (10.x)
+#: Compute capability majors the Mosaic GPU kernel is built for, Hopper (9.x) and data-centre Blackwell (10.x)
 MOSAIC_GPU_MAJORS = (9, 10)
 #: Shared memory one Mosaic GPU program may use on those (227 KiB), less 1 KiB for Mosaic's barriers and alignment
 #: (the kernels' own use is ``TileShape.shared_bytes``, within a few hundred bytes of what Mosaic GPU plans)
@@ -236,7 +238,7 @@ class _LaneBlocks:
         return jnp.sum(row, axis=0, keepdims=True)
 
 
-def _forward_kernel(x_ref, *refs, geometry, keep):
+def _forward_kernel(block, x_ref, *refs, geometry, keep):
     """refs: W_0 blocks, then outputs y, the final state's blocks and, if ``keep``, anchors (the state at the start
     of each chunk of the program's time block, from which the backward recomputes the chunk's vectors); then the
     geometry's scratch."""
@@ -244,7 +246,7 @@ def _forward_kernel(x_ref, *refs, geometry, keep):
     layout = geometry.step_layout(refs[len(refs) - geometry.scratch_count:])
     w0_refs, y_ref, w_refs, anchor_refs = refs[:n], refs[n], refs[n + 1:2 * n + 1], refs[2 * n + 1:3 * n + 1]
 
-    @pl.when(pl.program_id(1) == 0)
+    @pl.when(block == 0)
     def _start():
         for w0_ref, w_ref in zip(w0_refs, w_refs):
             w_ref[...] = layout.load(w0_ref, ..., "matrix")
@@ -270,7 +272,7 @@ def _forward_kernel(x_ref, *refs, geometry, keep):
         w_ref[...] = w
 
 
-def _recompute_kernel(x_ref, *refs, geometry):
+def _recompute_kernel(block, x_ref, *refs, geometry):
     """One chunk of one lane block, from its anchor: refs: the anchor's blocks; outputs q, k, b, v - vbar (one
     column per block) per step and the state at the chunk's end, where the backward starts reverting; scratch."""
     n = geometry.blocks
@@ -290,14 +292,14 @@ def _recompute_kernel(x_ref, *refs, geometry):
         end_ref[0] = w
 
 
-def _backward_kernel(x_ref, q_ref, k_ref, b_ref, *refs, geometry):
+def _backward_kernel(block, x_ref, q_ref, k_ref, b_ref, *refs, geometry):
     """refs: v - vbar per block, chunk end states, dy, d(final state); outputs dx, d(W_0); scratch."""
     n = geometry.blocks
     layout = geometry.step_layout(refs[len(refs) - geometry.scratch_count:])
     diff_refs, end_refs, dy_ref, dw_final_refs, dx_ref, dw_refs = (
         refs[:n], refs[n:2 * n], refs[2 * n], refs[2 * n + 1:3 * n + 1], refs[3 * n + 1], refs[3 * n + 2:4 * n + 2])
 
-    @pl.when(pl.program_id(1) == 0)
+    @pl.when(block == 0)
     def _start():
         for dw_final_ref, dw_ref in zip(dw_final_refs, dw_refs):
             dw_ref[...] = layout.load(dw_final_ref, ..., "matrix")
@@ -454,10 +456,7 @@ class _TileGeometry:
         return jnp.swapaxes(y, 0, 1), final
 
     def compiler_params(self, sequential: bool, num_warps: int):
-        # max_concurrent_steps stays 1: Mosaic GPU gives every block one buffer per concurrent step, and the state
-        # carried across time blocks in its output block must stay in one (so a chunk's input copy is not overlapped)
-        time = "sequential" if sequential else "parallel"
-        return _mosaic_gpu().CompilerParams(dimension_semantics=("parallel", time))
+        return None  # pallas_call runs these kernels only in interpret mode (on a GPU: _Specs._mosaic_gpu_kernel)
 
 
 def _mosaic_gpu():
@@ -466,8 +465,18 @@ def _mosaic_gpu():
     return mosaic_gpu
 
 
+@dataclasses.dataclass(frozen=True)
+class _Operand:
+    """One kernel operand: its block's leading (time) dims, ``(steps,)``, ``(chunks,)`` or ``()``, its shape per
+    lane, and the whole array's shape."""
+
+    lead: tuple[int, ...]
+    shape: tuple[int, ...]
+    array: tuple[int, ...]
+
+
 class _Specs:
-    """Grid and BlockSpecs of one geometry. Time-major arrays (T, ...) are split in time blocks (the whole sequence
+    """Grid and blocks of one geometry. Time-major arrays (T, ...) are split in time blocks (the whole sequence
     for Triton, one chunk per grid step for TPU and Mosaic GPU; one chunk per program on all with
     ``chunks_in_parallel``), per-chunk arrays (chunks, ...) likewise, per-lane arrays are one block per program."""
 
@@ -483,35 +492,74 @@ class _Specs:
         last = self.time_blocks - 1
         self._time = (lambda t: last - t) if reverse else (lambda t: t)
 
-    def _shape(self, lead, shape):
-        return (*lead, *shape, self.lanes) if self.geometry.lanes_last else (*lead, self.lanes, *shape)
-
-    def _spec(self, lead, shape):
-        zeros = (0,) * len(shape)
-        if self.geometry.lanes_last:
-            return pl.BlockSpec((*lead, *shape, self.block_lanes),
-                                lambda g, t: (*(self._time(t),) * len(lead), *zeros, g))
-        return pl.BlockSpec((*lead, None, *shape), lambda g, t: (*(self._time(t),) * len(lead), g, *zeros))
+    def _operand(self, lead_block, lead, shape):
+        shape = tuple(shape)
+        array = (*lead, *shape, self.lanes) if self.geometry.lanes_last else (*lead, self.lanes, *shape)
+        return _Operand(lead_block, shape, array)
 
     def per_step(self, shape):
-        """(spec, array shape) of a time-major array of per-lane ``shape``."""
-        return self._spec((self.steps_per_block,), shape), self._shape((self.steps,), shape)
+        """A time-major array of per-lane ``shape``."""
+        return self._operand((self.steps_per_block,), (self.steps,), shape)
 
     def per_chunk(self, shape):
-        return self._spec((self.chunks_per_block,), shape), self._shape((self.chunks,), shape)
+        return self._operand((self.chunks_per_block,), (self.chunks,), shape)
 
     def per_lane(self, shape):
-        return self._spec((), shape), self._shape((), shape)
+        return self._operand((), (), shape)
+
+    def _block_spec(self, operand: _Operand):
+        """The operand's BlockSpec on the grid (lane block g, time block t)."""
+        lead, zeros = operand.lead, (0,) * len(operand.shape)
+        if self.geometry.lanes_last:
+            return pl.BlockSpec((*lead, *operand.shape, self.block_lanes),
+                                lambda g, t: (*(self._time(t),) * len(lead), *zeros, g))
+        return pl.BlockSpec((*lead, None, *operand.shape), lambda g, t: (*(self._time(t),) * len(lead), g, *zeros))
 
     def call(self, kernel, name, interpret, inputs, outputs, dtype, *args):
-        """``pallas_call`` of ``kernel`` with ``inputs`` / ``outputs`` given as (spec, shape) pairs."""
+        """``kernel(time block, *input refs, *output refs, *scratch refs, geometry=...)`` on every program; inputs
+        and outputs are :class:`_Operand`. Mosaic GPU (not interpreted) runs ``plgpu.kernel`` (``pallas_call`` is
+        deprecated there), the others ``pallas_call``."""
+        kernel = functools.partial(kernel, geometry=self.geometry)
+        out_shape = [jax.ShapeDtypeStruct(operand.array, dtype) for operand in outputs]
+        scratch = self.geometry.scratch_shapes(dtype)
+        if self.geometry.backend == "mosaic_gpu" and self.geometry.mosaic:
+            return self._mosaic_gpu_kernel(kernel, name, inputs, outputs, out_shape, scratch, *args)
         return pl.pallas_call(
-            functools.partial(kernel, geometry=self.geometry), grid=self.grid,
-            in_specs=[spec for spec, _ in inputs], out_specs=[spec for spec, _ in outputs],
-            out_shape=[jax.ShapeDtypeStruct(shape, dtype) for _, shape in outputs],
-            scratch_shapes=self.geometry.scratch_shapes(dtype),
+            lambda *refs: kernel(pl.program_id(1), *refs), grid=self.grid,
+            in_specs=[self._block_spec(o) for o in inputs], out_specs=[self._block_spec(o) for o in outputs],
+            out_shape=out_shape, scratch_shapes=scratch,
             compiler_params=self.geometry.compiler_params(self.sequential, self.num_warps),
             interpret=interpret, name=name)(*args)
+
+    def _mosaic_gpu_kernel(self, kernel, name, inputs, outputs, out_shape, scratch, *args):
+        """One program per (lane, parallel time block); inside, ``plgpu.emit_pipeline`` walks the sequential time
+        blocks, copying each block between global and shared memory (one buffer per block: the state carried in
+        an output block across time blocks must stay in one)."""
+        parallel, sequential = (1, self.time_blocks) if self.sequential else (self.time_blocks, 1)
+        operands = [*inputs, *outputs]
+
+        def body(*refs):
+            lane, part = jax.lax.axis_index("lanes"), jax.lax.axis_index("time")
+            arrays, scratch_refs = refs[:len(operands)], refs[len(operands):]
+
+            def spec(operand):
+                zeros = (0,) * len(operand.shape)
+                return pl.BlockSpec((*operand.lead, *operand.shape),
+                                    lambda s: (*(self._time(part * sequential + s),) * len(operand.lead), *zeros))
+
+            def step(indices, *block_refs):
+                kernel(part * sequential + indices[0], *block_refs, *scratch_refs)
+
+            lane_views = [array.at[:, lane] if operand.lead else array.at[lane] for array, operand in
+                          zip(arrays, operands)]
+            # max_concurrent_steps=1: every block gets one buffer per concurrent step, and the state carried across
+            # time blocks in its output block must stay in one (so a chunk's input copy is not overlapped)
+            _mosaic_gpu().emit_pipeline(step, grid=(sequential,), in_specs=[spec(o) for o in inputs],
+                                        out_specs=[spec(o) for o in outputs], max_concurrent_steps=1)(*lane_views)
+
+        body.__name__ = name  # the kernel's name
+        return _mosaic_gpu().kernel(body, out_type=out_shape, scratch_types=scratch, grid=(self.lanes, parallel),
+                                    grid_names=("lanes", "time"), compiler_params=_mosaic_gpu().CompilerParams())(*args)
 
 
 def _forward_call(geometry, interpret, chunk, gpu, keep, ws0, xs):
