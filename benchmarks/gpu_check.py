@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     meta_rows = []
     if not args.smoke:
         meta_out = out / "meta_step"
-        # "pallas" there is the default GPU kernel (default_gpu_layout: Mosaic GPU on Hopper and newer)
+        # "pallas" there is the default GPU kernel (default_gpu_layout: Mosaic GPU on Hopper and Blackwell)
         meta_step.main(["--impls", *srwm_throughput.IMPLS, "--out", str(meta_out)])
         meta_rows = json.loads((meta_out / f"meta_step_impls_{env['platform']}.json").read_text())
     save(meta_step=meta_rows)

@@ -11,7 +11,7 @@ its own arrays and grid (a *geometry*) and runs the same three kernel bodies (be
 - **Triton** (Pallas' Triton backend: CUDA GPUs since Ampere, and ROCm): the same lanes-last arrays and body, G
   lanes per program (:class:`GPULayout`), each program looping over all T steps; d and d_out padded up to powers
   of two (masked / exact no-op). Pallas' Triton backend is deprecated from JAX 0.11.
-- **Mosaic GPU** (Hopper and newer): one head per program (one warpgroup), lanes leading: the fused state
+- **Mosaic GPU** (Hopper, data-centre Blackwell): one head per program (one warpgroup), lanes leading: the fused state
   transposed ``(N, E_pad, d_pad)`` in the WGMMA register tiling, inputs ``(T, N, d_pad)``, outputs y as whole
   columns ``(T, N, E_pad)`` (:mod:`acljax.srwm.head_tiles`: both products are plain reductions, no transposes).
   A ``plgpu.kernel`` (``pallas_call`` is deprecated for Mosaic GPU) with one program per head; inside it,
@@ -19,7 +19,7 @@ its own arrays and grid (a *geometry*) and runs the same three kernel bodies (be
   outputs out (the same blocks ``pallas_call`` takes in interpret mode).
 
 Which runs where: :func:`pallas_impl` picks by the platform being compiled for (TPU: Mosaic TPU; CUDA: the
-``gpu_layout``'s kernel, by default :func:`default_gpu_layout`, Mosaic GPU from compute capability 9.0; ROCm:
+``gpu_layout``'s kernel, by default :func:`default_gpu_layout`, Mosaic GPU on compute capability 9.x and 10.x; ROCm:
 Triton); ``impl="auto"`` (:func:`acljax.srwm.api.resolve_impl`) decides whether the kernels run at all.
 
 The step and its backward are :func:`acljax.srwm.step.step_forward` / :func:`~acljax.srwm.step.step_backward`, the
@@ -63,8 +63,8 @@ TPU_LANE_BLOCK = 128  # one vreg row of lanes
 class GPULayout:
     """The GPU kernel and its programs' shape (``srwm_scan(..., gpu_layout=...)``). ``kernel="triton"``: Pallas'
     Triton backend (any CUDA GPU since Ampere, and ROCm; deprecated from JAX 0.11), ``lanes`` heads per program (a
-    power of two up to 128, default 8) and ``num_warps`` (default 4). ``kernel="mosaic_gpu"``: Mosaic GPU (Hopper and
-    newer), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4; it
+    power of two up to 128, default 8) and ``num_warps`` (default 4). ``kernel="mosaic_gpu"``: Mosaic GPU (Hopper,
+    Blackwell), one head per program of one warpgroup (:mod:`acljax.srwm.head_tiles`): lanes 1, num_warps 4; it
     needs a float32 state and its blocks in shared memory (:func:`pallas_impl` falls back to Triton for the default
     layout, refuses one given). ``chunk``: steps between anchors (and, for Mosaic GPU, per time block copied in;
     default: the anchor rule; ``chunk_size`` wins). With no
