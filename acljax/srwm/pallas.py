@@ -101,6 +101,10 @@ MOSAIC_GPU_MAJORS = (9, 10)
 MOSAIC_GPU_SHARED_BYTES = 227 * 1024 - 1024
 
 
+#: A copy between global and shared memory moves at most this many entries along each axis
+MOSAIC_GPU_COPY_EXTENT = 256
+
+
 def compute_capability(device) -> tuple[int, int] | None:
     """A CUDA device's compute capability (major, minor); None for another device (ROCm reports a gfx name)."""
     found = re.fullmatch(r"(\d+)\.(\d+)", str(getattr(device, "compute_capability", "")))
@@ -122,10 +126,11 @@ def default_gpu_layout(device=None) -> GPULayout:
 
 
 def _runnable_gpu_layout(gpu: GPULayout, given: bool, state: SRWMState, steps: int, chunk_size: int | None):
-    """(the GPU layout, its chunk) that runs: ``gpu``, except that the Mosaic GPU kernel needs a float32 state, its
-    blocks in shared memory (without a chunk given, the anchor rule with shorter chunks until they fit) and, where a
-    GPU is in use, a Hopper or Blackwell one. Where it cannot run, Triton's default layout if ``gpu`` is the default
-    (``given`` False), else a ValueError naming what it needs (the GPU only checked on one)."""
+    """(the GPU layout, its chunk) that runs: ``gpu``, except that the Mosaic GPU kernel needs a float32 state,
+    blocks of at most 256 entries along each axis, its blocks in shared memory (without a chunk given, the anchor
+    rule with shorter chunks until they fit) and, where a GPU is in use, a Hopper or Blackwell one. Where it cannot
+    run, Triton's default layout if ``gpu`` is the default (``given`` False), else a ValueError naming what it needs
+    (the GPU only checked on one)."""
     rule = chunk_size or default_anchor_interval(steps, longest=DEFAULT_ANCHOR_INTERVAL)
     if gpu.kernel != "mosaic_gpu":
         return gpu, chunk_size or gpu.chunk or rule
@@ -138,6 +143,9 @@ def _runnable_gpu_layout(gpu: GPULayout, given: bool, state: SRWMState, steps: i
     fitting = [shape.chunk for shape in shapes if shape.shared_bytes() <= MOSAIC_GPU_SHARED_BYTES]
     if on_gpu and not (capability and capability[0] in MOSAIC_GPU_MAJORS):
         problem = f"needs a CUDA GPU of compute capability 9.x or 10.x, this one is {jax.devices()[0].device_kind}"
+    elif max(*shapes[0].sizes, chunks[0]) > MOSAIC_GPU_COPY_EXTENT:
+        problem = (f"copies blocks of at most {MOSAIC_GPU_COPY_EXTENT} entries along each axis, got (E_pad, d_pad) "
+                   f"{shapes[0].sizes} (d={state.head_dim}, d_out={state.d_out}) and chunk {chunks[0]}")
     elif dtype != jnp.float32:
         problem = f"computes in float32, the state is {dtype.name}"
     elif not fitting:
@@ -558,8 +566,9 @@ class _Specs:
                                         out_specs=[spec(o) for o in outputs], max_concurrent_steps=1)(*lane_views)
 
         body.__name__ = name  # the kernel's name
-        return _mosaic_gpu().kernel(body, out_type=out_shape, scratch_types=scratch, grid=(self.lanes, parallel),
-                                    grid_names=("lanes", "time"), compiler_params=_mosaic_gpu().CompilerParams())(*args)
+        # lanes last: the grid's last axis is CUDA's x, the only one allowed more than 65,535 programs
+        return _mosaic_gpu().kernel(body, out_type=out_shape, scratch_types=scratch, grid=(parallel, self.lanes),
+                                    grid_names=("time", "lanes"), compiler_params=_mosaic_gpu().CompilerParams())(*args)
 
 
 def _forward_call(geometry, interpret, chunk, gpu, keep, ws0, xs):

@@ -243,9 +243,9 @@ def _on_a_gpu(monkeypatch, capability):
 
 
 def test_the_mosaic_gpu_kernel_falls_back_to_triton_by_default_and_refuses_when_asked_for(monkeypatch):
-    """What cannot run on Mosaic GPU: a float64 state, blocks beyond shared memory at every chunk length, a GPU
-    before Hopper (checked where a GPU is in use). By default Triton runs instead; asked for by name, one error says
-    why."""
+    """What cannot run on Mosaic GPU: a float64 state, blocks beyond 256 entries along an axis or beyond shared
+    memory at every chunk length, a GPU before Hopper (checked where a GPU is in use). By default Triton runs
+    instead; asked for by name, one error says why."""
     runnable = pallas._runnable_gpu_layout
     mosaic = GPULayout(kernel="mosaic_gpu")
     small, wide = init_state(jax.random.key(0), 2, 16), init_state(jax.random.key(0), 2, 64)
@@ -267,6 +267,10 @@ def test_the_mosaic_gpu_kernel_falls_back_to_triton_by_default_and_refuses_when_
     # + 3 x 256 x 64 + 256) + 2048 bytes
     with pytest.raises(ValueError, match="needs 240,640 bytes of shared memory at d=64, d_out=64, chunk 10; at most"):
         runnable(mosaic, True, wide, 150, 10)
+    with pytest.raises(ValueError, match="copies blocks of at most 256 entries along each axis, got \\(E_pad, d_pad\\) "
+                                         "\\(320, 16\\) \\(d=16, d_out=256\\) and chunk 50"):  # 256 + 16 + 16 + 16 + 1
+        runnable(mosaic, True, init_state(jax.random.key(0), 2, 16, d_out=256), 150, None)
+    assert runnable(mosaic, False, init_state(jax.random.key(0), 2, 16, d_out=256), 150, None) == (GPULayout(), 50)
     _on_a_gpu(monkeypatch, "8.0")
     with pytest.raises(ValueError, match="needs a CUDA GPU of compute capability 9.x or 10.x, this one is NVIDIA A100"):
         runnable(mosaic, True, small, 150, None)
