@@ -707,9 +707,11 @@ def pallas_impl(state: SRWMState, x: jax.Array, *, input_softmax: bool = False, 
         raise ValueError(f"interpret must be None, one of {LAYOUTS} or a pltpu.InterpretParams, got {interpret!r}")
     # reversible's rule, chunks of at most 64 steps: a time block is one chunk, held on-chip
     chunk = chunk_size or default_anchor_interval(x.shape[1], longest=DEFAULT_ANCHOR_INTERVAL)
-    gpu, gpu_chunk = (gpu_layout or default_gpu_layout(), chunk_size or (gpu_layout and gpu_layout.chunk) or chunk)
+    gpu = gpu_layout or default_gpu_layout()
     if interpret is None:  # what a GPU can run (interpret mode runs any kernel at any size)
         gpu, gpu_chunk = _runnable_gpu_layout(gpu, gpu_layout is not None, state, x.shape[1], chunk_size)
+    else:
+        gpu_chunk = chunk_size or gpu.chunk or chunk
     xs = prepare_inputs(x, state.w_y.dtype, input_softmax)  # (T, B, H, d)
     if isinstance(interpret, pltpu.InterpretParams):
         return _run("tpu", interpret, chunk, gpu, state, xs)
