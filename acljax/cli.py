@@ -115,7 +115,8 @@ def _eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _writable(out)  # before the evaluation, not after it
     result, paths = evaluate_into(out, model, args.stream, runs=args.runs, shots=args.shots,
-                                  classes_per_task=args.classes_per_task, scenario=args.scenario)
+                                  classes_per_task=args.classes_per_task, scenario=args.scenario,
+                                  character_seed=args.character_seed)
     print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs",
                           over="runs"))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
@@ -298,6 +299,10 @@ def _eval_arguments(evaluate: argparse.ArgumentParser) -> None:
                                "download (the glyph set renders offline on first use, a few minutes)")
     evaluate.add_argument("--runs", type=_positive_int, default=10, help="evaluation runs, each with its own demos")
     evaluate.add_argument("--shots", type=_positive_int, default=5, help="demos per class read in context")
+    evaluate.add_argument("--character-seed", type=int, default=0,
+                          help="split_glyphs_domainN: which held-out characters the stream draws (the seed of their "
+                               "order; default 0, the streams of every recorded result). Streams of other character "
+                               "draws show how much a figure owes to its characters")
     evaluate.add_argument("--classes-per-task", type=_positive_int, default=2, help="for PATH.npz streams")
     evaluate.add_argument("--scenario", default="domain", help="for PATH.npz streams: task, domain or class")
     evaluate.add_argument("--out", default="runs/eval", help="folder for the JSON, Markdown and heatmap")

@@ -33,12 +33,14 @@ def median_step_seconds(model: str | Path) -> float:
     return float(np.median([row["sec_per_step"] for row in training_rows(model)]))
 
 
-def stream_accuracy(model: str | Path, stream: str, *, runs: int = 10, shots: int = 5) -> dict[str, float]:
+def stream_accuracy(model: str | Path, stream: str, *, runs: int = 10, shots: int = 5,
+                    character_seed: int = 0) -> dict[str, float]:
     """ACC (%) of ``model`` reading ``stream`` in context, ``shots`` demos per class: {"ACC": mean, "ACC eval std":
-    std} over ``runs`` evaluation runs (each draws its own demos)."""
+    std} over ``runs`` evaluation runs (each draws its own demos; ``character_seed``: a glyph stream's characters)."""
     from acljax.acl.in_context import in_context_report
 
-    acc = in_context_report(str(model), stream, runs=runs, shots=shots, progress=False).summary["ACC"]
+    acc = in_context_report(str(model), stream, runs=runs, shots=shots, character_seed=character_seed,
+                            progress=False).summary["ACC"]
     return {"ACC": 100 * acc["mean"], "ACC eval std": 100 * acc["std"]}
 
 

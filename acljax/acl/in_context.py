@@ -18,7 +18,13 @@ import numpy as np
 from acljax.acl.model import load_config, load_params
 from acljax.acl.trainer import MetaTrainer
 from acljax.checks import is_positive_int
-from acljax.data.benchmarks import CLASS_IL_STREAMS, build_stream, glyph_stream_length, splits_data
+from acljax.data.benchmarks import (
+    CLASS_IL_STREAMS,
+    build_stream,
+    check_character_seed,
+    glyph_stream_length,
+    splits_data,
+)
 from acljax.data.preprocess import normalize
 from acljax.data.registry import Preprocessing
 from acljax.data.streams import Task, check_scenario
@@ -119,27 +125,31 @@ def default_model(stream: str, scenario: str = "domain") -> str:
 
 
 def evaluation_settings(model: str, stream: str, *, runs: int, shots: int, classes_per_task: int = 2,
-                        scenario: str = "domain") -> dict:
+                        scenario: str = "domain", character_seed: int = 0) -> dict:
     """What decides an evaluation's result: the model (a shipped one by name, a workdir by its absolute path),
-    the stream (a ``.npz`` by its absolute path), the settings that apply to it."""
+    the stream (a ``.npz`` by its absolute path), the settings that apply to it (``character_seed`` where not 0)."""
+    check_character_seed(stream, character_seed)
     folder = model_dir(model).resolve()
     settings = {"model": folder.name if folder.parent == PRETRAINED_DIR else str(folder),
                 "stream": str(Path(stream).resolve()) if stream.endswith(".npz") else stream}
     if splits_data(stream):
         check_scenario(scenario)
         settings |= {"scenario": scenario, "classes_per_task": classes_per_task}
+    if character_seed:
+        settings["character_seed"] = character_seed
     return settings | {"shots": shots, "runs": runs}
 
 
 def result_name(settings: dict) -> str:
     """MODEL__STREAM__SETTINGS: evaluations that differ in what decides their result get different names."""
     layout = f"{settings['scenario']}_{settings['classes_per_task']}classes_" if "scenario" in settings else ""
+    characters = f"_characters{settings['character_seed']}" if "character_seed" in settings else ""
     return (f"{Path(settings['model']).name}__{Path(settings['stream']).stem}__{layout}{settings['shots']}shot_"
-            f"{settings['runs']}runs")
+            f"{settings['runs']}runs{characters}")
 
 
 def evaluate_into(out: str | Path, model: str | Path, stream: str, *, runs: int = 10, shots: int = 5,
-                  classes_per_task: int = 2, scenario: str = "domain", keep: bool = False,
+                  classes_per_task: int = 2, scenario: str = "domain", character_seed: int = 0, keep: bool = False,
                   progress: bool = True) -> tuple[Report | None, dict[str, Path]]:
     """``acljax eval``: ``model``'s accuracy matrices on ``stream`` (:func:`in_context_report`) saved into ``out``
     as NAME.json, NAME.md and NAME.png (NAME: :func:`result_name`), refused before the work where NAME.json holds
@@ -148,7 +158,7 @@ def evaluate_into(out: str | Path, model: str | Path, stream: str, *, runs: int 
     from acljax.eval import report as reports
 
     settings = evaluation_settings(str(model), stream, runs=runs, shots=shots, classes_per_task=classes_per_task,
-                                   scenario=scenario)
+                                   scenario=scenario, character_seed=character_seed)
     out, name = Path(out), result_name(settings)
     reports.claim(out, name, settings)  # never replaces the results of another evaluation
     paths = {suffix: out / f"{name}.{suffix}" for suffix in ("json", "md", "png")}
@@ -158,18 +168,22 @@ def evaluate_into(out: str | Path, model: str | Path, stream: str, *, runs: int 
         print(f"Evaluating {model} on {stream}: in-context, {shots} demos per class, {runs} runs (results: "
               f"{paths['json']})", flush=True)
     result = in_context_report(model, stream, runs=runs, shots=shots, classes_per_task=classes_per_task,
-                               scenario=scenario, progress=progress)
+                               scenario=scenario, character_seed=character_seed, progress=progress)
     return result, reports.save(result, out, name, f"{model} on {stream}, {shots} demos per class",
                                 settings, over="runs")
 
 
 def in_context_report(model_dir: str | Path, stream_name: str, *, runs: int = 10, shots: int = 5,
-                      classes_per_task: int = 2, scenario: str = "domain", progress: bool = True) -> Report:
-    """Accuracy matrices of a meta-trained model over ``runs`` evaluation runs (each draws its own demos)."""
+                      classes_per_task: int = 2, scenario: str = "domain", character_seed: int = 0,
+                      progress: bool = True) -> Report:
+    """Accuracy matrices of a meta-trained model over ``runs`` evaluation runs (each draws its own demos; a
+    glyph stream's characters are drawn once, by ``character_seed``)."""
+    check_character_seed(stream_name, character_seed)
     config = load_config(model_dir)
     pool = config.pools[0]
     pre = Preprocessing(size=pool.size, channels=pool.channels)
-    stream, statistics = build_stream(stream_name, pre, classes_per_task=classes_per_task, scenario=scenario)
+    stream, statistics = build_stream(stream_name, pre, classes_per_task=classes_per_task, scenario=scenario,
+                                      character_seed=character_seed)
     check_test_sets(stream.tasks, stream_name)
     check_demos(stream.tasks, shots, stream_name)
     shape = stream.tasks[0].train.x.shape[1:]

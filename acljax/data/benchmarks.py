@@ -81,16 +81,29 @@ def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStrea
                         class_order=classes[:num_tasks * GLYPH_WAYS].tolist())
 
 
-def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, scenario: str = "domain"):
+def check_character_seed(stream: str, character_seed: int) -> None:
+    """``character_seed`` draws which held-out characters a ``split_glyphs_domainN`` stream holds (0: the
+    streams every recorded result used); other streams have one fixed class order."""
+    if not isinstance(character_seed, int) or isinstance(character_seed, bool) or character_seed < 0:
+        raise ValueError(f"character_seed must be an int >= 0, got {character_seed!r}")
+    if character_seed and glyph_stream_length(stream) is None:
+        raise ValueError(f"character_seed applies to {GLYPH_STREAM}N streams only (they draw their characters), "
+                         f"got character_seed={character_seed} with stream {stream!r}")
+
+
+def build_stream(name: str, pre: Preprocessing, *, classes_per_task: int = 2, scenario: str = "domain",
+                 character_seed: int = 0):
     """The stream ``name`` (see :data:`STREAM_CHOICES`) -> (stream, per-task (mean, std) normalisation
-    statistics)."""
+    statistics). ``character_seed``: see :func:`check_character_seed`."""
+    check_character_seed(name, character_seed)
     layout = stream_layout(name, classes_per_task, scenario)
     if name == TWO_DATA_SETS:
         datasets = ("mnist", "fashion_mnist")
         tasks = [Task(load(d, "train", pre), load(d, "test", pre), np.ones(10, bool), d) for d in datasets]
         return TaskStream(tasks, 10, "domain"), [channel_statistics(d, pre) for d in datasets]
     if glyph_stream_length(name) is not None:
-        return glyph_stream(layout.num_tasks, pre), [channel_statistics("glyphs", pre)] * layout.num_tasks
+        return (glyph_stream(layout.num_tasks, pre, character_seed),
+                [channel_statistics("glyphs", pre)] * layout.num_tasks)
     train, test = load(layout.dataset, "train", pre), load(layout.dataset, "test", pre)
     num_tasks = layout.num_tasks or len(np.unique(train.y)) // layout.classes_per_task  # labels may have gaps
     stream = split_stream(train, test, num_tasks=num_tasks, classes_per_task=layout.classes_per_task,

@@ -1,5 +1,7 @@
 """Task streams: label mappings of each scenario, permutations and rotations."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,32 @@ def test_glyph_streams_of_any_length_the_split_holds(glyph_stand_in):
     for name in ("split_glyphs_domain0", "split_glyphs_domain", "split_glyphs_domain5x"):
         with pytest.raises(ValueError, match="stream must be one of .*split_glyphs_domainN"):
             glyph_stand_in.build_stream(name, None)
+
+
+def _characters(stream) -> list[set[int]]:
+    return [{int(v) for v in task.train.x[:, 0, 0, 0]} for task in stream.tasks]  # pixel value = character
+
+
+def test_a_character_seed_draws_another_set_of_characters_seed_0_the_recorded_one(glyph_stand_in):
+    recorded = _characters(glyph_stand_in.build_stream("split_glyphs_domain20", None)[0])
+    # the recorded stream: the first 100 characters of the split's order drawn with seed 0 (an independent draw)
+    order = np.random.default_rng(0).permutation(120)
+    assert recorded == [set(order[5 * t:5 * t + 5].tolist()) for t in range(20)]
+    assert _characters(glyph_stand_in.build_stream("split_glyphs_domain20", None, character_seed=0)[0]) == recorded
+    other = _characters(glyph_stand_in.build_stream("split_glyphs_domain20", None, character_seed=1)[0])
+    assert other == _characters(glyph_stand_in.build_stream("split_glyphs_domain20", None, character_seed=1)[0])
+    assert other != recorded and all(len(t) == 5 for t in other) and len(set().union(*other)) == 100
+    assert set().union(*other) != set().union(*recorded)  # other characters, not only another order
+
+
+@pytest.mark.parametrize("stream,seed,message", [
+    ("split_glyphs_domain5", -1, "character_seed must be an int >= 0, got -1"),
+    ("split_glyphs_domain5", True, "character_seed must be an int >= 0, got True"),
+    ("split_mnist_domain", 2, "character_seed applies to split_glyphs_domainN streams only (they draw their "
+                              "characters), got character_seed=2 with stream 'split_mnist_domain'")])
+def test_a_character_seed_outside_glyph_streams_or_negative_is_refused(glyph_stand_in, stream, seed, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        glyph_stand_in.build_stream(stream, None, character_seed=seed)
 
 
 @pytest.mark.parametrize("scenario", ["task", "domain", "class"])

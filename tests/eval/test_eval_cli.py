@@ -107,6 +107,24 @@ def test_more_shots_than_a_class_has_images_is_one_line_before_any_work(tiny, tm
     assert not list(tmp_path.iterdir())
 
 
+def test_a_character_seed_names_its_result_file_and_is_refused_outside_glyph_streams(tiny, tmp_path):
+    from acljax.acl.in_context import evaluation_settings, result_name
+
+    drawn = evaluation_settings("glyphs_24task_acl", "split_glyphs_domain20", runs=10, shots=5, character_seed=3)
+    assert drawn == {"model": "glyphs_24task_acl", "stream": "split_glyphs_domain20", "character_seed": 3,
+                     "shots": 5, "runs": 10}
+    assert result_name(drawn) == "glyphs_24task_acl__split_glyphs_domain20__5shot_10runs_characters3"
+    recorded = evaluation_settings("glyphs_24task_acl", "split_glyphs_domain20", runs=10, shots=5)
+    assert result_name(recorded) == "glyphs_24task_acl__split_glyphs_domain20__5shot_10runs"  # as recorded before
+    model, npz = tiny
+    code, stdout, stderr = _acljax("eval", "--model", str(model), "--stream", str(npz), "--character-seed", "1",
+                                   "--out", str(tmp_path / "eval"))
+    assert code == 2 and stdout == "" and stderr == (
+        "acljax: error: character_seed applies to split_glyphs_domainN streams only (they draw their characters), "
+        f"got character_seed=1 with stream '{npz}'\n")
+    assert not list(tmp_path.rglob("*.json"))
+
+
 def test_eval_with_no_arguments_on_a_fresh_machine(installed_acljax, quickstart_on_empty_cache, tmp_path):
     _, fresh_cache, _ = quickstart_on_empty_cache  # the glyph set it rendered (nothing is rendered twice)
     done = run_installed(installed_acljax, fresh_cache, tmp_path, "eval")
