@@ -117,8 +117,9 @@ def _eval(args: argparse.Namespace) -> int:
     result, paths = evaluate_into(out, model, args.stream, runs=args.runs, shots=args.shots,
                                   classes_per_task=args.classes_per_task, scenario=args.scenario,
                                   character_seed=args.character_seed)
-    print(report.markdown(result, f"{args.stream}: in-context, {args.shots} demos per class, {args.runs} runs",
-                          over="runs"))
+    characters = f", characters {args.character_seed}" if args.character_seed else ""
+    print(report.markdown(result, f"{args.stream}{characters}: in-context, {args.shots} demos per class, "
+                                  f"{args.runs} runs", over="runs"))
     print(f"\nSaved: {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -299,7 +300,7 @@ def _eval_arguments(evaluate: argparse.ArgumentParser) -> None:
                                "download (the glyph set renders offline on first use, a few minutes)")
     evaluate.add_argument("--runs", type=_positive_int, default=10, help="evaluation runs, each with its own demos")
     evaluate.add_argument("--shots", type=_positive_int, default=5, help="demos per class read in context")
-    evaluate.add_argument("--character-seed", type=int, default=0,
+    evaluate.add_argument("--character-seed", type=_seed, default=0,
                           help="split_glyphs_domainN: which held-out characters the stream draws (the seed of their "
                                "order; default 0, the streams of every recorded result). Streams of other character "
                                "draws show how much a figure owes to its characters")

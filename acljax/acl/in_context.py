@@ -164,12 +164,13 @@ def evaluate_into(out: str | Path, model: str | Path, stream: str, *, runs: int 
     paths = {suffix: out / f"{name}.{suffix}" for suffix in ("json", "md", "png")}
     if keep and all(p.exists() for p in paths.values()):
         return None, paths
+    characters = f", characters {character_seed}" if character_seed else ""
     if progress:
-        print(f"Evaluating {model} on {stream}: in-context, {shots} demos per class, {runs} runs (results: "
-              f"{paths['json']})", flush=True)
+        print(f"Evaluating {model} on {stream}{characters}: in-context, {shots} demos per class, {runs} runs "
+              f"(results: {paths['json']})", flush=True)
     result = in_context_report(model, stream, runs=runs, shots=shots, classes_per_task=classes_per_task,
                                scenario=scenario, character_seed=character_seed, progress=progress)
-    return result, reports.save(result, out, name, f"{model} on {stream}, {shots} demos per class",
+    return result, reports.save(result, out, name, f"{model} on {stream}{characters}, {shots} demos per class",
                                 settings, over="runs")
 
 

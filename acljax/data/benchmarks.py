@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from acljax.checks import SEED_LIMIT
 from acljax.data.registry import Preprocessing, channel_statistics, load, prepared_info
 from acljax.data.sources import check_npz_sizes, npz_headers, read_npz
 from acljax.data.streams import Task, TaskStream, check_scenario, per_class_halves, split_stream
@@ -84,8 +85,8 @@ def glyph_stream(num_tasks: int, pre: Preprocessing, seed: int = 0) -> TaskStrea
 def check_character_seed(stream: str, character_seed: int) -> None:
     """``character_seed`` draws which held-out characters a ``split_glyphs_domainN`` stream holds (0: the
     streams every recorded result used); other streams have one fixed class order."""
-    if not isinstance(character_seed, int) or isinstance(character_seed, bool) or character_seed < 0:
-        raise ValueError(f"character_seed must be an int >= 0, got {character_seed!r}")
+    if not isinstance(character_seed, int) or isinstance(character_seed, bool) or not 0 <= character_seed < SEED_LIMIT:
+        raise ValueError(f"character_seed must be an int from 0 to 2**63 - 1, got {character_seed!r}")
     if character_seed and glyph_stream_length(stream) is None:
         raise ValueError(f"character_seed applies to {GLYPH_STREAM}N streams only (they draw their characters), "
                          f"got character_seed={character_seed} with stream {stream!r}")
