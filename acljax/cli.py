@@ -109,8 +109,10 @@ def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from acljax.acl.in_context import default_model, evaluate_into
+    from acljax.data.benchmarks import check_character_seed
     from acljax.eval import report
 
+    check_character_seed(args.stream, args.character_seed)  # before --out is made
     model = args.model or default_model(args.stream, args.scenario)
     out = Path(args.out)
     _writable(out)  # before the evaluation, not after it

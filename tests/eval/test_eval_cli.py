@@ -122,7 +122,7 @@ def test_a_character_seed_names_its_result_file_and_is_refused_outside_glyph_str
     assert code == 2 and stdout == "" and stderr == (
         "acljax: error: character_seed applies to split_glyphs_domainN streams only (they draw their characters), "
         f"got character_seed=1 with stream '{npz}'\n")
-    assert not list(tmp_path.rglob("*.json"))
+    assert not (tmp_path / "eval").exists()
 
 
 def test_eval_with_no_arguments_on_a_fresh_machine(installed_acljax, quickstart_on_empty_cache, tmp_path):
